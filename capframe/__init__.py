@@ -1,0 +1,61 @@
+"""capframe: Capillary CRM customers as tidy, validated polars tables.
+
+>>> import capframe
+>>> client = capframe.Client.sandbox()          # the embedded emulator: no network, no credentials
+>>> capframe.fetch_customers([565338404], "INSTORE", client=client).select("first_name", "last_name").row(0)
+('Muhammad', 'Johns')
+"""
+
+from capframe import schemas
+from capframe._client import Client
+from capframe._customers import (
+    afetch_customer_tables,
+    afetch_customers,
+    fetch_customer_tables,
+    fetch_customers,
+    scan_customers,
+    tidy_customers,
+)
+from capframe._tables import ChildrenTables, CustomerTables
+from capframe.errors import (
+    AccessDeniedError,
+    ArgumentTypeError,
+    AuthenticationError,
+    CapframeError,
+    CapframeWarning,
+    ConfigurationError,
+    FetchError,
+    InvalidArgumentError,
+    ParentNotFoundError,
+    RequestRejectedError,
+    SchemaDriftWarning,
+    UnexpectedEntitiesWarning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDeniedError",
+    "ArgumentTypeError",
+    "AuthenticationError",
+    "CapframeError",
+    "CapframeWarning",
+    "ChildrenTables",
+    "Client",
+    "ConfigurationError",
+    "CustomerTables",
+    "FetchError",
+    "InvalidArgumentError",
+    "ParentNotFoundError",
+    "RequestRejectedError",
+    "SchemaDriftWarning",
+    "UnexpectedEntitiesWarning",
+    "__version__",
+    "afetch_customer_tables",
+    "afetch_customers",
+    "fetch_customer_tables",
+    "fetch_customers",
+    "scan_customers",
+    "schemas",
+    "tidy_customers",
+]

@@ -1,0 +1,78 @@
+"""Checks of user input, made before any request, with errors that name the bad value."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import polars as pl
+
+from capframe.errors import ArgumentTypeError, InvalidArgumentError
+
+__all__ = ["SOURCES", "customer_ids", "source"]
+
+# Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
+SOURCES = frozenset(
+    {
+        "FACEBOOK", "WEB_ENGAGE", "WECHAT", "INSTORE", "MARTJACK", "TMALL", "TAOBAO", "JD",
+        "ECOMMERCE", "WEBSITE", "LINE", "ALL", "WHATSAPP", "MOBILE_APP",
+    }
+)  # fmt: skip
+_MAX_ID = 2**63 - 1
+
+
+def source(value: Any) -> str:
+    """A source such as ``"INSTORE"`` (any case) -> its upper-case spelling."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"source must be a string such as 'INSTORE', not {type(value).__name__}")
+    upper = value.strip().upper()
+    if upper not in SOURCES:
+        raise InvalidArgumentError(f"unknown source {value!r}: use one of {', '.join(sorted(SOURCES))}")
+    return upper
+
+
+def _bad_id(value: Any, position: int) -> Exception:
+    where = f"ids[{position}]"
+    if isinstance(value, bool) or value is None:
+        return ArgumentTypeError(f"{where} is {value!r}: customer ids are positive integers")
+    if isinstance(value, str):
+        hint = f" (convert with int(): {int(value)})" if value.strip().isdigit() else ""
+        return ArgumentTypeError(f"{where} is the string {value!r}: customer ids are positive integers{hint}")
+    if isinstance(value, numbers.Integral):
+        return InvalidArgumentError(f"{where} is {int(value)}: customer ids are positive integers")
+    return ArgumentTypeError(f"{where} is {value!r} ({type(value).__name__}): customer ids are positive integers")
+
+
+def customer_ids(ids: Any) -> list[int]:
+    """Positive integer ids -> a list without duplicates, in first-occurrence order.
+
+    Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays.
+    """
+    if isinstance(ids, (str, bytes)) or isinstance(ids, numbers.Number) or ids is None:
+        raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__} {ids!r}")
+    if isinstance(ids, pl.Series) or type(ids).__module__ == "numpy":
+        return _ids_from_series(pl.Series("ids", ids))
+    if not isinstance(ids, Iterable):
+        raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}")
+    checked: dict[int, None] = {}
+    for position, value in enumerate(ids):
+        if type(value) is int and 0 < value <= _MAX_ID:  # the common case, checked fast
+            checked[value] = None
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= _MAX_ID:
+            checked[int(value)] = None
+        else:
+            raise _bad_id(value, position)
+    return list(checked)
+
+
+def _ids_from_series(series: pl.Series) -> list[int]:
+    if not series.dtype.is_integer():
+        bad = series.drop_nulls()
+        raise _bad_id(bad[0] if len(bad) else None, 0) if series.dtype != pl.Null else ArgumentTypeError("ids are all null")
+    if series.null_count():
+        raise _bad_id(None, int(series.is_null().arg_max() or 0))
+    if len(series) and series.min() <= 0:  # type: ignore[operator]
+        position = int((series <= 0).arg_max() or 0)
+        raise _bad_id(int(series[position]), position)
+    return series.cast(pl.Int64).unique(maintain_order=True).to_list()

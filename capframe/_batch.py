@@ -1,0 +1,131 @@
+"""One response body -> one batch of tidy tables, and batches -> one bundle.
+
+Both endpoints go through here: parse with the explicit wire schema, tidy with expressions, check
+for schema drift, and keep what the schema did not name in ``fields`` (scope ``unrecognised``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from capframe import _tidy, _wire
+from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
+
+__all__ = ["Batch", "combine", "finish", "synthetic_entities"]
+
+_NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
+
+
+@dataclass
+class Batch:
+    tables: dict[str, pl.DataFrame]
+    unexpected: list[int] = field(default_factory=list)  # entity ids nobody asked for, dropped
+    drift: set[str] = field(default_factory=set)  # JSON paths the wire schema does not name
+
+
+def _raw_texts(tables: dict[str, pl.DataFrame]) -> pl.Series:
+    """Every raw JSON text the tables keep: keys inside them are data, not drift."""
+    columns = {
+        "fields": ["name", "value"],
+        "segments": ["segment", "value"],
+        "comm_channels": ["attributes"],
+        "profiles": ["conflicting_profiles", "attribution"],
+        "cards": ["status_info", "custom_fields", "extended_fields"],
+        "errors": ["message"],
+        "customers": ["loyalty_attribution"],
+        "children": ["parent_customer"],
+    }
+    parts = [
+        tables[table].get_column(column).drop_nulls()
+        for table, names in columns.items()
+        if table in tables
+        for column in names
+    ]
+    return pl.concat(parts) if parts else pl.Series(dtype=pl.String)
+
+
+def finish(
+    body: bytes,
+    entities: pl.DataFrame,
+    request_level: pl.DataFrame,
+    *,
+    main: str,
+    main_table: Callable[[pl.DataFrame], pl.DataFrame],
+    children: bool,
+) -> Batch:
+    """Tidy one response's entities; find and keep fields the schema does not name."""
+    tables = _tidy.shared_tables(entities, _NO_UNKNOWN)
+    tables[main] = main_table(entities)
+    tables["errors"] = pl.concat([tables["errors"], _tidy.request_errors(request_level)])
+    batch = Batch(tables)
+    names = set(_wire.find_unknown_keys(body, _raw_texts(tables)))
+    if names:
+        recovered = _wire.recover_unknown(body, children=children)
+        asked = entities.get_column("customer_id")
+        recovered = recovered.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked.implode()))
+        if recovered.height:
+            batch.drift = set(recovered["name"])
+            unrecognised = _tidy.shared_tables(entities.head(0), recovered)["fields"]
+            tables["fields"] = pl.concat([tables["fields"], unrecognised])
+    return batch
+
+
+def synthetic_entities(ids: Sequence[int], message: str) -> pl.DataFrame:
+    """Entity rows for ids the API never answered for: failed, with capframe's reason, no data."""
+    frame = pl.DataFrame({"customer_id": list(ids)}, schema={"customer_id": pl.Int64})
+    error = {"status": False, "code": None, "message": message}
+    return frame.with_columns(
+        success=pl.lit(False),
+        errors=pl.lit([error], dtype=_wire.ENTITY_COLUMNS["errors"]),
+        warnings=pl.lit([], dtype=_wire.ENTITY_COLUMNS["warnings"]),
+        profiles=pl.lit([], dtype=_wire.ENTITY_COLUMNS["profiles"]),
+        **{
+            name: pl.lit(None, dtype=dtype)
+            for name, dtype in _wire.ENTITY_COLUMNS.items()
+            if name not in ("customer_id", "success", "errors", "warnings", "profiles")
+        },
+    )
+
+
+def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[str, pl.DataFrame]:
+    """Concatenate batches in order; warn once about drift and about entities nobody asked for.
+
+    An id answered in two batches keeps its first answer, in every table.
+    """
+    unexpected = sorted({i for batch in batches for i in batch.unexpected})
+    if unexpected:
+        warnings.warn(
+            f"the API sent {len(unexpected)} customer(s) that were not asked for (ids {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}); they were left out",
+            UnexpectedEntitiesWarning,
+            stacklevel=3,
+        )
+    drift = sorted({path for batch in batches for path in batch.drift})
+    if drift:
+        warnings.warn(
+            f"the API sent field(s) capframe does not know: {', '.join(drift[:10])}"
+            f"{'...' if len(drift) > 10 else ''}. Their values are kept in the fields table with "
+            "scope='unrecognised'; please report them so capframe can name them.",
+            SchemaDriftWarning,
+            stacklevel=3,
+        )
+    tables = {
+        name: pl.concat([batch.tables[name].with_columns(_batch=pl.lit(i)) for i, batch in enumerate(batches)])
+        for name in names
+    }
+    key = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
+    if tables[main].select(pl.struct(key).is_duplicated().any()).item():
+        tables = {name: _first_answers(frame, tables[main], key) for name, frame in tables.items()}
+    return {name: frame.drop("_batch") for name, frame in tables.items()}
+
+
+def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Keep the rows of each customer's first batch (rows tied to no customer stay)."""
+    key = key if set(key) <= set(frame.columns) else ["customer_id"]
+    first = main.group_by(key, maintain_order=True).agg(pl.col("_batch").first())
+    answered = frame.join(first, on=[*key, "_batch"], how="semi", maintain_order="left")
+    return pl.concat([answered, frame.filter(pl.col("customer_id").is_null())])

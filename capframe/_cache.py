@@ -1,0 +1,61 @@
+"""A checkpoint cache of finished batches: resumable pulls, and results larger than memory.
+
+Layout: ``cache_dir/<table>/<key>.parquet``, one file per batch and table, so polars, DuckDB or
+Spark can read ``cache_dir/customers/*.parquet`` directly. A batch counts as done once its
+``customers`` file exists: it is written last, and every file is written to a temporary name and
+renamed, so a run killed at any point leaves no half-written batch that looks finished.
+
+The key hashes the host, the source, the batch's ids and the wire format version (never a
+credential). The files hold personal data: they are created owner-only (0600, folders 0700).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+from capframe._wire import WIRE_VERSION
+
+__all__ = ["BatchCache"]
+
+
+class BatchCache:
+    def __init__(self, root: str | os.PathLike[str], *, base_url: str, source: str, tables: tuple[str, ...]) -> None:
+        self.root = Path(root)
+        self._scope = f"{WIRE_VERSION}\n{base_url}\n{source}\n"
+        # The main table last: its file marks the batch as complete.
+        self._tables = tables
+        for name in tables:
+            (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+
+    def key(self, ids: tuple[int, ...], tag: str = "") -> str:
+        text = f"{self._scope}{tag}\n" + ",".join(map(str, ids))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _path(self, table: str, ids: tuple[int, ...], tag: str) -> Path:
+        return self.root / table / f"{self.key(ids, tag)}.parquet"
+
+    def load(self, ids: tuple[int, ...], tag: str = "") -> dict[str, pl.DataFrame] | None:
+        if not self._path(self._tables[-1], ids, tag).exists():
+            return None
+        return {name: pl.read_parquet(self._path(name, ids, tag)) for name in self._tables}
+
+    def store(self, ids: tuple[int, ...], tables: dict[str, pl.DataFrame], tag: str = "") -> None:
+        """Write a batch; ``tag`` separates batches capframe wrote itself (ids never answered)."""
+        for name in self._tables:
+            target = self._path(name, ids, tag)
+            descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it 0600
+                    tables[name].write_parquet(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise

@@ -1,0 +1,224 @@
+"""The Client: which cluster, which credentials, and how hard to push it."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from capframe._auth import BasicAuth, Credentials, OAuth
+from capframe._pacing import Pacer
+from capframe.errors import ArgumentTypeError, ConfigurationError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from capframe.sandbox import Faults, Sandbox
+
+__all__ = ["CLUSTERS", "Client"]
+
+CLUSTERS: Mapping[str, str] = {
+    "eu": "https://eu.api.capillarytech.com",
+    "apac": "https://apac.api.capillarytech.com",
+    "in": "https://apac.api.capillarytech.com",
+    "apac2": "https://apac2.api.capillarytech.com",
+    "sea": "https://apac2.api.capillarytech.com",
+    "us": "https://us.api.capillarytech.com",
+    "cn": "https://api.capillarytech.cn.com",
+}
+_KNOWN_HOSTS = sorted({httpx.URL(url).host for url in CLUSTERS.values()})
+_ENV = ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD", "CAPILLARY_CLIENT_KEY", "CAPILLARY_CLIENT_SECRET")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_host(host: str) -> str:
+    """A cluster alias, a host name or a base URL -> the base URL to call.
+
+    Refuses plain http except on loopback, and host names one typo away from a Capillary cluster.
+    """
+    if not isinstance(host, str):
+        raise ArgumentTypeError(f"host must be a string such as 'eu' or 'https://eu.api.capillarytech.com', not {type(host).__name__}")
+    text = host.strip().rstrip("/")
+    if text.lower() in CLUSTERS:
+        return CLUSTERS[text.lower()]
+    if not text:
+        raise InvalidArgumentError(f"host is empty: pass a cluster alias ({', '.join(CLUSTERS)}) or a base URL")
+    if "://" not in text:
+        if "." not in text and text != "localhost":
+            close = difflib.get_close_matches(text.lower(), CLUSTERS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidArgumentError(
+                f"unknown cluster alias {text!r}: use one of {', '.join(CLUSTERS)} or a base URL.{hint}"
+            )
+        text = f"https://{text}"
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL:
+        raise InvalidArgumentError(f"host {host!r} is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidArgumentError(f"host {host!r} must be an https:// URL")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise InvalidArgumentError(
+            f"host {host!r} uses plain http, which would send credentials in clear text: use https:// "
+            "(plain http is allowed only for loopback addresses such as a local sandbox)"
+        )
+    if url.host not in _KNOWN_HOSTS and "capillary" in url.host:
+        close = difflib.get_close_matches(url.host, _KNOWN_HOSTS, n=1, cutoff=0.85)
+        if close:
+            raise InvalidArgumentError(f"unknown Capillary host {url.host!r}: did you mean {close[0]!r}?")
+    return str(url).rstrip("/")
+
+
+def _positive(name: str, value: Any, *, kind: type = int, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ArgumentTypeError(f"{name} must be a positive {kind.__name__}, not {value!r}")
+    if value <= 0:
+        raise InvalidArgumentError(f"{name} must be positive, not {value!r}")
+    return value
+
+
+class Client:
+    """A Capillary cluster, its credentials, and the limits a pull keeps to.
+
+    >>> client = Client("eu", username="store123", password="Pass123")
+    >>> client.base_url
+    'https://eu.api.capillarytech.com'
+    >>> client
+    Client('https://eu.api.capillarytech.com', basic auth as till 'store123')
+
+    For a cluster: ``Client(host, username=..., password=...)`` (Basic auth: the till code and its
+    password, sent as its MD5) or ``Client(host, client_key=..., client_secret=...)`` (OAuth).
+    ``Client.from_env()`` reads the same from ``CAPILLARY_*`` variables; ``Client.sandbox()``
+    is the embedded emulator and needs no network.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        client_key: str | None = None,
+        client_secret: str | None = None,
+        batch_size: int = 100,
+        concurrency: int = 8,
+        requests_per_minute: int | None = 1000,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        retry_backoff: float = 0.5,
+        max_retry_after: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = resolve_host(host)
+        self.batch_size = _positive("batch_size", batch_size)
+        self.concurrency = _positive("concurrency", concurrency)
+        self.requests_per_minute = _positive("requests_per_minute", requests_per_minute, allow_none=True)
+        self.timeout = _positive("timeout", timeout, kind=float)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidArgumentError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        self.max_retries = max_retries
+        self.retry_backoff = float(retry_backoff)
+        self.max_retry_after = float(max_retry_after)
+        self._transport = transport
+        self._auth = _credentials(username, password, client_key, client_secret)
+        self._pacer = Pacer(self.requests_per_minute)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Client:
+        """A client from ``CAPILLARY_HOST`` and ``CAPILLARY_USERNAME``/``CAPILLARY_PASSWORD``
+        (or ``CAPILLARY_CLIENT_KEY``/``CAPILLARY_CLIENT_SECRET``). Other options as for ``Client``."""
+        env = os.environ if environ is None else environ
+        host = env.get("CAPILLARY_HOST")
+        if not host:
+            raise ConfigurationError(
+                "no Capillary cluster is configured: set CAPILLARY_HOST and either CAPILLARY_USERNAME and "
+                "CAPILLARY_PASSWORD (Basic auth) or CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET (OAuth), "
+                "or pass client=capframe.Client.sandbox() to use the embedded sandbox"
+            )
+        return cls(
+            host,
+            username=env.get("CAPILLARY_USERNAME") or None,
+            password=env.get("CAPILLARY_PASSWORD") or None,
+            client_key=env.get("CAPILLARY_CLIENT_KEY") or None,
+            client_secret=env.get("CAPILLARY_CLIENT_SECRET") or None,
+            **options,
+        )
+
+    @classmethod
+    def sandbox(
+        cls,
+        customers: int = 10_000,
+        *,
+        seed: int = 0,
+        latency: float = 0.0,
+        faults: Faults | Mapping[str, float] | list[str] | tuple[str, ...] | None = None,
+        sandbox_requests_per_minute: int | None = None,
+        oauth: bool = False,
+        **options: Any,
+    ) -> Client:
+        """A client of the embedded sandbox: a synthetic organisation served in-process, no network.
+
+        ``faults`` injects failures (see :class:`capframe.sandbox.Faults`);
+        ``sandbox_requests_per_minute`` makes the sandbox enforce a rate limit with 429s.
+        The sandbox itself is ``client.sandbox_org``.
+        """
+        from capframe.sandbox import Sandbox
+
+        org = Sandbox(customers, seed=seed, latency=latency, faults=faults, requests_per_minute=sandbox_requests_per_minute)
+        credentials = (
+            {"client_key": Sandbox.CLIENT_KEY, "client_secret": Sandbox.CLIENT_SECRET}
+            if oauth
+            else {"username": Sandbox.USERNAME, "password": Sandbox.PASSWORD}
+        )
+        client = cls(Sandbox.BASE_URL, transport=org.transport(), **credentials, **options)
+        client.sandbox_org = org
+        return client
+
+    sandbox_org: Sandbox | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """An HTTP client for one pull (httpx clients belong to one event loop). TLS verification stays on."""
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            transport=self._transport,
+            headers={"Accept": "application/json", "User-Agent": "capframe"},
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+        )
+
+    def __repr__(self) -> str:
+        kind = "sandbox" if self.sandbox_org is not None else self._auth.describe()
+        return f"Client({self.base_url!r}, {kind})"
+
+    __str__ = __repr__
+
+
+def _credentials(username: str | None, password: str | None, key: str | None, secret: str | None) -> Credentials:
+    for name, value in (("username", username), ("password", password), ("client_key", key), ("client_secret", secret)):
+        if value is not None and not isinstance(value, str):
+            raise ArgumentTypeError(f"{name} must be a string")
+    if username and password:
+        return BasicAuth.from_password(username, password)
+    if key and secret:
+        return OAuth(key, secret)
+    if username or password or key or secret:
+        raise ConfigurationError(
+            "incomplete credentials: pass username and password (Basic auth: the till code and its password) "
+            "or client_key and client_secret (OAuth); with from_env, set both variables of the pair"
+        )
+    raise ConfigurationError(
+        "no credentials: pass username and password (Basic auth) or client_key and client_secret (OAuth), "
+        "or set " + ", ".join(_ENV) + "; for the embedded sandbox use capframe.Client.sandbox()"
+    )

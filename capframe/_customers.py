@@ -1,0 +1,282 @@
+"""fetch_customers: Get Customers Bulk for any number of ids, as tidy validated tables.
+
+ids -> checked, deduplicated -> batches (sorted inside) -> concurrent, paced, retried POSTs ->
+each body parsed and tidied in a worker thread (optionally checkpointed to disk) -> ids the API
+left out asked once more -> still missing ones become failed rows -> validated -> request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import polars as pl
+
+from capframe import _args, _sync, _tidy, _wire
+from capframe._batch import Batch, combine, finish, synthetic_entities
+from capframe._cache import BatchCache
+from capframe._client import Client
+from capframe._http import RetriesExhausted, Session, call, dumps
+from capframe._progress import Progress, progress_bar
+from capframe._tables import CustomerTables
+from capframe.errors import FetchError, InvalidArgumentError
+
+__all__ = [
+    "afetch_customer_tables",
+    "afetch_customers",
+    "fetch_customer_tables",
+    "fetch_customers",
+    "read_customers",
+    "scan_customers",
+    "tidy_customers",
+]
+
+_MAX_BATCH = 1000  # the sandbox's limit, and Capillary's usual one (error 1060 past it)
+_NOT_RETURNED = "not in the API's answer, though asked twice"
+# The main table last: the cache writes it last, as the mark of a finished batch.
+TABLES = (*(name for name in CustomerTables.MODELS if name != "customers"), "customers")
+
+
+def read_customers(body: bytes, asked: tuple[int, ...] | None = None) -> Batch:
+    """One Get Customers Bulk body -> a batch of tables; with ``asked``, only those ids are kept."""
+    entities, request_level = _wire.customer_entities(body)
+    unexpected: list[int] = []
+    if asked is not None:
+        is_asked = entities["customer_id"].is_in(pl.Series(asked, dtype=pl.Int64).implode())
+        unexpected = entities.filter(~is_asked)["customer_id"].to_list()
+        entities = entities.filter(is_asked)
+    entities = entities.unique("customer_id", keep="first", maintain_order=True)
+    batch = finish(body, entities, request_level, main="customers", main_table=_tidy.customer_table, children=False)
+    batch.unexpected = unexpected
+    return batch
+
+
+def _failed(ids: Sequence[int], message: str) -> Batch:
+    entities = synthetic_entities(ids, message)
+    tables = _tidy.shared_tables(entities, pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String}))
+    tables["customers"] = _tidy.customer_table(entities)
+    return Batch(tables)
+
+
+def _bundle(batches: Sequence[Batch], order: Sequence[int] | None) -> CustomerTables:
+    if not batches:
+        return CustomerTables.empty()  # type: ignore[return-value]
+    tables = combine(batches, TABLES, "customers")
+    if order is not None:
+        position = pl.DataFrame({"customer_id": order, "_position": range(len(order))}, schema={"customer_id": pl.Int64, "_position": pl.Int64})
+        tables["customers"] = tables["customers"].join(position, on="customer_id").sort("_position").drop("_position")
+    bundle = CustomerTables(**tables)
+    bundle.validate()
+    return bundle
+
+
+def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
+    """Raw Get Customers Bulk response bodies (saved earlier) -> the same tables a fetch returns.
+
+    >>> import capframe
+    >>> body = b'{"data":[{"entity":{"id":7,"profiles":[]},"errors":[],"success":true}]}'
+    >>> capframe.tidy_customers([body]).customers.select("customer_id", "success").rows()
+    [(7, True)]
+    """
+    bodies = list(pages)
+    for body in bodies:
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise _args.ArgumentTypeError(f"pages must be response bodies as bytes, not {type(body).__name__}")
+    try:
+        # Pages are parsed in parallel: polars releases the GIL while it reads.
+        with _threads(len(bodies)) as pool:
+            batches = list(pool.map(lambda body: read_customers(bytes(body)), bodies))
+    except _wire.WireFormatError as exc:
+        raise InvalidArgumentError(f"a page is not a Get Customers Bulk response: {exc}") from None
+    return _bundle(batches, None)
+
+
+def _threads(n: int) -> "concurrent.futures.ThreadPoolExecutor":
+    import concurrent.futures
+
+    return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
+
+
+@dataclass
+class _Pull:
+    session: Session
+    source: str
+    cache: BatchCache | None
+    bar: Progress
+
+    async def batch(self, ids: tuple[int, ...]) -> Batch:
+        if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids)) is not None:
+            self.bar.update()
+            return Batch(tables)
+        batch = await call(
+            self.session,
+            "POST",
+            "/v2/bulk/getCustomers",
+            params={"source": self.source},
+            content=dumps(ids),
+            what=f"a batch of {len(ids)} customer ids",
+            read=partial(read_customers, asked=ids),
+        )
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.store, ids, batch.tables)
+        self.bar.update()
+        return batch
+
+    async def batches(self, chunks: list[tuple[int, ...]]) -> tuple[list[Batch], list[tuple[tuple[int, ...], RetriesExhausted]]]:
+        """Every chunk, concurrently; in chunk order. A chunk that exhausts its retries is returned
+        as a failure, so the others still finish; any other error stops the whole pull."""
+        results = await asyncio.gather(*(self._guarded(chunk) for chunk in chunks))
+        done = [r for r in results if isinstance(r, Batch)]
+        failed = [(chunk, r) for chunk, r in zip(chunks, results, strict=True) if isinstance(r, RetriesExhausted)]
+        return done, failed
+
+    async def _guarded(self, ids: tuple[int, ...]) -> Batch | RetriesExhausted:
+        try:
+            return await self.batch(ids)
+        except RetriesExhausted as exc:
+            return exc
+
+
+def _chunks(ids: Sequence[int], size: int) -> list[tuple[int, ...]]:
+    return [tuple(sorted(ids[i : i + size])) for i in range(0, len(ids), size)]
+
+
+async def afetch_customer_tables(
+    ids: Iterable[int],
+    source: str,
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CustomerTables:
+    """The async twin of :func:`fetch_customer_tables`."""
+    wanted = _args.customer_ids(ids)
+    source = _args.source(source)
+    size = batch_size if batch_size is not None else (client.batch_size if client else None)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= _MAX_BATCH):
+        raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}, not {size!r}")
+    client = client if client is not None else Client.from_env()
+    if not wanted:
+        return CustomerTables.empty()  # type: ignore[return-value]
+    chunks = _chunks(wanted, size or client.batch_size)
+    cache = BatchCache(cache_dir, base_url=client.base_url, source=source, tables=TABLES) if cache_dir is not None else None
+    bar = progress_bar(len(chunks), f"customers ({source})", progress)
+    try:
+        async with client._http() as http:
+            pull = _Pull(Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)), source, cache, bar)
+            batches, failed = await pull.batches(chunks)
+            answered = {i for batch in batches for i in batch.tables["customers"]["customer_id"]}
+            failed_ids = {i for chunk, _ in failed for i in chunk}
+            missing = [i for i in wanted if i not in answered and i not in failed_ids]
+            if missing:  # ids an answer left out: ask once more, in batches of their own
+                again, failed_again = await pull.batches(_chunks(missing, size or client.batch_size))
+                batches += again
+                failed += failed_again
+    finally:
+        bar.close()
+    answered = {i for batch in batches for i in batch.tables["customers"]["customer_id"]}
+    failed_ids = {i for chunk, _ in failed for i in chunk}
+    unanswered = [i for i in wanted if i not in answered and i not in failed_ids]
+    if unanswered:
+        batches.append(_failed(unanswered, _NOT_RETURNED))
+        if cache is not None:  # so that a scan of the cache accounts for them too
+            cache.store(tuple(unanswered), batches[-1].tables, tag="unanswered")
+    for chunk, exc in failed:
+        batches.append(_failed(chunk, f"the batch failed: {exc.reason}"))
+    bundle = _bundle(batches, wanted)
+    if failed:
+        statuses = sorted({exc.status for _, exc in failed if exc.status is not None})
+        reason = failed[0][1].reason
+        raise FetchError(
+            f"{len(failed_ids)} of {len(wanted)} ids could not be fetched ({len(failed)} batch(es); first: {reason}"
+            f"{'; statuses ' + ', '.join(map(str, statuses)) if statuses else ''}). "
+            "The API is failing or limiting this client: try again later, or lower concurrency and "
+            "requests_per_minute. Everything fetched is in .partial (failed ids as rows with success=False)"
+            + ("; with the same cache_dir a new run fetches only what is missing." if cache else "."),
+            status=statuses[-1] if statuses else None,
+            ids=tuple(sorted(failed_ids)),
+            partial=bundle,
+        )
+    return bundle
+
+
+async def afetch_customers(
+    ids: Iterable[int],
+    source: str,
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame:
+    """The async twin of :func:`fetch_customers`."""
+    tables = await afetch_customer_tables(
+        ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir
+    )
+    return tables.customers
+
+
+def fetch_customer_tables(
+    ids: Iterable[int],
+    source: str,
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CustomerTables:
+    """Get Customers Bulk for ``ids`` -> :class:`CustomerTables` (customers and its child tables).
+
+    >>> import capframe
+    >>> client = capframe.Client.sandbox()
+    >>> tables = capframe.fetch_customer_tables([565338404, 564332013], "INSTORE", client=client)
+    >>> tables.customers.select("customer_id", "success", "error_code").rows()
+    [(565338404, True, None), (564332013, False, 8109)]
+    >>> tables.identifiers.filter(pl.col("type") == "externalId")["value"].to_list()
+    ['00008572']
+    """
+    return _sync.run(
+        afetch_customer_tables(ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir)
+    )
+
+
+def fetch_customers(
+    ids: Iterable[int],
+    source: str,
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame:
+    """Get Customers Bulk for ``ids`` -> one row per unique id, in first-occurrence order.
+
+    Ids the API reports as failed (PII-deleted, unknown, ...) are rows with ``success=False`` and
+    the API's ``error_code`` and ``error_message``. ``client=None`` reads ``Client.from_env()``.
+    With ``cache_dir``, finished batches are kept on disk and a rerun fetches only what is missing.
+
+    >>> import capframe
+    >>> frame = capframe.fetch_customers([566135941, 565338404], "INSTORE", client=capframe.Client.sandbox())
+    >>> frame.select("customer_id", "first_name", "mobile").rows()
+    [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
+    """
+    return fetch_customer_tables(
+        ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir
+    ).customers
+
+
+def scan_customers(cache_dir: str | os.PathLike[str], table: str = "customers") -> pl.LazyFrame:
+    """A LazyFrame over a table of a ``cache_dir`` pull, for results larger than memory.
+
+    The files are plain parquet, one per batch: DuckDB and Spark read ``cache_dir/customers/*.parquet`` too.
+    """
+    if table not in TABLES:
+        raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(TABLES)}")
+    folder = os.path.join(os.fspath(cache_dir), table)
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"{cache_dir!s} holds no capframe cache (no {table}/ folder): pass the cache_dir of a fetch")
+    return pl.scan_parquet(os.path.join(folder, "*.parquet"))

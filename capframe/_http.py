@@ -1,0 +1,179 @@
+"""One request, retried until it gives a readable answer or cannot.
+
+Retried: 429, 5xx, Capillary's 521 (customer busy), transport failures and bodies that are not the
+documented JSON (truncated, an HTML page from a proxy). Waits grow exponentially with jitter, or
+follow ``Retry-After`` (seconds or an HTTP date), capped by ``Client.max_retry_after``.
+Not retried: 401 (after one token renewal), 403 and other 4xx: retrying cannot fix them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from capframe._client import Client
+from capframe._wire import WireFormatError
+from capframe.errors import AccessDeniedError, AuthenticationError, RequestRejectedError
+
+__all__ = ["RetriesExhausted", "Session", "call"]
+
+log = logging.getLogger("capframe")
+T = TypeVar("T")
+
+_RETRYABLE = frozenset({429, 500, 502, 503, 504, 521})
+_MAX_BACKOFF = 30.0
+
+
+class RetriesExhausted(Exception):
+    """Internal: every attempt failed; the caller turns it into a FetchError naming its ids."""
+
+    def __init__(self, reason: str, status: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class Session:
+    """What one pull shares: the client's settings and one HTTP connection pool."""
+
+    client: Client
+    http: httpx.AsyncClient
+    semaphore: asyncio.Semaphore
+
+    @classmethod
+    def open(cls, client: Client) -> Session:
+        return cls(client, client._http(), asyncio.Semaphore(client.concurrency))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _api_error(response: httpx.Response) -> tuple[int | None, str]:
+    """The API's own error code and message from an error body, where it sent one."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return (int(first["code"]) if first.get("code") is not None else None), str(first.get("message", ""))
+    except (ValueError, AttributeError, LookupError, TypeError):
+        return None, ""
+
+
+def _refuse(response: httpx.Response, what: str, client: Client) -> Exception:
+    """The error for an answer that retrying cannot fix."""
+    status = response.status_code
+    code, message = _api_error(response)
+    said = f": {message} (code {code})" if message else ""
+    if status == 401:
+        return AuthenticationError(
+            f"the API refused the credentials (HTTP 401{said}) for {what}: check the till code (username) and "
+            f"password, or the OAuth client key and secret, and that they belong to {client.base_url}",
+            status=status,
+            code=code,
+        )
+    if status == 403:
+        return AccessDeniedError(
+            f"access denied (HTTP 403{said}) for {what}: the API client needs v2 APIs enabled and the access "
+            "group this API requires (the 'Default access group' for Get Customers Bulk; read access to the "
+            "'User Group' resource for the hierarchy). Ask your Capillary admin to grant it.",
+            status=status,
+            code=code,
+        )
+    return RequestRejectedError(
+        f"the API rejected {what} (HTTP {status}{said}); retrying will not help: check the arguments",
+        status=status,
+        code=code,
+    )
+
+
+async def call(
+    session: Session,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, str],
+    what: str,
+    read: Callable[[bytes], T],
+    content: bytes | None = None,
+) -> T:
+    """Send one request and read its body with ``read`` (in a worker thread), retrying as above.
+
+    ``read`` raises WireFormatError for a body that is not the documented JSON; that is retried.
+    """
+    client = session.client
+    renewed = False
+    failure = "no attempt"
+    status: int | None = None
+    attempt = 0
+    headers = {"Content-Type": "application/json"} if content is not None else {}
+    async with session.semaphore:
+        while attempt <= client.max_retries:
+            wait: float | None = None
+            await client._pacer.wait()
+            try:
+                auth = await client._auth.headers(session.http)
+                response = await session.http.request(
+                    method, path, params=params, content=content, headers={**headers, **auth}
+                )
+                body = await response.aread()
+            except httpx.TransportError as exc:
+                status, failure = None, f"{exc.__class__.__name__} (the connection failed)"
+            else:
+                status = response.status_code
+                log.debug(
+                    "%s %s -> %s, X-Cap-Requestid %s",
+                    method,
+                    path,
+                    status,
+                    response.headers.get("X-Cap-Requestid", "-"),
+                )
+                if status == 200:
+                    try:
+                        return await asyncio.to_thread(read, body)
+                    except WireFormatError as exc:
+                        failure = f"an unreadable body: {exc}"
+                elif status == 401 and not renewed and client._auth.invalidate():
+                    renewed = True  # an expired token: renew once, without spending a retry
+                    continue
+                elif status in _RETRYABLE or status >= 500:
+                    failure = f"HTTP {status}"
+                    wait = _retry_after(response)
+                    if wait is not None:
+                        wait = min(wait, client.max_retry_after)
+                        if status == 429:
+                            client._pacer.pause(wait)
+                else:
+                    raise _refuse(response, what, client)
+            attempt += 1
+            if attempt > client.max_retries:
+                break
+            if wait is None:
+                wait = min(client.retry_backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.5, 1.0)
+            log.debug("%s failed with %s; retry %d of %d in %.2fs", what, failure, attempt, client.max_retries, wait)
+            await asyncio.sleep(wait)
+    raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

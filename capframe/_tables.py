@@ -1,0 +1,107 @@
+"""The bundles of tidy tables a pull returns."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import pandera.polars as pa
+import polars as pl
+
+from capframe import schemas
+
+__all__ = ["ChildrenTables", "CustomerTables", "schema_of"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Bundle:
+    profiles: pl.DataFrame
+    identifiers: pl.DataFrame
+    comm_channels: pl.DataFrame
+    fields: pl.DataFrame
+    segments: pl.DataFrame
+    cards: pl.DataFrame
+    errors: pl.DataFrame
+
+    _MAIN: ClassVar[str]
+    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]]
+
+    @classmethod
+    def empty(cls) -> _Bundle:
+        return cls(**{name: pl.DataFrame(schema=schema_of(model)) for name, model in cls.MODELS.items()})
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Table name -> DataFrame, main table first."""
+        return {f.name: getattr(self, f.name) for f in sorted(fields(self), key=lambda f: f.name != self._MAIN)}
+
+    def validate(self) -> None:
+        """Check every table against its pandera model (capframe does this before returning)."""
+        for name, frame in self.tables().items():
+            self.MODELS[name].validate(frame)
+
+    @property
+    def failed_ids(self) -> list[int]:
+        main = getattr(self, self._MAIN)
+        if "success" not in main.columns:
+            return self.errors.filter(pl.col("level") == "error")["customer_id"].drop_nulls().unique(maintain_order=True).to_list()
+        return main.filter(~pl.col("success"))["customer_id"].to_list()
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}={frame.height}x{frame.width}" for name, frame in self.tables().items())
+        return f"{type(self).__name__}({shapes}; failed ids: {_ids_text(self.failed_ids)})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td><code>{name}</code></td><td>{frame.height:,}</td><td>{frame.width}</td></tr>"
+            for name, frame in self.tables().items()
+        )
+        failed = html.escape(_ids_text(self.failed_ids))
+        return (
+            f"<div><strong>{type(self).__name__}</strong>"
+            "<table><thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><p>failed ids: {failed}</p></div>"
+        )
+
+
+def _ids_text(ids: list[int], shown: int = 5) -> str:
+    if not ids:
+        return "none"
+    text = ", ".join(map(str, ids[:shown]))
+    return f"{len(ids)} ({text}{', ...' if len(ids) > shown else ''})"
+
+
+_SHARED: dict[str, type[pa.DataFrameModel]] = {
+    "profiles": schemas.Profiles,
+    "identifiers": schemas.Identifiers,
+    "comm_channels": schemas.CommChannels,
+    "fields": schemas.Fields,
+    "segments": schemas.Segments,
+    "cards": schemas.Cards,
+    "errors": schemas.Errors,
+}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class CustomerTables(_Bundle):
+    """What ``fetch_customer_tables`` returns: ``customers`` and its child tables, keyed by ``customer_id``."""
+
+    customers: pl.DataFrame
+
+    _MAIN: ClassVar[str] = "customers"
+    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]] = {"customers": schemas.Customers, **_SHARED}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ChildrenTables(_Bundle):
+    """What ``fetch_children_tables`` returns: ``children`` and the children's child tables."""
+
+    children: pl.DataFrame
+
+    _MAIN: ClassVar[str] = "children"
+    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]] = {"children": schemas.Children, **_SHARED}
+
+
+def schema_of(model: type[pa.DataFrameModel]) -> pl.Schema:
+    """The polars schema a pandera model describes (for empty frames with the full schema)."""
+    return pl.Schema({name: column.dtype.type for name, column in model.to_schema().columns.items()})

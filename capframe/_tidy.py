@@ -1,0 +1,373 @@
+"""Entity frames -> tidy tables, with polars expressions only (no per-row Python on the hot path).
+
+Both endpoints are first brought to one entity frame (``_wire.ENTITY_COLUMNS``: a customer id,
+its item errors and warnings, and the nested customer), so one set of functions serves both.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from capframe._wire import ENTITY_COLUMNS
+
+__all__ = [
+    "CHILD_TABLES",
+    "ERRORS",
+    "FIELDS",
+    "child_table",
+    "customer_table",
+    "empty",
+    "shared_tables",
+    "utc",
+]
+
+# Identifier types arrive as "cardNumber" and as "cardnumber": one canonical spelling per type.
+_CANONICAL_TYPES = {
+    t.lower(): t
+    for t in (
+        "mobile",
+        "email",
+        "externalId",
+        "cardnumber",
+        "cardExternalId",
+        "wechat",
+        "martjackId",
+        "fbId",
+        "cuid",
+        "unionId",
+        "line",
+    )
+}
+
+FIELDS = pl.Schema(
+    {
+        "customer_id": pl.Int64,
+        "profile_index": pl.Int64,
+        "scope": pl.String,
+        "name": pl.String,
+        "value": pl.String,
+    }
+)
+ERRORS = pl.Schema(
+    {
+        "customer_id": pl.Int64,
+        "level": pl.String,
+        "origin": pl.String,
+        "code": pl.Int64,
+        "message": pl.String,
+    }
+)
+
+
+def utc(expr: pl.Expr) -> pl.Expr:
+    """An ISO-8601 timestamp with ``Z`` or an offset such as ``+05:30`` -> a UTC Datetime."""
+    return expr.str.to_datetime("%+", time_zone="UTC", time_unit="us", strict=False)
+
+
+def empty(schema: pl.Schema) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def _explode_indexed(frame: pl.DataFrame, column: str, index: str) -> pl.DataFrame:
+    """Explode a list column into one row per element, numbering elements; empty lists give no row."""
+    return (
+        frame.with_columns(pl.int_ranges(pl.col(column).list.len()).alias(index))
+        .explode([column, index], empty_as_null=False, keep_nulls=False)
+        .filter(pl.col(column).is_not_null())
+    )
+
+
+def _profiles(entities: pl.DataFrame) -> pl.DataFrame:
+    return _explode_indexed(
+        entities.select("customer_id", "profiles"), "profiles", "profile_index"
+    ).unnest("profiles")
+
+
+def _identifier_type(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_lowercase().replace_strict(_CANONICAL_TYPES, default=expr)
+
+
+def _identifiers(profiles: pl.DataFrame) -> pl.DataFrame:
+    """``identifiers`` and ``identifiersAll`` as one table: each (type, value) once per profile."""
+    lists = [
+        profiles.select("customer_id", "profile_index", pl.col(name).alias("identifier"))
+        .explode("identifier", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("identifier").is_not_null())
+        .unnest("identifier")
+        .with_columns(in_identifiers=pl.lit(name == "identifiers"))
+        for name in ("identifiers", "identifiersAll")
+    ]
+    return (
+        pl.concat(lists)
+        .select(
+            "customer_id",
+            "profile_index",
+            _identifier_type(pl.col("type")).alias("type"),
+            "value",
+            pl.col("type").alias("raw_type"),
+            pl.col("seriesId").alias("series_id"),
+            pl.col("statusLabel").alias("status_label"),
+            "in_identifiers",
+        )
+        # `identifiers` comes first, so a pair listed in both keeps in_identifiers=True.
+        .unique(["customer_id", "profile_index", "raw_type", "value"], keep="first", maintain_order=True)
+    )
+
+
+def _comm_channels(profiles: pl.DataFrame) -> pl.DataFrame:
+    return (
+        profiles.select("customer_id", "profile_index", pl.col("commChannels").alias("channel"))
+        .explode("channel", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("channel").is_not_null())
+        .unnest("channel")
+        .select(
+            "customer_id",
+            "profile_index",
+            "type",
+            "value",
+            "primary",
+            "verified",
+            pl.col("meta").struct.field("residence"),
+            pl.col("meta").struct.field("office"),
+            "attributes",
+        )
+    )
+
+
+def _map_to_long(maps: pl.DataFrame) -> pl.DataFrame:
+    """(customer_id, profile_index, scope, raw JSON object) -> one row per key, values as text.
+
+    Scalar values are kept as text (``"5"``, ``"true"``, ``"M"``); objects and lists as JSON.
+    """
+    maps = maps.filter(pl.col("raw").is_not_null() & (pl.col("raw") != "{}"))
+    if maps.is_empty():
+        return empty(FIELDS)
+    try:
+        decoded = maps.with_columns(pl.col("raw").str.json_decode(infer_schema_length=None))
+        if not isinstance(decoded.schema["raw"], pl.Struct):
+            raise TypeError("not a JSON object")
+        wide = decoded.unnest("raw")
+        value_columns = [c for c in wide.columns if c not in ("customer_id", "profile_index", "scope")]
+        wide = wide.with_columns(
+            pl.col(c).struct.json_encode()
+            if isinstance(wide.schema[c], pl.Struct)
+            else pl.col(c).cast(pl.String)
+            for c in value_columns
+        )
+        return (
+            wide.unpivot(value_columns, index=["customer_id", "profile_index", "scope"], variable_name="name")
+            .drop_nulls("value")
+            .select(FIELDS.names())
+        )
+    except (pl.exceptions.PolarsError, TypeError):
+        # Values of clashing JSON types (an object in one row, a string in another), or keys that
+        # collide with ours: rare, so read them one by one rather than lose them.
+        rows = [
+            (cid, idx, scope, key, value if isinstance(value, str) else json.dumps(value))
+            for cid, idx, scope, raw in maps.iter_rows()
+            for key, value in (json.loads(raw) or {}).items()
+            if value is not None
+        ]
+        return pl.DataFrame(rows, schema=FIELDS, orient="row")
+
+
+def _fields(entities: pl.DataFrame, profiles: pl.DataFrame, unknown: pl.DataFrame) -> pl.DataFrame:
+    null_index = pl.lit(None, dtype=pl.Int64).alias("profile_index")
+    maps = pl.concat(
+        [
+            profiles.select("customer_id", "profile_index", pl.lit("custom").alias("scope"), pl.col("fields").alias("raw")),
+            profiles.select("customer_id", "profile_index", pl.lit("all").alias("scope"), pl.col("allFields").alias("raw")),
+            entities.select("customer_id", null_index, pl.lit("extended").alias("scope"), pl.col("extendedFields").alias("raw")),
+        ]
+    )
+    unrecognised = unknown.select("customer_id", null_index, pl.lit("unrecognised").alias("scope"), "name", "value")
+    return pl.concat([_map_to_long(maps), unrecognised])
+
+
+def _segments(entities: pl.DataFrame) -> pl.DataFrame:
+    long = _map_to_long(
+        entities.select(
+            "customer_id",
+            pl.lit(None, dtype=pl.Int64).alias("profile_index"),
+            pl.lit("segment").alias("scope"),
+            pl.col("segments").alias("raw"),
+        )
+    )
+    return long.select("customer_id", pl.col("name").alias("segment"), "value")
+
+
+def _cards(entities: pl.DataFrame) -> pl.DataFrame:
+    return (
+        entities.select("customer_id", pl.col("cardDetails").alias("card"))
+        .explode("card", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("card").is_not_null())
+        .unnest("card")
+        .select(
+            "customer_id",
+            pl.col("cardNumber").alias("card_number"),
+            pl.col("cardExternalId").alias("card_external_id"),
+            pl.col("cardId").alias("card_id"),
+            pl.col("seriesId").alias("series_id"),
+            pl.col("seriesCode").alias("series_code"),
+            pl.col("seriesName").alias("series_name"),
+            pl.col("type").alias("card_type"),
+            pl.col("issuedDate").alias("issued_date"),
+            pl.col("createdDate").alias("created_date"),
+            pl.col("expiryDays").alias("expiry_days"),
+            pl.col("transactionNotAllowed").alias("transaction_not_allowed"),
+            pl.col("statusInfo").alias("status_info"),
+            pl.col("customFields").alias("custom_fields"),
+            pl.col("extendedFields").alias("extended_fields"),
+            # What the card sends beyond these is in its raw id fields.
+            pl.col("id").alias("id"),
+            pl.col("customerId").alias("card_customer_id"),
+            pl.col("maxActiveCards").alias("max_active_cards"),
+            pl.col("orgId").alias("org_id"),
+            pl.col("entityId").alias("entity_id"),
+        )
+    )
+
+
+def item_errors(entities: pl.DataFrame) -> pl.DataFrame:
+    """Each item's errors and warnings, one row each."""
+    errors = (
+        entities.select("customer_id", pl.col("errors").alias("e"))
+        .explode("e", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("e").is_not_null())
+        .unnest("e")
+        .select(
+            "customer_id",
+            pl.lit("error").alias("level"),
+            # An error with no code is one capframe wrote itself (an id the API never returned).
+            pl.when(pl.col("code").is_null()).then(pl.lit("capframe")).otherwise(pl.lit("api")).alias("origin"),
+            "code",
+            "message",
+        )
+    )
+    return pl.concat([errors, _warnings(entities.select("customer_id", "warnings"))])
+
+
+def _warnings(frame: pl.DataFrame) -> pl.DataFrame:
+    """Raw JSON warnings -> rows; their shape is undocumented, so the message is the warning's JSON."""
+    return (
+        frame.explode("warnings", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("warnings").is_not_null())
+        .select(
+            "customer_id",
+            pl.lit("warning").alias("level"),
+            pl.lit("api").alias("origin"),
+            pl.lit(None, dtype=pl.Int64).alias("code"),
+            pl.col("warnings").alias("message"),
+        )
+    )
+
+
+def request_errors(request_level: pl.DataFrame) -> pl.DataFrame:
+    """Request-level errors and warnings of a response (not tied to one customer)."""
+    frame = request_level.with_columns(pl.lit(None, dtype=pl.Int64).alias("customer_id"))
+    errors = (
+        frame.select("customer_id", pl.col("errors").alias("e"))
+        .explode("e", empty_as_null=False, keep_nulls=False)
+        .filter(pl.col("e").is_not_null())
+        .unnest("e")
+        .select("customer_id", pl.lit("error").alias("level"), pl.lit("api").alias("origin"), "code", "message")
+    )
+    return pl.concat([errors, _warnings(frame.select("customer_id", "warnings"))])
+
+
+def shared_tables(entities: pl.DataFrame, unknown: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The child tables both endpoints produce, keyed by ``customer_id``."""
+    profiles = _profiles(entities)
+    return {
+        "profiles": profiles.select(
+            "customer_id",
+            "profile_index",
+            pl.col("userId").alias("user_id"),
+            "source",
+            pl.col("accountId").alias("account_id"),
+            pl.col("firstName").alias("first_name"),
+            pl.col("lastName").alias("last_name"),
+            utc(pl.col("autoUpdateTime")).alias("auto_update_time"),
+            pl.col("conflictingProfileList").alias("conflicting_profiles"),
+            "attribution",
+        ),
+        "identifiers": _identifiers(profiles),
+        "comm_channels": _comm_channels(profiles),
+        "fields": _fields(entities, profiles, unknown),
+        "segments": _segments(entities),
+        "cards": _cards(entities),
+        "errors": item_errors(entities),
+    }
+
+
+def _first_identifier(type_: str) -> pl.Expr:
+    """The first profile's first identifier of a type, whatever the case of its spelling."""
+    element = pl.element().struct
+    return (
+        pl.col("profiles")
+        .list.first()
+        .struct.field("identifiers")
+        .list.eval(element.field("value").filter(element.field("type").str.to_lowercase() == type_.lower()))
+        .list.first()
+    )
+
+
+def _profile_columns() -> list[pl.Expr]:
+    first = pl.col("profiles").list.first().struct
+    return [
+        first.field("firstName").alias("first_name"),
+        first.field("lastName").alias("last_name"),
+        first.field("source").alias("source"),
+        first.field("accountId").alias("account_id"),
+        _first_identifier("mobile").alias("mobile"),
+        _first_identifier("email").alias("email"),
+        _first_identifier("externalId").alias("external_id"),
+    ]
+
+
+def customer_table(entities: pl.DataFrame) -> pl.DataFrame:
+    """One row per customer: the item's outcome, its first profile and its loyalty summary."""
+    loyalty = pl.col("loyaltyInfo").struct
+    first_error = pl.col("errors").list.first().struct
+    score = loyalty.field("score")
+    return entities.select(
+        "customer_id",
+        pl.col("success").fill_null(pl.col("errors").list.len() == 0),
+        first_error.field("code").alias("error_code"),
+        first_error.field("message").alias("error_message"),
+        *_profile_columns(),
+        loyalty.field("loyaltyType").alias("loyalty_type"),
+        loyalty.field("lifetimePurchases").alias("lifetime_purchases"),
+        # Documented as an integer; read as a float so that 2.0 does not fail the page.
+        pl.when(score == score.round()).then(score.cast(pl.Int64)).alias("score"),
+        pl.col("associatedWith").alias("associated_with"),
+        pl.col("profiles").list.first().struct.field("autoUpdateTime").pipe(utc).alias("auto_update_time"),
+        pl.col("profiles").list.len().cast(pl.Int64).alias("profile_count"),
+        loyalty.field("attributionV2").alias("loyalty_attribution"),
+    )
+
+
+CHILD_TABLES = ("profiles", "identifiers", "comm_channels", "fields", "segments", "cards", "errors")
+
+
+def child_table(entities: pl.DataFrame) -> pl.DataFrame:
+    """One row per child customer of a parent."""
+    return entities.select(
+        "parent_type",
+        "parent_value",
+        "customer_id",
+        *_profile_columns(),
+        pl.col("roleCode").alias("role_code"),
+        pl.col("createdDate").pipe(utc).alias("created_date"),
+        pl.col("noOfChildren").alias("no_of_children"),
+        pl.col("defaultChild").alias("default_child"),
+        pl.col("profiles").list.first().struct.field("autoUpdateTime").pipe(utc).alias("auto_update_time"),
+        pl.col("parentCustomer").alias("parent_customer"),
+    )
+
+
+def entity_frame(entities: pl.DataFrame) -> pl.DataFrame:
+    """Select the shared entity columns, in order (what the cache stores)."""
+    return entities.select(ENTITY_COLUMNS.names())
