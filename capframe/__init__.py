@@ -7,6 +7,7 @@
 """
 
 from capframe import schemas
+from capframe._children import afetch_children, afetch_children_tables, fetch_children, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import (
     afetch_customer_tables,
@@ -51,8 +52,12 @@ __all__ = [
     "SchemaDriftWarning",
     "UnexpectedEntitiesWarning",
     "__version__",
+    "afetch_children",
+    "afetch_children_tables",
     "afetch_customer_tables",
     "afetch_customers",
+    "fetch_children",
+    "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
     "scan_customers",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from capframe._tables import CustomerTables
+    from capframe._tables import ChildrenTables, CustomerTables
 
 __all__ = [
     "AccessDeniedError",
@@ -90,7 +90,7 @@ class FetchError(_HTTPError):
         *,
         status: int | None,
         ids: tuple[int, ...] = (),
-        partial: CustomerTables | None = None,
+        partial: CustomerTables | ChildrenTables | None = None,
     ) -> None:
         super().__init__(message, status=status)
         self.ids = ids
