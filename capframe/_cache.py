@@ -12,8 +12,11 @@ credential). The files hold personal data: they are created owner-only (0600, fo
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -32,6 +35,31 @@ class BatchCache:
         for name in tables:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+        self.created_at = self._manifest(base_url, source)
+
+    def _manifest(self, base_url: str, source: str) -> datetime:
+        """When this cache was first filled: the time a report built on it states as 'fetched at'."""
+        path = self.root / "capframe.json"
+        if path.exists():
+            return datetime.fromisoformat(json.loads(path.read_text())["created_at"])
+        created = datetime.now(UTC).replace(microsecond=0)
+        manifest = {"created_at": created.isoformat(), "host": base_url, "source": source, "wire_version": WIRE_VERSION}
+        self._write(path, json.dumps(manifest, indent=2).encode())
+        return created
+
+    @staticmethod
+    def _write(target: Path, data: bytes) -> None:
+        """Write to a temporary name in the same folder, then rename: readers never see half a file."""
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it 0600
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     def key(self, ids: tuple[int, ...], tag: str = "") -> str:
         text = f"{self._scope}{tag}\n" + ",".join(map(str, ids))
@@ -48,14 +76,6 @@ class BatchCache:
     def store(self, ids: tuple[int, ...], tables: dict[str, pl.DataFrame], tag: str = "") -> None:
         """Write a batch; ``tag`` separates batches capframe wrote itself (ids never answered)."""
         for name in self._tables:
-            target = self._path(name, ids, tag)
-            descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it 0600
-                    tables[name].write_parquet(handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            buffer = io.BytesIO()
+            tables[name].write_parquet(buffer)
+            self._write(self._path(name, ids, tag), buffer.getvalue())

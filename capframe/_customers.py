@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from importlib.metadata import version
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 
 import polars as pl
@@ -21,7 +23,7 @@ from capframe._cache import BatchCache
 from capframe._client import Client
 from capframe._http import RetriesExhausted, Session, call, dumps
 from capframe._progress import Progress, progress_bar
-from capframe._tables import CustomerTables
+from capframe._tables import CustomerTables, Provenance
 from capframe.errors import FetchError, InvalidArgumentError
 
 __all__ = [
@@ -61,14 +63,17 @@ def _failed(ids: Sequence[int], message: str) -> Batch:
     return Batch(tables)
 
 
-def _bundle(batches: Sequence[Batch], order: Sequence[int] | None) -> CustomerTables:
+def _bundle(batches: Sequence[Batch], order: Sequence[int] | None, provenance: Provenance | None = None) -> CustomerTables:
     if not batches:
         return CustomerTables.empty()  # type: ignore[return-value]
     tables = combine(batches, TABLES, "customers")
     if order is not None:
         position = pl.DataFrame({"customer_id": order, "_position": range(len(order))}, schema={"customer_id": pl.Int64, "_position": pl.Int64})
         tables["customers"] = tables["customers"].join(position, on="customer_id").sort("_position").drop("_position")
-    bundle = CustomerTables(**tables)
+    if provenance is not None:
+        failed = tables["customers"].height - int(tables["customers"]["success"].sum())
+        provenance = replace(provenance, failed=failed)
+    bundle = CustomerTables(**tables, provenance=provenance)
     bundle.validate()
     return bundle
 
@@ -164,6 +169,8 @@ async def afetch_customer_tables(
         return CustomerTables.empty()  # type: ignore[return-value]
     chunks = _chunks(wanted, size or client.batch_size)
     cache = BatchCache(cache_dir, base_url=client.base_url, source=source, tables=TABLES) if cache_dir is not None else None
+    fetched_at = cache.created_at if cache else datetime.now(UTC).replace(microsecond=0)
+    provenance = Provenance(fetched_at, client.base_url, source, version("capframe"), len(wanted), 0)
     bar = progress_bar(len(chunks), f"customers ({source})", progress)
     try:
         async with client._http() as http:
@@ -187,7 +194,7 @@ async def afetch_customer_tables(
             cache.store(tuple(unanswered), batches[-1].tables, tag="unanswered")
     for chunk, exc in failed:
         batches.append(_failed(chunk, f"the batch failed: {exc.reason}"))
-    bundle = _bundle(batches, wanted)
+    bundle = _bundle(batches, wanted, provenance)
     if failed:
         statuses = sorted({exc.status for _, exc in failed if exc.status is not None})
         reason = failed[0][1].reason

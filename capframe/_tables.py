@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 
 import pandera.polars as pa
 import polars as pl
 
 from capframe import schemas
 
-__all__ = ["ChildrenTables", "CustomerTables", "schema_of"]
+__all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a bundle's data came from: what a reproducible report states.
+
+    ``fetched_at`` is when the data left the API: for a pull served from a ``cache_dir``, the time
+    of the first run that filled it, so every rerun states the same.
+    """
+
+    fetched_at: datetime
+    host: str
+    source: str
+    capframe_version: str
+    asked: int  # ids (or parents) asked, after removing duplicates
+    failed: int  # of those, how many failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fetched_at": self.fetched_at.isoformat()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +43,7 @@ class _Bundle:
     segments: pl.DataFrame
     cards: pl.DataFrame
     errors: pl.DataFrame
+    provenance: Provenance | None = None
 
     _MAIN: ClassVar[str]
     MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]]
@@ -33,7 +54,7 @@ class _Bundle:
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
-        return {f.name: getattr(self, f.name) for f in sorted(fields(self), key=lambda f: f.name != self._MAIN)}
+        return {name: getattr(self, name) for name in self.MODELS}
 
     def validate(self) -> None:
         """Check every table against its pandera model (capframe does this before returning)."""
@@ -49,7 +70,11 @@ class _Bundle:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={frame.height}x{frame.width}" for name, frame in self.tables().items())
-        return f"{type(self).__name__}({shapes}; failed ids: {_ids_text(self.failed_ids)})"
+        return f"{type(self).__name__}({shapes}; failed ids: {_ids_text(self.failed_ids)}{self._origin()})"
+
+    def _origin(self) -> str:
+        p = self.provenance
+        return f"; {p.source} from {p.host} at {p.fetched_at:%Y-%m-%d %H:%M:%S} UTC" if p else ""
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -60,7 +85,7 @@ class _Bundle:
         return (
             f"<div><strong>{type(self).__name__}</strong>"
             "<table><thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>failed ids: {failed}</p></div>"
+            f"<tbody>{rows}</tbody></table><p>failed ids: {failed}{html.escape(self._origin())}</p></div>"
         )
 
 

@@ -78,9 +78,7 @@ def _bulk_error(code: int, message: str) -> bytes:
 
 
 def _children_error(code: int, message: str) -> bytes:
-    return _json(
-        {"warnings": [], "errors": _error_list(code, message), "success": False}
-    )
+    return _json({"warnings": [], "errors": _error_list(code, message), "success": False})
 
 
 _UNAUTHORIZED: Final = _errors_body(401, "Unauthorized")
@@ -112,14 +110,9 @@ class Faults:
         # Copy and freeze: a caller mutating its dict or list must not change the sandbox.
         rates = dict(self.rates)
         if isinstance(self.script, str):
-            raise TypeError(
-                "Faults.script must be a sequence of fault kinds, not a single string"
-            )
+            raise TypeError("Faults.script must be a sequence of fault kinds, not a single string")
         script = tuple(self.script)
-        bad = sorted(
-            {k for k in rates if k not in FAULT_KINDS}
-            | {k for k in script if k not in (*FAULT_KINDS, _OK)}
-        )
+        bad = sorted({k for k in rates if k not in FAULT_KINDS} | {k for k in script if k not in (*FAULT_KINDS, _OK)})
         if bad:
             raise ValueError(
                 f"unknown fault kind(s) {bad}; known kinds: {', '.join(FAULT_KINDS)} (and 'ok' in a script)"
@@ -135,9 +128,7 @@ class Faults:
         return hash((tuple(sorted(self.rates.items())), tuple(self.script), self.seed))
 
     @classmethod
-    def coerce(
-        cls, value: Faults | Mapping[str, float] | Sequence[str] | None
-    ) -> Faults:
+    def coerce(cls, value: Faults | Mapping[str, float] | Sequence[str] | None) -> Faults:
         """A Faults from what ``Sandbox(faults=...)`` accepts: a mapping is rates, a sequence a script."""
         if value is None:
             return cls()
@@ -146,9 +137,7 @@ class Faults:
         if isinstance(value, Mapping):
             return cls(rates=value)
         if isinstance(value, str):
-            raise TypeError(
-                "faults= takes a list of fault kinds, not a single string; wrap it: [kind]"
-            )
+            raise TypeError("faults= takes a list of fault kinds, not a single string; wrap it: [kind]")
         return cls(script=value)
 
 
@@ -225,14 +214,10 @@ class Sandbox:
         self._counter = 0
         self._script_pos = 0
         self._fault_rng = random.Random(self.faults.seed)
-        self._fault_table = [
-            (k, self.faults.rates[k]) for k in FAULT_KINDS if self.faults.rates.get(k)
-        ]
+        self._fault_table = [(k, self.faults.rates[k]) for k in FAULT_KINDS if self.faults.rates.get(k)]
         self._tokens: dict[str, float] = {}  # token -> time.monotonic() deadline
         self._window: collections.deque[float] = collections.deque()
-        digest = (
-            hashlib.md5(self.PASSWORD.encode()).hexdigest().lower()
-        )  # the API's own scheme
+        digest = hashlib.md5(self.PASSWORD.encode()).hexdigest().lower()  # the API's own scheme
         self._basic_credentials = f"{self.USERNAME}:{digest}".encode()
 
     # --- the org, for tests and demos ---
@@ -258,11 +243,7 @@ class Sandbox:
 
     def companies(self) -> list[tuple[str, str]]:
         """(identifierType, value) of the companies (``associationEntityType=company``)."""
-        return [
-            (f.identifier_type, f.identifier_value)
-            for f in self._org.families()
-            if f.entity_type == "company"
-        ]
+        return [(f.identifier_type, f.identifier_value) for f in self._org.families() if f.entity_type == "company"]
 
     def families(self) -> list[Family]:
         """Every family with its children's ids (in joining order), for checking a pipeline's output."""
@@ -319,16 +300,10 @@ class Sandbox:
             **reply.headers,
         }
         self._record(request, reply.status, fault, n_ids)
-        return httpx.Response(
-            reply.status, headers=headers, content=reply.body, request=request
-        )
+        return httpx.Response(reply.status, headers=headers, content=reply.body, request=request)
 
-    def _record(
-        self, request: httpx.Request, status: int, fault: str | None, n_ids: int
-    ) -> None:
-        record = RequestRecord(
-            time.monotonic(), request.method, request.url.path, status, fault, n_ids
-        )
+    def _record(self, request: httpx.Request, status: int, fault: str | None, n_ids: int) -> None:
+        record = RequestRecord(time.monotonic(), request.method, request.url.path, status, fault, n_ids)
         with self._lock:
             self.request_log.append(record)
 
@@ -474,14 +449,10 @@ class Sandbox:
             return early, fault, 0
         if fault == "token-expiry" and how == "oauth":
             assert token is not None
-            self._revoke(
-                token
-            )  # from now on this token is refused, as after a real expiry
+            self._revoke(token)  # from now on this token is refused, as after a real expiry
             return _Reply(401, _EXPIRED), fault, 0
 
-        reply, n_ids = (
-            self._bulk(request, fault) if bulk else self._children(request, fault)
-        )
+        reply, n_ids = self._bulk(request, fault) if bulk else self._children(request, fault)
         if reply.status == 200:
             if fault == "truncate":
                 reply.body = reply.body[: len(reply.body) // 2]
@@ -506,9 +477,7 @@ class Sandbox:
         if fault == "521":
             return _Reply(
                 521,
-                _errors_body(
-                    521, "Multiple actions running on the same customer, retry later"
-                ),
+                _errors_body(521, "Multiple actions running on the same customer, retry later"),
             )
         if fault.startswith("429"):
             headers: dict[str, str] = {}
@@ -529,9 +498,7 @@ class Sandbox:
         if source is None or source not in ALL_SOURCES:
             return _Reply(400, _bulk_error(8012, "Invalid source")), 0
         if not request.content.strip():
-            return _Reply(
-                405, _bulk_error(405, "Method not allowed. Request body missing.")
-            ), 0
+            return _Reply(405, _bulk_error(405, "Method not allowed. Request body missing.")), 0
         try:
             ids = json.loads(request.content)
         except ValueError:
@@ -555,9 +522,7 @@ class Sandbox:
         body = b'{"data":[' + b",".join(items) + b'],"warnings":[],"errors":[]}'
         return _Reply(200, body), len(ids)
 
-    def _children(
-        self, request: httpx.Request, fault: str | None
-    ) -> tuple[_Reply, int]:
+    def _children(self, request: httpx.Request, fault: str | None) -> tuple[_Reply, int]:
         q = request.url.params
         entity_type = q.get("associationEntityType")
         id_type = q.get("associationEntityIdentifierType")
@@ -574,9 +539,7 @@ class Sandbox:
             ]
             return _Reply(
                 400,
-                _children_error(
-                    400, f"Missing required parameter(s): {', '.join(missing)}"
-                ),
+                _children_error(400, f"Missing required parameter(s): {', '.join(missing)}"),
             ), 0
         if entity_type not in _ENTITY_TYPES:
             return _Reply(
@@ -587,9 +550,7 @@ class Sandbox:
         if canonical is None:
             return _Reply(
                 400,
-                _children_error(
-                    400, f"Invalid associationEntityIdentifierType: {id_type}"
-                ),
+                _children_error(400, f"Invalid associationEntityIdentifierType: {id_type}"),
             ), 0
         source: str | None = None
         if q.get("source"):
@@ -605,18 +566,14 @@ class Sandbox:
             return _Reply(400, _children_error(400, str(exc))), 0
         order = q.get("sortOrder", "DESC").upper()
         if order not in ("ASC", "DESC"):
-            return _Reply(
-                400, _children_error(400, "Invalid sortOrder: use ASC or DESC")
-            ), 0
+            return _Reply(400, _children_error(400, "Invalid sortOrder: use ASC or DESC")), 0
 
         family = self._org.find_family(entity_type, canonical, value)
         if family is None:
             return _Reply(200, _NO_PARENT), 0
         # The real cap is not documented; the sandbox silently serves at most max_page_size.
         limit = min(limit, self.max_page_size)
-        parts = self._org.children_page(
-            family, source, order == "ASC", offset, limit, associate, no_of_children
-        )
+        parts = self._org.children_page(family, source, order == "ASC", offset, limit, associate, no_of_children)
         if fault == "duplicate" and parts:
             parts.append(parts[0])
         elif fault == "extra":
@@ -626,8 +583,7 @@ class Sandbox:
         body = (
             b'{"entity":{"customers":['
             + b",".join(parts)
-            + b'],"count":%d,"errors":[],"warnings":[]},"warnings":[],"errors":[],"success":true}'
-            % len(parts)
+            + b'],"count":%d,"errors":[],"warnings":[]},"warnings":[],"errors":[],"success":true}' % len(parts)
         )
         return _Reply(200, body), len(parts)
 

@@ -46,9 +46,7 @@ IDENTIFIER_TYPES: Final = (
 )
 
 _ID_BASE: Final = 700_000_000
-_ID_STRIDE: Final = (
-    7  # each customer owns a block of 7 ids: no collisions, and gaps for unknown ids
-)
+_ID_STRIDE: Final = 7  # each customer owns a block of 7 ids: no collisions, and gaps for unknown ids
 # Ids must stay 9 digits: 700_000_000 + 7 * index < 1_000_000_000.
 MAX_CUSTOMERS: Final = 40_000_000
 _BIG_FAMILY: Final = 1234
@@ -59,11 +57,7 @@ _M64: Final = (1 << 64) - 1
 
 def _mix(seed: int, index: int, salt: int) -> int:
     """A splitmix64-style hash: a cheap seeded draw where a full ``random.Random`` costs too much."""
-    z = (
-        seed * 0x9E3779B97F4A7C15
-        + index * 0xBF58476D1CE4E5B9
-        + salt * 0x94D049BB133111EB
-    ) & _M64
+    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + salt * 0x94D049BB133111EB) & _M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
     return z ^ (z >> 31)
@@ -179,33 +173,29 @@ def _meta(residence: bool, office: bool) -> JSON:
     return {"residence": residence, "office": office}
 
 
+# One encoder for all: json.dumps with options builds a new encoder per call. Compact, and no
+# circularity check (entities share small dicts, never cycles): both save time per entity.
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
 def _dumps(obj: object) -> bytes:
-    # Compact, UTF-8, no circularity check: entities share small constant dicts, never cycles.
-    return json.dumps(
-        obj, separators=(",", ":"), ensure_ascii=False, check_circular=False
-    ).encode()
+    return _ENCODE(obj).encode()
 
 
-def _item(entity: bytes, error: tuple[int, str] | None) -> bytes:
-    """One ``data[]`` item of the bulk response around already rendered entity JSON."""
-    if error is None:
-        return b'{"entity":' + entity + b',"warnings":[],"errors":[],"success":true}'
-    err = _dumps([{"status": False, "code": error[0], "message": error[1]}])
-    return (
-        b'{"entity":'
-        + entity
-        + b',"warnings":[],"errors":'
-        + err
-        + b',"success":false}'
-    )
+def _error(code: int, message: str) -> list[JSON]:
+    return [{"status": False, "code": code, "message": message}]
 
 
-_PII_ERROR: Final = (8109, "Customer is deleted after PII delete request")
-_UNKNOWN_ERROR: Final = (8015, "No customer found with the given identifier(s)")
-_SOURCE_ERROR: Final = (
-    8065,
-    "No customer found in the given source with the given identifier",
-)
+_PII_ERROR: Final = _error(8109, "Customer is deleted after PII delete request")
+_UNKNOWN_ERROR: Final = _error(8015, "No customer found with the given identifier(s)")
+_SOURCE_ERROR: Final = _error(8065, "No customer found in the given source with the given identifier")
+_NO_ERRORS: Final[list[JSON]] = []
+
+
+def _item(entity: JSON, errors: list[JSON]) -> bytes:
+    """One ``data[]`` item of the bulk response, rendered in one encoder call."""
+    item = {"entity": entity, "warnings": [], "errors": errors, "success": not errors}
+    return _dumps(item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +223,7 @@ class _Child:
     created_str: str
     role: str
     sources: frozenset[str]
-    fragments: dict[
-        tuple[str, bool, bool], bytes
-    ]  # (source, associate detail, no of children) -> JSON
+    fragments: dict[tuple[str, bool, bool], bytes]  # (source, associate detail, no of children) -> JSON
 
 
 class Org:
@@ -243,28 +231,19 @@ class Org:
 
     def __init__(self, customers: int, seed: int, *, cache_size: int = 1 << 17) -> None:
         if not 0 <= customers <= MAX_CUSTOMERS:
-            raise ValueError(
-                f"customers must be between 0 and {MAX_CUSTOMERS}, got {customers}"
-            )
+            raise ValueError(f"customers must be between 0 and {MAX_CUSTOMERS}, got {customers}")
         self.customers = customers
         self.seed = seed
-        self._seed_entities: dict[int, JSON] = {
-            e["id"]: e for e in json.loads(_SEED_PAGE_ENTITIES)
-        }
+        self._seed_entities: dict[int, JSON] = {e["id"]: e for e in json.loads(_SEED_PAGE_ENTITIES)}
         self._doc_children: list[JSON] = json.loads(_DOCUMENTED_CHILDREN)
         self._doc_entities: dict[int, JSON] = {
-            c["profiles"][0]["userId"]: self._documented_entity(c)
-            for c in self._doc_children
+            c["profiles"][0]["userId"]: self._documented_entity(c) for c in self._doc_children
         }
         # Per-instance caches: the cache key must not include self (and must not keep it alive).
         self.item = functools.lru_cache(maxsize=cache_size)(self._render_item)
         self._entity = functools.lru_cache(maxsize=4096)(self._build_entity)
-        self._family_children = functools.lru_cache(maxsize=256)(
-            self._build_family_children
-        )
-        self._sorted_children = functools.lru_cache(maxsize=256)(
-            self._build_sorted_children
-        )
+        self._family_children = functools.lru_cache(maxsize=256)(self._build_family_children)
+        self._sorted_children = functools.lru_cache(maxsize=256)(self._build_sorted_children)
         self._plan_families()
 
     # --- ids ---
@@ -276,11 +255,7 @@ class Org:
     def index_of(self, customer_id: int) -> int | None:
         """The index of a synthetic customer id, or None when the org has no such customer."""
         index, _ = divmod(customer_id - _ID_BASE, _ID_STRIDE)
-        if (
-            customer_id < _ID_BASE
-            or index >= self.customers
-            or self.id_of(index) != customer_id
-        ):
+        if customer_id < _ID_BASE or index >= self.customers or self.id_of(index) != customer_id:
             return None
         return index
 
@@ -296,9 +271,7 @@ class Org:
     def pii_deleted_ids(self) -> list[int]:
         """The seed page's deleted customer, then every deleted synthetic customer."""
         return [_SEED_PII_ID] + [
-            self.id_of(i)
-            for i in range(self._family_end, self.customers)
-            if self.is_pii_deleted(i)
+            self.id_of(i) for i in range(self._family_end, self.customers) if self.is_pii_deleted(i)
         ]
 
     def unknown_ids(self, n: int) -> list[int]:
@@ -306,10 +279,7 @@ class Org:
         if not 0 <= n <= MAX_CUSTOMERS:
             raise ValueError(f"n must be between 0 and {MAX_CUSTOMERS}, got {n}")
         # Block i holds exactly one customer id; any other id of the block is unknown.
-        return [
-            _ID_BASE + _ID_STRIDE * i + (_mix(self.seed, i, 0) + 1) % _ID_STRIDE
-            for i in range(n)
-        ]
+        return [_ID_BASE + _ID_STRIDE * i + (_mix(self.seed, i, 0) + 1) % _ID_STRIDE for i in range(n)]
 
     def any_other_id(self, exclude: set[int]) -> int:
         """An id of the org not in ``exclude``; O(len(exclude)) at worst."""
@@ -326,31 +296,34 @@ class Org:
 
     def _render_item(self, customer_id: int, source: str) -> bytes:
         """The ``data[]`` item for one id and one (valid) source."""
-        fixed = self._seed_entities.get(customer_id) or self._doc_entities.get(
-            customer_id
-        )
+        fixed = self._seed_entities.get(customer_id) or self._doc_entities.get(customer_id)
         if fixed is not None:
             if customer_id == _SEED_PII_ID:
-                return _item(_dumps(fixed), _PII_ERROR)
+                return _item(fixed, _PII_ERROR)
             return self._profile_item(fixed, source)
         index = self.index_of(customer_id)
         if index is None:
-            return _item(b'{"id":%d,"profiles":[]}' % customer_id, _UNKNOWN_ERROR)
+            return _item({"id": customer_id, "profiles": []}, _UNKNOWN_ERROR)
         if self.is_pii_deleted(index):
-            entity = b'{"id":%d,"profiles":[],"loyaltyInfo":{"loyaltyType":"loyalty"},"segments":{},"extendedFields":{}}'
-            return _item(entity % customer_id, _PII_ERROR)
-        return self._profile_item(self._entity(index), source)
+            deleted = {
+                "id": customer_id,
+                "profiles": [],
+                "loyaltyInfo": {"loyaltyType": "loyalty"},
+                "segments": {},
+                "extendedFields": {},
+            }
+            return _item(deleted, _PII_ERROR)
+        # Not the entity cache: a bulk pull touches each id once, and this cache is per item.
+        return self._profile_item(self._build_entity(index), source)
 
     @staticmethod
     def _profile_item(entity: JSON, source: str) -> bytes:
         profiles = entity["profiles"]
-        if source == "ALL" or all(p["source"] == source for p in profiles):
-            return _item(_dumps(entity), None)
+        if source == "ALL" or (len(profiles) == 1 and profiles[0]["source"] == source):
+            return _item(entity, _NO_ERRORS)
         kept = [p for p in profiles if p["source"] == source]
         # The org still knows the customer, so its org-level parts stay; only profiles go.
-        return _item(
-            _dumps({**entity, "profiles": kept}), None if kept else _SOURCE_ERROR
-        )
+        return _item({**entity, "profiles": kept}, _NO_ERRORS if kept else _SOURCE_ERROR)
 
     # --- synthetic customers ---
 
@@ -359,14 +332,13 @@ class Org:
         h = _mix(self.seed, index, 2)
         first = _FIRST[h % len(_FIRST)]
         last = _LAST[(h >> 8) % len(_LAST)]
-        # Multiplying by a number coprime to the modulus is a bijection: values never collide.
-        mobile = (
-            f"91{6_000_000_000 + (index * 7919 + self.seed * 104_729) % 4_000_000_000}"
-        )
-        email = (
-            f"{first.lower()}.{last.lower()}.{index}@{_EMAIL_DOMAINS[(h >> 16) & 1]}"
-        )
-        external = f"{(index * 7919 + self.seed * 31) % 100_000_000:08d}"
+        # Multiplying by a number coprime to the modulus is a bijection: values never
+        # collide (within 10**8 customers, far more than MAX_CUSTOMERS).
+        k = index + 104_729 * self.seed + 1
+        mobile = f"91{6_000_000_000 + k * 2_654_435_761 % 4_000_000_000}"
+        domain = _EMAIL_DOMAINS[(h >> 16) & 1]
+        email = f"{first.lower()}.{last.lower()}.{index}@{domain}"
+        external = f"{k * 61_803_399 % 100_000_000:08d}"
         return first, last, mobile, email, external
 
     def _build_entity(self, index: int) -> JSON:
@@ -391,10 +363,8 @@ class Org:
         card: JSON | None = None
         if r() < 0.1:
             number = f"SBX{cid * 13 % 10**12:012d}"
-            label, status, active = _CARD_STATUS[
-                0 if r() < 0.8 else rng.randrange(1, 3)
-            ]
-            series = 101 + rng.randrange(2)
+            label, status, active = _CARD_STATUS[0 if r() < 0.8 else 1 + int(r() * 2)]
+            series = 101 + int(r() * 2)
             # Both spellings occur in real responses.
             ctype = "cardnumber" if r() < 0.5 else "cardNumber"
             identifiers.append(
@@ -409,11 +379,11 @@ class Org:
 
         fields: JSON = {}
         if r() < 0.5:
-            fields["gender"] = _GENDERS[rng.randrange(3)]
+            fields["gender"] = _GENDERS[int(r() * 3)]
         if r() < 0.3:
-            fields["Favorite Color"] = _COLORS[rng.randrange(len(_COLORS))]
+            fields["Favorite Color"] = _COLORS[int(r() * len(_COLORS))]
         if r() < 0.3:
-            fields["preferred_store"] = _STORES[rng.randrange(len(_STORES))]
+            fields["preferred_store"] = _STORES[int(r() * len(_STORES))]
         all_fields = dict(fields)
         if r() < 0.3:
             all_fields["marital_status"] = "single" if r() < 0.5 else "married"
@@ -433,11 +403,7 @@ class Org:
             )
 
         roll = r()
-        source = (
-            "INSTORE"
-            if in_family or roll < 0.85
-            else ("ECOMMERCE" if roll < 0.95 else "WECHAT")
-        )
+        source = "INSTORE" if in_family or roll < 0.85 else ("ECOMMERCE" if roll < 0.95 else "WECHAT")
         profiles = [
             {
                 "firstName": first,
@@ -461,29 +427,29 @@ class Org:
         roll = r()
         # The API flips between int and float here (230 vs 2400.0): so does the sandbox.
         if roll < 0.45:
-            loyalty["lifetimePurchases"] = rng.randrange(0, 50_000)
+            loyalty["lifetimePurchases"] = int(r() * 50_000)
         elif roll < 0.9:
-            loyalty["lifetimePurchases"] = float(rng.randrange(0, 5_000_000)) / 10
+            loyalty["lifetimePurchases"] = int(r() * 5_000_000) / 10
         else:
             loyalty["lifetimePurchases"] = 0.0
         if r() < 0.5:
-            loyalty["score"] = rng.randrange(0, 1000)
+            loyalty["score"] = int(r() * 1000)
 
         segments: JSON = {}
         for name, values in _SEGMENTS:
             if r() < 0.35:
-                segments[name] = values[rng.randrange(len(values))]
+                segments[name] = values[int(r() * len(values))]
 
         extended: JSON = {}
         if r() < 0.6:
-            extended["city"] = _CITIES[rng.randrange(len(_CITIES))]
+            extended["city"] = _CITIES[int(r() * len(_CITIES))]
         if r() < 0.5:
-            extended["gender"] = _GENDERS[rng.randrange(3)]
+            extended["gender"] = _GENDERS[int(r() * 3)]
         if r() < 0.4:
             year, month, day = (
-                1950 + rng.randrange(55),
-                1 + rng.randrange(12),
-                1 + rng.randrange(28),
+                1950 + int(r() * 55),
+                1 + int(r() * 12),
+                1 + int(r() * 28),
             )
             extended["dob"] = f"{year:04d}-{month:02d}-{day:02d}T00:00:00Z"
 
@@ -492,17 +458,16 @@ class Org:
             "profiles": profiles,
             "loyaltyInfo": loyalty,
             "segments": segments,
-            "associatedWith": _TILLS[rng.randrange(len(_TILLS))],
+            "associatedWith": _TILLS[int(r() * len(_TILLS))],
             "extendedFields": extended,
             "cardDetails": [] if card is None else [card],
         }
 
     @staticmethod
-    def _timestamp(
-        rng: random.Random, start: int = _T_2019, span: int = _T_SPAN
-    ) -> str:
-        offset, suffix = _OFFSETS[rng.randrange(3)]
-        return _iso(start + rng.randrange(span), offset, suffix)
+    def _timestamp(rng: random.Random, start: int = _T_2019, span: int = _T_SPAN) -> str:
+        r = rng.random
+        offset, suffix = _OFFSETS[int(r() * 3)]
+        return _iso(start + int(r() * span), offset, suffix)
 
     @staticmethod
     def _channel(rng: random.Random, kind: str, value: str) -> JSON:
@@ -557,7 +522,7 @@ class Org:
         active: bool,
     ) -> JSON:
         """One entry of ``cardDetails`` with the keys of capillary-api.md section 7."""
-        created = _T_2021 + rng.randrange(_T_SPAN // 2)
+        created = _T_2021 + int(rng.random() * _T_SPAN // 2)
         day = time.strftime("%Y-%m-%d", time.gmtime(created))
         card_id = 9_000_000 + cid % 1_000_000
         return {
@@ -655,9 +620,7 @@ class Org:
                 if parent is None:
                     parent, cursor = cursor, cursor + 1
                 _, _, mobile, email, external = self._identity(parent)
-                value = {"mobile": mobile, "email": email, "externalId": external}[
-                    id_type
-                ]
+                value = {"mobile": mobile, "email": email, "externalId": external}[id_type]
                 self._forced_id_type[parent] = id_type
                 self._n_children[parent] = k
                 parent_id = self.id_of(parent)
@@ -667,9 +630,7 @@ class Org:
             children = tuple(self.id_of(i) for i in range(start, start + k))
             kind = "company" if entity_type == "company" else "customer"
             self._by_key[(kind, id_type, value)] = len(self._families)
-            self._families.append(
-                Family(entity_type, id_type, value, parent_id, children)
-            )
+            self._families.append(Family(entity_type, id_type, value, parent_id, children))
             self._child_ranges.append((start, k))
             return True
 
@@ -713,9 +674,7 @@ class Org:
                 _Child(
                     c["profiles"][0]["userId"],
                     -1,
-                    calendar.timegm(
-                        time.strptime(c["createdDate"], "%Y-%m-%dT%H:%M:%SZ")
-                    ),
+                    calendar.timegm(time.strptime(c["createdDate"], "%Y-%m-%dT%H:%M:%SZ")),
                     c["createdDate"],
                     c["roleCode"],
                     frozenset({"INSTORE"}),
@@ -728,10 +687,10 @@ class Org:
 
     def _child(self, index: int) -> _Child:
         entity = self._entity(index)
-        rng = random.Random(f"{self.seed}:{index}:member")
-        created = _T_2021 + rng.randrange(_T_SPAN // 2)
-        offset, suffix = _OFFSETS[rng.randrange(3)]
-        role = _ROLE_CODES[rng.randrange(len(_ROLE_CODES))]
+        r = random.Random(f"{self.seed}:{index}:member").random
+        created = _T_2021 + int(r() * _T_SPAN // 2)
+        offset, suffix = _OFFSETS[int(r() * 3)]
+        role = _ROLE_CODES[int(r() * len(_ROLE_CODES))]
         sources = frozenset(p["source"] for p in entity["profiles"])
         return _Child(
             self.id_of(index),
@@ -750,32 +709,23 @@ class Org:
         """Rendered children of one page, sorted by (createdDate, userId)."""
         children = self._sorted_children(family, source or "ALL", ascending)
         return [
-            self._child_json(c, source or "ALL", associate, no_of_children)
-            for c in children[offset : offset + limit]
+            self._child_json(c, source or "ALL", associate, no_of_children) for c in children[offset : offset + limit]
         ]
 
-    def _build_sorted_children(
-        self, family: int, source: str, ascending: bool
-    ) -> list[_Child]:
+    def _build_sorted_children(self, family: int, source: str, ascending: bool) -> list[_Child]:
         kids = self._family_children(family)
         if source != "ALL":
             kids = [c for c in kids if source in c.sources]
         return sorted(kids, key=lambda c: (c.created, c.user_id), reverse=not ascending)
 
-    def _child_json(
-        self, child: _Child, source: str, associate: bool, noc: bool
-    ) -> bytes:
+    def _child_json(self, child: _Child, source: str, associate: bool, noc: bool) -> bytes:
         key = (source, associate, noc)
         cached = child.fragments.get(key)
         if cached is not None:
             return cached
         obj: JSON
         if child.index < 0:
-            doc = next(
-                c
-                for c in self._doc_children
-                if c["profiles"][0]["userId"] == child.user_id
-            )
+            doc = next(c for c in self._doc_children if c["profiles"][0]["userId"] == child.user_id)
             obj = {"profiles": doc["profiles"], "extendedFields": doc["extendedFields"]}
             n_children, default = doc["noOfChildren"], doc["defaultChild"]
         else:
@@ -816,11 +766,7 @@ class Org:
 
     def parent_keys(self) -> list[tuple[str, str]]:
         """(identifierType, value) of every customer parent (companies excluded)."""
-        return [
-            (f.identifier_type, f.identifier_value)
-            for f in self.families()
-            if f.entity_type != "company"
-        ]
+        return [(f.identifier_type, f.identifier_value) for f in self.families() if f.entity_type != "company"]
 
 
 def _hierarchy_profiles(entity: JSON, source: str) -> list[JSON]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -25,9 +26,7 @@ _IDLE_TIMEOUT: Final = 60.0  # idle keep-alive connections are closed after this
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not keep the interpreter alive
 
-    def __init__(
-        self, address: tuple[str, int], sandbox: Sandbox, family: socket.AddressFamily
-    ) -> None:
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, family: socket.AddressFamily) -> None:
         self.address_family = family
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
@@ -89,9 +88,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         sandbox = self.server.sandbox
         body = self._read_body()
-        headers = [
-            (k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"
-        ]
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
         url = f"{self.server.url}{self.path}"
         request = httpx.Request(self.command, url, headers=headers, content=body)
         if sandbox.latency:
@@ -106,16 +103,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             time.sleep(TIMEOUT_FAULT_SECONDS)
             self.close_connection = True
             return
-        except Exception:  # noqa: BLE001 - any sandbox bug must still answer
+        except Exception:
             # A sandbox bug: answer like the API's own 500 rather than hanging the client.
             traceback.print_exc()
             response = httpx.Response(
                 500,
-                json={
-                    "errors": [
-                        {"status": False, "code": 500, "message": "UNEXPECTED_ERROR"}
-                    ]
-                },
+                json={"errors": [{"status": False, "code": 500, "message": "UNEXPECTED_ERROR"}]},
             )
         content = response.content
         self.send_response(response.status_code)
@@ -134,9 +127,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class SandboxServer:
     """A running loopback server; ``url`` is its base URL. Close it, or use it as a context manager."""
 
-    def __init__(
-        self, sandbox: Sandbox, httpd: _HTTPServer, thread: threading.Thread, url: str
-    ) -> None:
+    def __init__(self, sandbox: Sandbox, httpd: _HTTPServer, thread: threading.Thread, url: str) -> None:
         self.sandbox = sandbox
         self.url = url
         self._httpd = httpd
@@ -158,10 +149,8 @@ class SandboxServer:
         with self._httpd.connections_lock:
             open_connections = list(self._httpd.connections)
         for conn in open_connections:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the client
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._thread.join(timeout=5)
 
     def __enter__(self) -> Self:
@@ -188,24 +177,14 @@ def serve(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> SandboxSe
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        raise ValueError(
-            f"serve() only binds loopback addresses (127.0.0.0/8, ::1, localhost), got {host!r}"
-        ) from None
+        raise ValueError(f"serve() only binds loopback addresses (127.0.0.0/8, ::1, localhost), got {host!r}") from None
     if not ip.is_loopback:
-        raise ValueError(
-            f"serve() only binds loopback addresses (127.0.0.0/8, ::1, localhost), got {host!r}"
-        )
+        raise ValueError(f"serve() only binds loopback addresses (127.0.0.0/8, ::1, localhost), got {host!r}")
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     httpd = _HTTPServer((address, port), sandbox, family)
     bound = int(httpd.server_address[1])
-    url = (
-        f"http://[{address}]:{bound}"
-        if ip.version == 6
-        else f"http://{address}:{bound}"
-    )
+    url = f"http://[{address}]:{bound}" if ip.version == 6 else f"http://{address}:{bound}"
     httpd.url = url
-    thread = threading.Thread(
-        target=httpd.serve_forever, name=f"capframe-sandbox-{bound}", daemon=True
-    )
+    thread = threading.Thread(target=httpd.serve_forever, name=f"capframe-sandbox-{bound}", daemon=True)
     thread.start()
     return SandboxServer(sandbox, httpd, thread, url)
