@@ -17,7 +17,7 @@ from capframe._customers import (
     scan_customers,
     tidy_customers,
 )
-from capframe._tables import ChildrenTables, CustomerTables
+from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
     AccessDeniedError,
     ArgumentTypeError,
@@ -48,6 +48,7 @@ __all__ = [
     "FetchError",
     "InvalidArgumentError",
     "ParentNotFoundError",
+    "Provenance",
     "RequestRejectedError",
     "SchemaDriftWarning",
     "UnexpectedEntitiesWarning",

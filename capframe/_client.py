@@ -72,7 +72,7 @@ def resolve_host(host: str) -> str:
             f"host {host!r} uses plain http, which would send credentials in clear text: use https:// "
             "(plain http is allowed only for loopback addresses such as a local sandbox)"
         )
-    if url.host not in _KNOWN_HOSTS and "capillary" in url.host:
+    if url.host not in _KNOWN_HOSTS:
         close = difflib.get_close_matches(url.host, _KNOWN_HOSTS, n=1, cutoff=0.85)
         if close:
             raise InvalidArgumentError(f"unknown Capillary host {url.host!r}: did you mean {close[0]!r}?")

@@ -1,0 +1,128 @@
+"""fetch_children: the hierarchy as a DataFrame, every page, one or many parents."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import capframe
+from capframe import schemas
+from capframe.sandbox import Sandbox
+
+DOCUMENTED_PARENT = ("mobile", "917799889933")
+
+
+@pytest.fixture(scope="module")
+def client() -> capframe.Client:
+    return capframe.Client.sandbox(2_000, requests_per_minute=None, retry_backoff=0.001, max_retry_after=0.01)
+
+
+def org(client: capframe.Client) -> Sandbox:
+    assert client.sandbox_org is not None
+    return client.sandbox_org
+
+
+def family(client: capframe.Client, size: int | None = None, *, kind: str = "parentCustomer") -> tuple[str, str, tuple[int, ...]]:
+    for f in org(client).families():
+        if f.entity_type == kind and (size is None or (len(f.child_ids) > 1000 if size > 1000 else len(f.child_ids) == size)):
+            return f.identifier_type, f.identifier_value, f.child_ids
+    raise LookupError(size)
+
+
+def test_the_documented_family(client: capframe.Client) -> None:
+    children = capframe.fetch_children(DOCUMENTED_PARENT, client=client)
+    assert children.select("parent_type", "parent_value", "customer_id", "first_name", "role_code", "no_of_children").rows() == [
+        ("mobile", "917799889933", 134094602, "Lalit", "Manager", 2),
+        ("mobile", "917799889933", 134094571, "tom", "Senior_Manager", 1),
+    ]
+    assert str(children["created_date"].dtype) == "Datetime(time_unit='us', time_zone='UTC')"
+    schemas.Children.validate(children)
+
+
+def test_every_page_of_a_big_family_once_each(client: capframe.Client) -> None:
+    kind, value, child_ids = family(client, 1001)
+    before = len(org(client).request_log)
+    children = capframe.fetch_children((kind, value), client=client, page_size=150)
+    assert sorted(children["customer_id"]) == sorted(child_ids)
+    assert children["customer_id"].is_unique().all()
+    # 1234 children in pages of 150 is 9 pages; the short last page ends the walk.
+    assert len(org(client).request_log) - before == 9
+
+
+def test_a_server_that_caps_the_page_size_does_not_lose_children(client: capframe.Client) -> None:
+    kind, value, child_ids = family(client, 1001)
+    before = len(org(client).request_log)
+    children = capframe.fetch_children((kind, value), client=client, page_size=500)  # the sandbox sends at most 200
+    assert sorted(children["customer_id"]) == sorted(child_ids)
+    # 7 pages of 200 and 34: the short page is shorter than those before it, so the walk ends there.
+    assert len(org(client).request_log) - before == 7
+
+
+def test_a_parent_with_no_children_gives_an_empty_frame_with_the_full_schema(client: capframe.Client) -> None:
+    kind, value, _ = family(client, 0)
+    children = capframe.fetch_children((kind, value), client=client)
+    assert children.is_empty()
+    assert children.columns[:3] == ["parent_type", "parent_value", "customer_id"]
+    schemas.Children.validate(children)
+
+
+def test_an_unknown_parent_raises_with_the_apis_code(client: capframe.Client) -> None:
+    with pytest.raises(capframe.ParentNotFoundError, match="code 8015") as caught:
+        capframe.fetch_children(("mobile", "910000000001"), client=client)
+    assert caught.value.code == 8015
+    assert "910000000001" not in str(caught.value)  # a parent's identifier is personal data
+
+
+def test_many_parents_in_one_frame_unknown_ones_in_errors(client: capframe.Client) -> None:
+    small = [p for p in org(client).parents() if p != DOCUMENTED_PARENT][:4]
+    with pytest.warns(capframe.CapframeWarning, match="1 of 6 parents were not found"):
+        tables = capframe.fetch_children_tables([DOCUMENTED_PARENT, *small, ("email", "nobody@example.invalid")], client=client)
+    assert set(tables.children.select("parent_type", "parent_value").unique().rows()) <= {DOCUMENTED_PARENT, *small}
+    assert tables.errors.select("code").rows() == [(8015,)]
+    assert set(tables.identifiers["customer_id"]) == set(tables.children["customer_id"])
+
+
+def test_a_customer_id_is_resolved_through_get_customers_bulk(client: capframe.Client) -> None:
+    parent = next(f for f in org(client).families() if f.parent_id and f.child_ids)
+    by_id = capframe.fetch_children(parent.parent_id, client=client)  # type: ignore[arg-type]
+    assert sorted(by_id["customer_id"]) == sorted(parent.child_ids)
+
+
+def test_companies(client: capframe.Client) -> None:
+    kind, value, child_ids = family(client, kind="company")
+    children = capframe.fetch_children((kind, value), client=client, association="company")
+    assert sorted(children["customer_id"]) == sorted(child_ids)
+
+
+@pytest.mark.parametrize(
+    ("parent", "error", "message"),
+    [
+        (("phone", "1"), capframe.InvalidArgumentError, "identifier type 'phone'"),
+        (("mobile", " "), capframe.InvalidArgumentError, "empty mobile"),
+        ("917799889933", capframe.ArgumentTypeError, r"\(identifier_type, value\) pair"),
+        (-5, capframe.InvalidArgumentError, "positive"),
+        ([], capframe.InvalidArgumentError, "empty list"),
+    ],
+)
+def test_bad_parents_fail_before_any_request(parent: object, error: type[Exception], message: str) -> None:
+    fresh = capframe.Client.sandbox(50)
+    with pytest.raises(error, match=message):
+        capframe.fetch_children(parent, client=fresh)  # type: ignore[arg-type]
+    assert org(fresh).request_log == []
+
+
+def test_sort_order_is_passed_to_the_api(client: capframe.Client) -> None:
+    kind, value, _ = family(client, 1001)
+    descending = capframe.fetch_children((kind, value), client=client, page_size=200)
+    ascending = capframe.fetch_children((kind, value), client=client, page_size=200, sort_order="asc")
+    assert ascending["customer_id"].to_list() == descending["customer_id"].to_list()[::-1]
+    assert descending["created_date"].is_sorted(descending=True)
+
+
+def test_children_tables_are_keyed_by_customer_id(client: capframe.Client) -> None:
+    tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=client)
+    assert tables.identifiers.filter(pl.col("customer_id") == 134094571)["value"].to_list()[:2] == [
+        "tom.sawyer@capillarytech.com",
+        "917799889933",
+    ]
+    tables.validate()

@@ -1,0 +1,184 @@
+"""fetch_customers and its tables, against the embedded sandbox (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+import capframe
+from capframe import schemas
+from capframe._auth import BasicAuth
+from capframe.sandbox import Sandbox
+
+DOCUMENTED_IDS = [564332013, 565338404, 566135941]
+
+
+def sandbox(**options: object) -> capframe.Client:
+    return capframe.Client.sandbox(2_000, requests_per_minute=None, retry_backoff=0.001, max_retry_after=0.01, **options)  # type: ignore[arg-type]
+
+
+def test_the_documented_example_comes_back_as_documented() -> None:
+    tables = capframe.fetch_customer_tables(DOCUMENTED_IDS, "INSTORE", client=sandbox())
+    customers = tables.customers
+    assert customers["customer_id"].to_list() == DOCUMENTED_IDS
+    assert customers.select("success", "error_code").rows() == [(False, 8109), (True, None), (True, None)]
+    assert customers["error_message"][0] == "Customer is deleted after PII delete request"
+    assert customers.select("first_name", "last_name", "mobile", "external_id").rows()[1:] == [
+        ("Muhammad", "Johns", "912726093529", "00008572"),
+        ("John", "Pork", "918088369835", "696969"),
+    ]
+    assert customers["lifetime_purchases"].to_list() == [None, 0.0, 201000.0]
+    assert customers["score"].to_list() == [None, None, 0]
+    assert customers["associated_with"].to_list() == [None, "tj_capillary", "naman_doc"]
+    assert str(customers["auto_update_time"].dtype) == "Datetime(time_unit='us', time_zone='UTC')"
+    assert tables.errors.select("customer_id", "origin", "code").rows() == [(564332013, "api", 8109)]
+    assert tables.comm_channels.height == 3
+
+
+def test_one_row_per_unique_id_in_first_occurrence_order() -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(250)  # type: ignore[union-attr]
+    asked = [ids[5], *ids, ids[0], ids[5]]
+    frame = capframe.fetch_customers(asked, "INSTORE", client=client, batch_size=40)
+    assert frame["customer_id"].to_list() == list(dict.fromkeys(asked))
+    # Duplicates are asked once: 250 ids in batches of 40 is 7 requests.
+    assert len(client.sandbox_org.request_log) == 7  # type: ignore[union-attr]
+
+
+def test_batches_are_sorted_and_sent_as_a_bare_json_array() -> None:
+    bodies: list[list[int]] = []
+    client = sandbox()
+    org = client.sandbox_org
+    assert org is not None
+    original = org.handle
+
+    def spy(request):  # type: ignore[no-untyped-def]
+        bodies.append(json.loads(request.content))
+        return original(request)
+
+    org.handle = spy  # type: ignore[method-assign]
+    ids = org.customer_ids(10)[::-1]
+    capframe.fetch_customers(ids, "INSTORE", client=client, batch_size=4)
+    assert bodies == [sorted(ids[0:4]), sorted(ids[4:8]), sorted(ids[8:10])]
+
+
+def test_failed_ids_are_rows_with_the_apis_code_and_message() -> None:
+    client = sandbox()
+    org = client.sandbox_org
+    assert org is not None
+    deleted, unknown = org.pii_deleted_ids()[:2], org.unknown_ids(2)
+    tables = capframe.fetch_customer_tables([*deleted, *unknown], "INSTORE", client=client)
+    assert tables.customers["error_code"].to_list() == [8109, 8109, 8015, 8015]
+    assert not tables.customers["success"].any()
+    assert sorted(tables.failed_ids) == sorted([*deleted, *unknown])
+    assert sorted(tables.errors["code"].to_list()) == [8015, 8015, 8109, 8109]
+
+
+def test_every_table_is_keyed_by_customer_id_and_validated() -> None:
+    client = sandbox()
+    tables = capframe.fetch_customer_tables(client.sandbox_org.customer_ids(300), "ALL", client=client)  # type: ignore[union-attr]
+    known = set(tables.customers["customer_id"])
+    for name, frame in tables.tables().items():
+        capframe.CustomerTables.MODELS[name].validate(frame)
+        assert set(frame["customer_id"].drop_nulls()) <= known, name
+    # The sandbox has customers with two profiles (INSTORE and WECHAT): source ALL returns both.
+    assert tables.profiles.group_by("customer_id").len()["len"].max() == 2
+
+
+def test_open_ended_maps_are_kept_whole_in_long_tables() -> None:
+    client = sandbox()
+    tables = capframe.fetch_customer_tables(client.sandbox_org.customer_ids(300), "INSTORE", client=client)  # type: ignore[union-attr]
+    assert set(tables.fields["scope"]) == {"custom", "all", "extended"}
+    assert {"city", "dob"} <= set(tables.fields.filter(scope="extended")["name"])
+    assert tables.segments.height > 0 and tables.cards.height > 0
+    # identifier types arrive as cardNumber and cardnumber: one spelling in `type`, the original in `raw_type`.
+    cards = tables.identifiers.filter(pl.col("type") == "cardnumber")
+    assert set(cards["raw_type"]) == {"cardNumber", "cardnumber"}
+
+
+def test_an_empty_list_gives_the_full_schema_and_no_request() -> None:
+    client = sandbox()
+    tables = capframe.fetch_customer_tables([], "INSTORE", client=client)
+    assert tables.customers.is_empty()
+    assert tables.customers.schema == capframe.fetch_customers([], "INSTORE", client=client).schema
+    assert list(tables.customers.columns)[:4] == ["customer_id", "success", "error_code", "error_message"]
+    schemas.Customers.validate(tables.customers)
+    assert client.sandbox_org.request_log == []  # type: ignore[union-attr]
+
+
+def test_tidy_customers_reads_saved_response_bodies_the_same_way() -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(30)  # type: ignore[union-attr]
+    fetched = capframe.fetch_customer_tables(ids, "INSTORE", client=client, batch_size=10)
+    auth = {"Authorization": BasicAuth.from_password(Sandbox.USERNAME, Sandbox.PASSWORD)._header}
+    url = f"{client.base_url}/v2/bulk/getCustomers?source=INSTORE"
+    bodies = [
+        client.sandbox_org.handle(httpx.Request("POST", url, json=sorted(ids[i : i + 10]), headers=auth)).content  # type: ignore[union-attr]
+        for i in range(0, 30, 10)
+    ]
+    tidied = capframe.tidy_customers(bodies)
+    for name in ("profiles", "identifiers", "comm_channels", "fields", "segments", "cards", "errors"):
+        assert tidied.tables()[name].equals(getattr(fetched, name)), name
+    assert tidied.customers.sort("customer_id").equals(fetched.customers.sort("customer_id"))
+
+
+def test_tidy_customers_refuses_what_is_not_a_response() -> None:
+    with pytest.raises(capframe.InvalidArgumentError, match="not a Get Customers Bulk response"):
+        capframe.tidy_customers([b"<html>bad gateway</html>"])
+
+
+def test_the_sync_api_works_inside_a_running_event_loop() -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(5)  # type: ignore[union-attr]
+
+    async def notebook_cell() -> pl.DataFrame:
+        return capframe.fetch_customers(ids, "INSTORE", client=client)
+
+    assert asyncio.run(notebook_cell())["customer_id"].to_list() == ids
+
+
+def test_the_async_twins_return_the_same_tables() -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(50)  # type: ignore[union-attr]
+    sync = capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+    frame = asyncio.run(capframe.afetch_customers(ids, "INSTORE", client=client))
+    assert frame.equals(sync.customers)
+
+
+def test_a_cache_dir_makes_a_rerun_fetch_nothing(tmp_path: Path) -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(120)  # type: ignore[union-attr]
+    first = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    requests = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
+    again = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    assert len(client.sandbox_org.request_log) == requests == 3  # type: ignore[union-attr]
+    for name, frame in first.tables().items():
+        assert frame.equals(again.tables()[name]), name
+    assert again.provenance == first.provenance
+    assert capframe.scan_customers(tmp_path).collect().sort("customer_id").equals(first.customers.sort("customer_id"))
+
+
+def test_a_cache_dir_resumes_where_a_run_stopped(tmp_path: Path) -> None:
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(200)  # type: ignore[union-attr]
+    clean = capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=50)
+    capframe.fetch_customers(ids[:100], "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    before = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
+    resumed = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    assert len(client.sandbox_org.request_log) - before == 2  # type: ignore[union-attr]
+    for name, frame in clean.tables().items():
+        assert frame.equals(resumed.tables()[name]), name
+
+
+def test_provenance_states_where_the_data_came_from() -> None:
+    client = sandbox()
+    ids = [*client.sandbox_org.customer_ids(3), *client.sandbox_org.unknown_ids(1)]  # type: ignore[union-attr]
+    provenance = capframe.fetch_customer_tables(ids, "instore", client=client).provenance
+    assert provenance is not None
+    assert (provenance.host, provenance.source, provenance.asked, provenance.failed) == (client.base_url, "INSTORE", 4, 1)
+    assert provenance.capframe_version == capframe.__version__
