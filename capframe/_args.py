@@ -49,7 +49,7 @@ def customer_ids(ids: Any) -> list[int]:
 
     Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays.
     """
-    if isinstance(ids, (str, bytes)) or isinstance(ids, numbers.Number) or ids is None:
+    if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__} {ids!r}")
     if isinstance(ids, pl.Series) or type(ids).__module__ == "numpy":
         return _ids_from_series(pl.Series("ids", ids))
@@ -69,7 +69,11 @@ def customer_ids(ids: Any) -> list[int]:
 def _ids_from_series(series: pl.Series) -> list[int]:
     if not series.dtype.is_integer():
         bad = series.drop_nulls()
-        raise _bad_id(bad[0] if len(bad) else None, 0) if series.dtype != pl.Null else ArgumentTypeError("ids are all null")
+        raise (
+            _bad_id(bad[0] if len(bad) else None, 0)
+            if series.dtype != pl.Null
+            else ArgumentTypeError("ids are all null")
+        )
     if series.null_count():
         raise _bad_id(None, int(series.is_null().arg_max() or 0))
     if len(series) and series.min() <= 0:  # type: ignore[operator]

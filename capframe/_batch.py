@@ -117,7 +117,7 @@ def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[s
         name: pl.concat([batch.tables[name].with_columns(_batch=pl.lit(i)) for i, batch in enumerate(batches)])
         for name in names
     }
-    key = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
+    key: list[str] = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
     if tables[main].select(pl.struct(key).is_duplicated().any()).item():
         tables = {name: _first_answers(frame, tables[main], key) for name, frame in tables.items()}
     return {name: frame.drop("_batch") for name, frame in tables.items()}

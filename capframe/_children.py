@@ -235,7 +235,9 @@ async def afetch_children_tables(
     batches: list[Batch] = []
     try:
         async with client._http() as http:
-            walk = _Walk(Session(client, http, asyncio.Semaphore(client.concurrency)), source, association, size, sort_order, bar)
+            walk = _Walk(
+                Session(client, http, asyncio.Semaphore(client.concurrency)), source, association, size, sort_order, bar
+            )
             resolved = await walk.resolve(parents)
             ready: list[_Parent] = []
             for p in parents:
@@ -265,7 +267,10 @@ async def afetch_children_tables(
             + ". Check the identifier type and value, the source, and the association type.",
             code=code,
         )
-    tables = _bundle(batches, [_not_found(*n) for n in not_found] + [_not_found(p, None, f"fetch failed: {e.reason}") for p, e in failures])
+    tables = _bundle(
+        batches,
+        [_not_found(*n) for n in not_found] + [_not_found(p, None, f"fetch failed: {e.reason}") for p, e in failures],
+    )
     if not_found:
         warnings.warn(
             f"{len(not_found)} of {len(parents)} parents were not found; they are rows of the errors table",
@@ -286,9 +291,11 @@ async def afetch_children_tables(
 def _bundle(batches: list[Batch], errors: list[pl.DataFrame]) -> ChildrenTables:
     tables = combine(batches, TABLES, "children") if batches else ChildrenTables.empty().tables()
     # A child of two parents is one row per parent in `children`, but one customer in the others.
-    tables = {name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()}
+    tables = {
+        name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
+    }
     tables["errors"] = pl.concat([tables["errors"], *errors])
-    bundle = ChildrenTables(**tables)
+    bundle = ChildrenTables.of(tables)
     bundle.validate()
     return bundle
 

@@ -47,7 +47,9 @@ def resolve_host(host: str) -> str:
     Refuses plain http except on loopback, and host names one typo away from a Capillary cluster.
     """
     if not isinstance(host, str):
-        raise ArgumentTypeError(f"host must be a string such as 'eu' or 'https://eu.api.capillarytech.com', not {type(host).__name__}")
+        raise ArgumentTypeError(
+            f"host must be a string such as 'eu' or 'https://eu.api.capillarytech.com', not {type(host).__name__}"
+        )
     text = host.strip().rstrip("/")
     if text.lower() in CLUSTERS:
         return CLUSTERS[text.lower()]
@@ -176,13 +178,25 @@ class Client:
         """
         from capframe.sandbox import Sandbox
 
-        org = Sandbox(customers, seed=seed, latency=latency, faults=faults, requests_per_minute=sandbox_requests_per_minute)
-        credentials = (
-            {"client_key": Sandbox.CLIENT_KEY, "client_secret": Sandbox.CLIENT_SECRET}
-            if oauth
-            else {"username": Sandbox.USERNAME, "password": Sandbox.PASSWORD}
+        org = Sandbox(
+            customers, seed=seed, latency=latency, faults=faults, requests_per_minute=sandbox_requests_per_minute
         )
-        client = cls(Sandbox.BASE_URL, transport=org.transport(), **credentials, **options)
+        if oauth:
+            client = cls(
+                Sandbox.BASE_URL,
+                client_key=Sandbox.CLIENT_KEY,
+                client_secret=Sandbox.CLIENT_SECRET,
+                transport=org.transport(),
+                **options,
+            )
+        else:
+            client = cls(
+                Sandbox.BASE_URL,
+                username=Sandbox.USERNAME,
+                password=Sandbox.PASSWORD,
+                transport=org.transport(),
+                **options,
+            )
         client.sandbox_org = org
         return client
 

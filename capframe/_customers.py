@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from importlib.metadata import version
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from importlib.metadata import version
 
 import polars as pl
 
@@ -58,22 +59,29 @@ def read_customers(body: bytes, asked: tuple[int, ...] | None = None) -> Batch:
 
 def _failed(ids: Sequence[int], message: str) -> Batch:
     entities = synthetic_entities(ids, message)
-    tables = _tidy.shared_tables(entities, pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String}))
+    tables = _tidy.shared_tables(
+        entities, pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
+    )
     tables["customers"] = _tidy.customer_table(entities)
     return Batch(tables)
 
 
-def _bundle(batches: Sequence[Batch], order: Sequence[int] | None, provenance: Provenance | None = None) -> CustomerTables:
+def _bundle(
+    batches: Sequence[Batch], order: Sequence[int] | None, provenance: Provenance | None = None
+) -> CustomerTables:
     if not batches:
-        return CustomerTables.empty()  # type: ignore[return-value]
+        return CustomerTables.empty()
     tables = combine(batches, TABLES, "customers")
     if order is not None:
-        position = pl.DataFrame({"customer_id": order, "_position": range(len(order))}, schema={"customer_id": pl.Int64, "_position": pl.Int64})
+        position = pl.DataFrame(
+            {"customer_id": order, "_position": range(len(order))},
+            schema={"customer_id": pl.Int64, "_position": pl.Int64},
+        )
         tables["customers"] = tables["customers"].join(position, on="customer_id").sort("_position").drop("_position")
     if provenance is not None:
         failed = tables["customers"].height - int(tables["customers"]["success"].sum())
         provenance = replace(provenance, failed=failed)
-    bundle = CustomerTables(**tables, provenance=provenance)
+    bundle = CustomerTables.of(tables, provenance)
     bundle.validate()
     return bundle
 
@@ -99,10 +107,8 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     return _bundle(batches, None)
 
 
-def _threads(n: int) -> "concurrent.futures.ThreadPoolExecutor":
-    import concurrent.futures
-
-    return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
+def _threads(n: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
 
 
 @dataclass
@@ -130,7 +136,9 @@ class _Pull:
         self.bar.update()
         return batch
 
-    async def batches(self, chunks: list[tuple[int, ...]]) -> tuple[list[Batch], list[tuple[tuple[int, ...], RetriesExhausted]]]:
+    async def batches(
+        self, chunks: list[tuple[int, ...]]
+    ) -> tuple[list[Batch], list[tuple[tuple[int, ...], RetriesExhausted]]]:
         """Every chunk, concurrently; in chunk order. A chunk that exhausts its retries is returned
         as a failure, so the others still finish; any other error stops the whole pull."""
         results = await asyncio.gather(*(self._guarded(chunk) for chunk in chunks))
@@ -166,15 +174,19 @@ async def afetch_customer_tables(
         raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}, not {size!r}")
     client = client if client is not None else Client.from_env()
     if not wanted:
-        return CustomerTables.empty()  # type: ignore[return-value]
+        return CustomerTables.empty()
     chunks = _chunks(wanted, size or client.batch_size)
-    cache = BatchCache(cache_dir, base_url=client.base_url, source=source, tables=TABLES) if cache_dir is not None else None
+    cache = (
+        BatchCache(cache_dir, base_url=client.base_url, source=source, tables=TABLES) if cache_dir is not None else None
+    )
     fetched_at = cache.created_at if cache else datetime.now(UTC).replace(microsecond=0)
     provenance = Provenance(fetched_at, client.base_url, source, version("capframe"), len(wanted), 0)
     bar = progress_bar(len(chunks), f"customers ({source})", progress)
     try:
         async with client._http() as http:
-            pull = _Pull(Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)), source, cache, bar)
+            pull = _Pull(
+                Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)), source, cache, bar
+            )
             batches, failed = await pull.batches(chunks)
             answered = {i for batch in batches for i in batch.tables["customers"]["customer_id"]}
             failed_ids = {i for chunk, _ in failed for i in chunk}
@@ -247,7 +259,9 @@ def fetch_customer_tables(
     ['00008572']
     """
     return _sync.run(
-        afetch_customer_tables(ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir)
+        afetch_customer_tables(
+            ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir
+        )
     )
 
 
@@ -285,5 +299,7 @@ def scan_customers(cache_dir: str | os.PathLike[str], table: str = "customers") 
         raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(TABLES)}")
     folder = os.path.join(os.fspath(cache_dir), table)
     if not os.path.isdir(folder):
-        raise InvalidArgumentError(f"{cache_dir!s} holds no capframe cache (no {table}/ folder): pass the cache_dir of a fetch")
+        raise InvalidArgumentError(
+            f"{cache_dir!s} holds no capframe cache (no {table}/ folder): pass the cache_dir of a fetch"
+        )
     return pl.scan_parquet(os.path.join(folder, "*.parquet"))

@@ -39,12 +39,14 @@ def progress_bar(total: int, description: str, enabled: bool | None) -> Progress
         return _Silent()
     if notebook:
         try:
-            import ipywidgets  # noqa: F401
+            import ipywidgets  # type: ignore[import-untyped]  # noqa: F401
             from tqdm.notebook import tqdm as widget_bar
 
-            return widget_bar(total=total, desc=description, unit="req")  # type: ignore[no-any-return]
+            bar: Progress = widget_bar(total=total, desc=description, unit="req")
+            return bar
         except ImportError:
             pass
     from tqdm.std import tqdm as text_bar
 
-    return text_bar(total=total, desc=description, unit="req", file=sys.stderr, dynamic_ncols=True)
+    text: Progress = text_bar(total=total, desc=description, unit="req", file=sys.stderr, dynamic_ncols=True)
+    return text

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import pandera.polars as pa
 import polars as pl
@@ -49,8 +50,14 @@ class _Bundle:
     MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]]
 
     @classmethod
-    def empty(cls) -> _Bundle:
-        return cls(**{name: pl.DataFrame(schema=schema_of(model)) for name, model in cls.MODELS.items()})
+    def of(cls, tables: Mapping[str, pl.DataFrame], provenance: Provenance | None = None) -> Self:
+        """A bundle of these tables (one per name in MODELS)."""
+        return cls(**tables, provenance=provenance)
+
+    @classmethod
+    def empty(cls) -> Self:
+        """Every table with no rows and its full schema."""
+        return cls.of({name: pl.DataFrame(schema=schema_of(model)) for name, model in cls.MODELS.items()})
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
@@ -65,8 +72,9 @@ class _Bundle:
     def failed_ids(self) -> list[int]:
         main = getattr(self, self._MAIN)
         if "success" not in main.columns:
-            return self.errors.filter(pl.col("level") == "error")["customer_id"].drop_nulls().unique(maintain_order=True).to_list()
-        return main.filter(~pl.col("success"))["customer_id"].to_list()
+            failed = self.errors.filter(pl.col("level") == "error")["customer_id"].drop_nulls()
+            return [int(i) for i in failed.unique(maintain_order=True)]
+        return [int(i) for i in main.filter(~pl.col("success"))["customer_id"]]
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={frame.height}x{frame.width}" for name, frame in self.tables().items())

@@ -80,9 +80,7 @@ def _explode_indexed(frame: pl.DataFrame, column: str, index: str) -> pl.DataFra
 
 
 def _profiles(entities: pl.DataFrame) -> pl.DataFrame:
-    return _explode_indexed(
-        entities.select("customer_id", "profiles"), "profiles", "profile_index"
-    ).unnest("profiles")
+    return _explode_indexed(entities.select("customer_id", "profiles"), "profiles", "profile_index").unnest("profiles")
 
 
 def _identifier_type(expr: pl.Expr) -> pl.Expr:
@@ -145,15 +143,13 @@ def _map_to_long(maps: pl.DataFrame) -> pl.DataFrame:
     if maps.is_empty():
         return empty(FIELDS)
     try:
-        decoded = maps.with_columns(pl.col("raw").str.json_decode(infer_schema_length=None))
+        decoded = maps.with_columns(maps["raw"].str.json_decode(infer_schema_length=None))
         if not isinstance(decoded.schema["raw"], pl.Struct):
             raise TypeError("not a JSON object")
         wide = decoded.unnest("raw")
         value_columns = [c for c in wide.columns if c not in ("customer_id", "profile_index", "scope")]
         wide = wide.with_columns(
-            pl.col(c).struct.json_encode()
-            if isinstance(wide.schema[c], pl.Struct)
-            else pl.col(c).cast(pl.String)
+            pl.col(c).struct.json_encode() if isinstance(wide.schema[c], pl.Struct) else pl.col(c).cast(pl.String)
             for c in value_columns
         )
         return (
@@ -177,9 +173,15 @@ def _fields(entities: pl.DataFrame, profiles: pl.DataFrame, unknown: pl.DataFram
     null_index = pl.lit(None, dtype=pl.Int64).alias("profile_index")
     maps = pl.concat(
         [
-            profiles.select("customer_id", "profile_index", pl.lit("custom").alias("scope"), pl.col("fields").alias("raw")),
-            profiles.select("customer_id", "profile_index", pl.lit("all").alias("scope"), pl.col("allFields").alias("raw")),
-            entities.select("customer_id", null_index, pl.lit("extended").alias("scope"), pl.col("extendedFields").alias("raw")),
+            profiles.select(
+                "customer_id", "profile_index", pl.lit("custom").alias("scope"), pl.col("fields").alias("raw")
+            ),
+            profiles.select(
+                "customer_id", "profile_index", pl.lit("all").alias("scope"), pl.col("allFields").alias("raw")
+            ),
+            entities.select(
+                "customer_id", null_index, pl.lit("extended").alias("scope"), pl.col("extendedFields").alias("raw")
+            ),
         ]
     )
     unrecognised = unknown.select("customer_id", null_index, pl.lit("unrecognised").alias("scope"), "name", "value")

@@ -10,10 +10,11 @@ does not name; :func:`find_unknown_keys` notices those, and :func:`recover_unkno
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 __all__ = [
     "CHILDREN_PAGE",
@@ -30,12 +31,11 @@ __all__ = [
 # Bump when the schemas below change: cached batches of another version are fetched again.
 WIRE_VERSION = 1
 
-RAW = pl.String  # an open-ended JSON value, kept as its JSON text
+RAW = pl.String()  # an open-ended JSON value, kept as its JSON text
+DType = pl.DataType | DataTypeClass
 
 ERROR = pl.Struct({"status": pl.Boolean, "code": pl.Int64, "message": pl.String})
-IDENTIFIER = pl.Struct(
-    {"type": pl.String, "value": pl.String, "seriesId": pl.Int64, "statusLabel": pl.String}
-)
+IDENTIFIER = pl.Struct({"type": pl.String, "value": pl.String, "seriesId": pl.Int64, "statusLabel": pl.String})
 COMM_CHANNEL = pl.Struct(
     {
         "type": pl.String,
@@ -96,7 +96,7 @@ LOYALTY_INFO = pl.Struct(
     }
 )
 # What customers of both endpoints share; the tidy step reads these columns.
-CUSTOMER_FIELDS: dict[str, pl.DataType] = {
+CUSTOMER_FIELDS: dict[str, DType] = {
     "profiles": pl.List(PROFILE),
     "loyaltyInfo": LOYALTY_INFO,
     "segments": RAW,
@@ -131,7 +131,7 @@ CHILD = pl.Struct(
     }
 )
 CHILDREN_PAGE = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mypy widens a dict of mixed dtypes to object
         "entity": pl.Struct(
             {
                 "customers": pl.List(CHILD),
@@ -206,9 +206,7 @@ def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
     )
     if children["customer_id"].null_count():
         raise WireFormatError("a child in the body has no profiles[].userId")
-    request_level = pl.concat(
-        [page.select("errors", "warnings"), entity.select("errors", "warnings")], how="vertical"
-    )
+    request_level = pl.concat([page.select("errors", "warnings"), entity.select("errors", "warnings")], how="vertical")
     return children, request_level, success
 
 
@@ -217,8 +215,8 @@ def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
 _KEY = r'"((?:[^"\\]|\\.)*)"\s*:'
 
 
-def _schema_keys(dtype: pl.DataType | pl.Schema) -> Iterator[str]:
-    fields = dtype.items() if isinstance(dtype, pl.Schema) else []
+def _schema_keys(dtype: DType | pl.Schema) -> Iterator[str]:
+    fields: Iterable[tuple[str, DType]] = dtype.items() if isinstance(dtype, pl.Schema) else []
     if isinstance(dtype, pl.Struct):
         fields = ((f.name, f.dtype) for f in dtype.fields)
     elif isinstance(dtype, pl.List):
@@ -247,7 +245,7 @@ def find_unknown_keys(body: bytes, raw_texts: pl.Series) -> set[str]:
     return found
 
 
-def _walk(value: Any, dtype: pl.DataType, path: str, sink: list[tuple[str, Any]]) -> None:
+def _walk(value: Any, dtype: DType, path: str, sink: list[tuple[str, Any]]) -> None:
     if isinstance(dtype, pl.Struct) and isinstance(value, dict):
         known = {f.name: f.dtype for f in dtype.fields}
         for key, inner in value.items():
@@ -284,9 +282,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         rows.extend((customer_id, path, json.dumps(value)) for path, value in found)
     # Unknown keys outside the items: at the page level.
     top: list[tuple[str, Any]] = []
-    page_dtype = pl.Struct(
-        {k: v for k, v in schema.items() if k != ("entity" if children else "data")}
-    )
+    page_dtype = pl.Struct({k: v for k, v in schema.items() if k != ("entity" if children else "data")})
     _walk({k: v for k, v in document.items() if k != ("entity" if children else "data")}, page_dtype, "", top)
     if children:
         entity_dtype = CHILDREN_PAGE["entity"]

@@ -14,7 +14,7 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -45,7 +45,9 @@ def _read_ids(source: str, stdin: TextIO) -> list[int]:
             if not token:
                 continue
             if not token.isdigit():
-                raise InvalidArgumentError(f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)")
+                raise InvalidArgumentError(
+                    f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)"
+                )
             ids.append(int(token))
     return ids
 
@@ -142,12 +144,13 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
     org = client.sandbox_org
-    ids = [*org.customer_ids(args.ids), *org.unknown_ids(3), *org.pii_deleted_ids()[:2]]
+    ids = org.customer_ids(args.ids)
+    ids += [*org.unknown_ids(3), *[i for i in org.pii_deleted_ids() if i not in set(ids)][:2]]
     started = time.perf_counter()
     tables = fetch_customer_tables(ids, "INSTORE", client=client, progress=False if args.no_progress else None)
     seconds = time.perf_counter() - started
     customers = tables.customers
-    print(f"Fetched {len(set(ids)):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=out)
+    print(f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=out)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
         print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=out)
         print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=out)
@@ -155,12 +158,18 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         print(
             customers.filter("success")
             .group_by("loyalty_type")
-            .agg(pl.len().alias("customers"), pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"))
+            .agg(
+                pl.len().alias("customers"),
+                pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
+            )
             .sort("loyalty_type"),
             file=out,
         )
         print("\nIdentifier coverage (share of found customers with one):", file=out)
-        print(customers.filter("success").select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)), file=out)
+        print(
+            customers.filter("success").select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
+            file=out,
+        )
     customers.write_parquet(args.output)
     print(f"\nWrote {customers.height:,} rows to {args.output}", file=out)
     return 0
@@ -177,19 +186,29 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="fetch customers from the embedded sandbox, print a summary, write parquet")
     demo.add_argument("--ids", type=int, default=3000, help="how many sandbox customers to fetch (default 3000)")
     demo.add_argument("--customers", type=int, default=10_000, help="size of the synthetic organisation")
-    demo.add_argument("-o", "--output", default="customers.parquet", help="parquet file to write (default customers.parquet)")
+    demo.add_argument(
+        "-o", "--output", default="customers.parquet", help="parquet file to write (default customers.parquet)"
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
-    def common(command: argparse.ArgumentParser, tables: Sequence[str], main: str) -> None:
-        command.add_argument("--source", default="INSTORE", help=f"source (default INSTORE; one of {', '.join(sorted(_args.SOURCES))})")
+    def common(command: argparse.ArgumentParser, tables: Iterable[str], main: str) -> None:
+        command.add_argument(
+            "--source", default="INSTORE", help=f"source (default INSTORE; one of {', '.join(sorted(_args.SOURCES))})"
+        )
         command.add_argument("--sandbox", action="store_true", help="use the embedded sandbox instead of CAPILLARY_*")
-        command.add_argument("--table", default=main, help=f"which table to write: {', '.join(tables)} (default {main})")
-        command.add_argument("-o", "--output", help="a .parquet, .csv or .ndjson file, or - for CSV on stdout (default: print)")
+        command.add_argument(
+            "--table", default=main, help=f"which table to write: {', '.join(tables)} (default {main})"
+        )
+        command.add_argument(
+            "-o", "--output", help="a .parquet, .csv or .ndjson file, or - for CSV on stdout (default: print)"
+        )
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     customers = commands.add_parser("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)
-    customers.add_argument("--ids", required=True, help="file of customer ids (commas, spaces or lines), or - for stdin")
+    customers.add_argument(
+        "--ids", required=True, help="file of customer ids (commas, spaces or lines), or - for stdin"
+    )
     common(customers, CustomerTables.MODELS, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")
     customers.add_argument("--cache-dir", help="keep finished batches here; a rerun fetches only what is missing")

@@ -20,9 +20,9 @@ import pandera.polars as pa
 import polars as pl
 
 __all__ = [
+    "Cards",
     "Children",
     "CommChannels",
-    "Cards",
     "Customers",
     "Errors",
     "Fields",
@@ -91,7 +91,7 @@ class Children(_CustomerKeyed):
     parent_customer: pl.String = _nullable()
 
     @pa.dataframe_check
-    def one_row_per_parent_and_child(cls, data: pa.PolarsData) -> pl.LazyFrame:
+    def one_row_per_parent_and_child(cls, data: pa.PolarsData) -> pl.LazyFrame:  # type: ignore[misc]
         keys = ["parent_type", "parent_value", "customer_id"]
         return data.lazyframe.select(~pl.struct(keys).is_duplicated())
 

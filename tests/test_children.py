@@ -22,16 +22,22 @@ def org(client: capframe.Client) -> Sandbox:
     return client.sandbox_org
 
 
-def family(client: capframe.Client, size: int | None = None, *, kind: str = "parentCustomer") -> tuple[str, str, tuple[int, ...]]:
+def family(
+    client: capframe.Client, size: int | None = None, *, kind: str = "parentCustomer"
+) -> tuple[str, str, tuple[int, ...]]:
     for f in org(client).families():
-        if f.entity_type == kind and (size is None or (len(f.child_ids) > 1000 if size > 1000 else len(f.child_ids) == size)):
+        if f.entity_type == kind and (
+            size is None or (len(f.child_ids) > 1000 if size > 1000 else len(f.child_ids) == size)
+        ):
             return f.identifier_type, f.identifier_value, f.child_ids
     raise LookupError(size)
 
 
 def test_the_documented_family(client: capframe.Client) -> None:
     children = capframe.fetch_children(DOCUMENTED_PARENT, client=client)
-    assert children.select("parent_type", "parent_value", "customer_id", "first_name", "role_code", "no_of_children").rows() == [
+    assert children.select(
+        "parent_type", "parent_value", "customer_id", "first_name", "role_code", "no_of_children"
+    ).rows() == [
         ("mobile", "917799889933", 134094602, "Lalit", "Manager", 2),
         ("mobile", "917799889933", 134094571, "tom", "Senior_Manager", 1),
     ]
@@ -76,7 +82,9 @@ def test_an_unknown_parent_raises_with_the_apis_code(client: capframe.Client) ->
 def test_many_parents_in_one_frame_unknown_ones_in_errors(client: capframe.Client) -> None:
     small = [p for p in org(client).parents() if p != DOCUMENTED_PARENT][:4]
     with pytest.warns(capframe.CapframeWarning, match="1 of 6 parents were not found"):
-        tables = capframe.fetch_children_tables([DOCUMENTED_PARENT, *small, ("email", "nobody@example.invalid")], client=client)
+        tables = capframe.fetch_children_tables(
+            [DOCUMENTED_PARENT, *small, ("email", "nobody@example.invalid")], client=client
+        )
     assert set(tables.children.select("parent_type", "parent_value").unique().rows()) <= {DOCUMENTED_PARENT, *small}
     assert tables.errors.select("code").rows() == [(8015,)]
     assert set(tables.identifiers["customer_id"]) == set(tables.children["customer_id"])

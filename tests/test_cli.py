@@ -21,9 +21,11 @@ def test_demo_fetches_summarises_and_writes_parquet(tmp_path: Path) -> None:
     code, text = run("demo", "--ids", "500", "-o", str(target))
     assert code == 0
     assert "Fetched 505 ids from the embedded sandbox" in text
-    assert "8109" in text and "8015" in text
+    assert "8109" in text
+    assert "8015" in text
     frame = pl.read_parquet(target)
-    assert frame.height == 505 and frame["customer_id"].is_unique().all()
+    assert frame.height == 505
+    assert frame["customer_id"].is_unique().all()
 
 
 def test_customers_reads_ids_from_a_file_and_writes_any_table(tmp_path: Path) -> None:
@@ -62,7 +64,9 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
 
 def test_sandbox_prints_ids_for_pipelines() -> None:
     code, text = run("sandbox", "--print-ids", "3")
-    assert code == 0 and len(text.split()) == 3 and all(t.isdigit() for t in text.split())
+    assert code == 0
+    assert len(text.split()) == 3
+    assert all(t.isdigit() for t in text.split())
 
 
 def test_help_says_how_to_configure(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,9 @@ def recording_client(**credentials: str) -> tuple[capframe.Client, list[httpx.Re
         seen.append(request)
         if request.url.path == "/v3/oauth/token/generate":
             return httpx.Response(200, json={"data": {"accessToken": "tok-1", "ttlSeconds": 300}, "errors": None})
-        items = [{"entity": {"id": i, "profiles": []}, "errors": [], "success": True} for i in json.loads(request.content)]
+        items = [
+            {"entity": {"id": i, "profiles": []}, "errors": [], "success": True} for i in json.loads(request.content)
+        ]
         return httpx.Response(200, json={"data": items, "warnings": [], "errors": []})
 
     return capframe.Client("eu", transport=httpx.MockTransport(handler), **credentials), seen  # type: ignore[arg-type]
