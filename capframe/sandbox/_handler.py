@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
@@ -173,7 +173,20 @@ class _Abort(Exception):
 
 
 class Sandbox:
-    """A faithful in-process emulator of Capillary's bulk customer and hierarchy endpoints."""
+    """A faithful in-process emulator of Capillary's bulk customer and hierarchy endpoints.
+
+    >>> sandbox = Sandbox(customers=100)
+    >>> with httpx.Client(transport=sandbox.sync_transport(), base_url=Sandbox.BASE_URL) as client:
+    ...     creds = {"key": Sandbox.CLIENT_KEY, "secret": Sandbox.CLIENT_SECRET}
+    ...     token = client.post("/v3/oauth/token/generate", json=creds).json()["data"]["accessToken"]
+    ...     response = client.post(
+    ...         "/v2/bulk/getCustomers?source=INSTORE",
+    ...         json=sandbox.customer_ids(2),
+    ...         headers={"X-CAP-API-OAUTH-TOKEN": token},
+    ...     )
+    >>> response.status_code, [item["success"] for item in response.json()["data"]]
+    (200, [True, True])
+    """
 
     BASE_URL: ClassVar[str] = "https://sandbox.capframe.invalid"
     USERNAME: ClassVar[str] = "sandbox.till"
@@ -211,6 +224,8 @@ class Sandbox:
         self.request_log: list[RequestRecord] = []
 
         self._lock = threading.Lock()
+        # The one clock of tokens, the rate window and the log; tests swap it to skip waiting.
+        self._clock: Callable[[], float] = time.monotonic
         self._counter = 0
         self._script_pos = 0
         self._fault_rng = random.Random(self.faults.seed)
@@ -303,7 +318,7 @@ class Sandbox:
         return httpx.Response(reply.status, headers=headers, content=reply.body, request=request)
 
     def _record(self, request: httpx.Request, status: int, fault: str | None, n_ids: int) -> None:
-        record = RequestRecord(time.monotonic(), request.method, request.url.path, status, fault, n_ids)
+        record = RequestRecord(self._clock(), request.method, request.url.path, status, fault, n_ids)
         with self._lock:
             self.request_log.append(record)
 
@@ -349,7 +364,7 @@ class Sandbox:
                 ),
             )
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             # Forget expired tokens here, so the dict stays as small as the live tokens.
             for old in [t for t, deadline in self._tokens.items() if deadline <= now]:
@@ -371,7 +386,7 @@ class Sandbox:
         if token is not None:
             with self._lock:
                 deadline = self._tokens.get(token)
-            if deadline is not None and time.monotonic() < deadline:
+            if deadline is not None and self._clock() < deadline:
                 return "oauth", token
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "basic":
@@ -393,7 +408,7 @@ class Sandbox:
         """None if the request fits the sliding window, else the seconds until a slot frees."""
         if self.requests_per_minute is None:
             return None
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             while self._window and self._window[0] <= now - _WINDOW:
                 self._window.popleft()

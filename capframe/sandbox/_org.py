@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import functools
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ _ID_STRIDE: Final = 7  # each customer owns a block of 7 ids: no collisions, and
 MAX_CUSTOMERS: Final = 40_000_000
 _BIG_FAMILY: Final = 1234
 _BIG_FAMILY_MIN_ORG: Final = 1500
+_MAX_SMALL_FAMILIES: Final = 2000
 
 _M64: Final = (1 << 64) - 1
 
@@ -169,8 +171,10 @@ def _iso(epoch: int, offset: int, suffix: str) -> str:
     return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}{suffix}"
 
 
-def _meta(residence: bool, office: bool) -> JSON:
-    return {"residence": residence, "office": office}
+# Shared, never mutated sub-objects: fewer allocations per entity (the encoder does not mind).
+_METAS: Final = tuple(tuple({"residence": res, "office": off} for off in (False, True)) for res in (False, True))
+_EMPTY_MAP: Final[JSON] = {}
+_EMPTY_LIST: Final[list[JSON]] = []
 
 
 # One encoder for all: json.dumps with options builds a new encoder per call. Compact, and no
@@ -239,7 +243,8 @@ class Org:
         self._doc_entities: dict[int, JSON] = {
             c["profiles"][0]["userId"]: self._documented_entity(c) for c in self._doc_children
         }
-        # Per-instance caches: the cache key must not include self (and must not keep it alive).
+        # Per-instance caches: functools.cache on a method would be one cache shared by every
+        # Org, holding each of them alive; these go away with their Org.
         self.item = functools.lru_cache(maxsize=cache_size)(self._render_item)
         self._entity = functools.lru_cache(maxsize=4096)(self._build_entity)
         self._family_children = functools.lru_cache(maxsize=256)(self._build_family_children)
@@ -261,7 +266,7 @@ class Org:
 
     def is_pii_deleted(self, index: int) -> bool:
         # Family members are never deleted: a deleted customer cannot be looked up in a hierarchy.
-        return index >= self._family_end and _mix(self.seed, index, 1) % 100 < 3
+        return _mix(self.seed, index, 1) % 100 < 3 and not self.in_family(index)
 
     def customer_ids(self, n: int | None = None) -> list[int]:
         """Ids of synthetic customers in index order (first ``n``)."""
@@ -270,9 +275,7 @@ class Org:
 
     def pii_deleted_ids(self) -> list[int]:
         """The seed page's deleted customer, then every deleted synthetic customer."""
-        return [_SEED_PII_ID] + [
-            self.id_of(i) for i in range(self._family_end, self.customers) if self.is_pii_deleted(i)
-        ]
+        return [_SEED_PII_ID] + [self.id_of(i) for i in range(self.customers) if self.is_pii_deleted(i)]
 
     def unknown_ids(self, n: int) -> list[int]:
         """``n`` positive 9-digit ids the org does not have, interleaved with real ones."""
@@ -347,7 +350,7 @@ class Org:
         r = rng.random
         cid = self.id_of(index)
         first, last, mobile, email, external = self._identity(index)
-        in_family = index < self._family_end
+        in_family = self.in_family(index)
 
         # Identifiers: 1-3 of mobile/email/externalId; a parent always has the one it is addressed by.
         pool = [("mobile", mobile), ("email", email), ("externalId", external)]
@@ -415,7 +418,7 @@ class Org:
                 "source": source,
                 "userId": cid,
                 "accountId": "wx-1" if source == "WECHAT" else "",
-                "conflictingProfileList": [],
+                "conflictingProfileList": _EMPTY_LIST,
                 "autoUpdateTime": self._timestamp(rng),
                 "identifiersAll": ids_all,
             }
@@ -460,7 +463,7 @@ class Org:
             "segments": segments,
             "associatedWith": _TILLS[int(r() * len(_TILLS))],
             "extendedFields": extended,
-            "cardDetails": [] if card is None else [card],
+            "cardDetails": _EMPTY_LIST if card is None else [card],
         }
 
     @staticmethod
@@ -477,8 +480,8 @@ class Org:
             "value": value,
             "primary": r() < 0.9,
             "verified": r() < 0.4,
-            "meta": _meta(r() < 0.2, r() < 0.1),
-            "attributes": {},
+            "meta": _METAS[r() < 0.2][r() < 0.1],
+            "attributes": _EMPTY_MAP,
         }
 
     def _wechat_profile(
@@ -583,71 +586,86 @@ class Org:
     # --- families ---
 
     def _plan_families(self) -> None:
-        """Lay out families over a prefix of the indices: parents first, then their children.
+        """Lay out the families over "slots" 0, 1, 2, ... (parents, then their children).
 
-        Only families that fit in the org are kept, in this order of priority, so that a tiny
-        org still has one family per identifier type and an empty one.
+        A slot maps to a customer index through a fixed permutation, so family members are
+        spread over the org rather than being its first customers. Only families that fit are
+        kept, in this order of priority, so that a tiny org still has one family per identifier
+        type and an empty one.
         """
         n = self.customers
-        # (entity type, identifier type, children, parent index or None to allocate one)
-        plan: list[tuple[str, str, int, int | None]] = [
-            ("parentCustomer", "mobile", 3, None),
-            ("parentCustomer", "email", 4, None),
-            ("parentCustomer", "externalId", 2, None),
-            ("parentCustomer", "mobile", 0, None),
-            ("company", "externalId", 5, None),
-            ("company", "externalId", 3, None),
+        # slot -> index is (slot * a + b) mod n with a coprime to n: a bijection, O(1) both ways.
+        a = 2_654_435_761 % n if n > 1 else 1
+        while n > 1 and math.gcd(a, n) != 1:
+            a += 1
+        self._perm = (a, (self.seed * 7_919) % n if n else 0, pow(a, -1, n) if n > 1 else 1)
+        plan: list[tuple[str, str, int]] = [
+            ("parentCustomer", "mobile", 3),
+            ("parentCustomer", "email", 4),
+            ("parentCustomer", "externalId", 2),
+            ("parentCustomer", "mobile", 0),
+            ("company", "externalId", 5),
+            ("company", "externalId", 3),
         ]
         self._families: list[Family] = []
         self._by_key: dict[tuple[str, str, str], int] = {}
         self._forced_id_type: dict[int, str] = {}
         self._n_children: dict[int, int] = {}
         self._default_children: set[int] = set()
-        # Per family: (first child index, number of children).
-        self._child_ranges: list[tuple[int, int]] = []
-        cursor = 0
+        self._child_indices: list[tuple[int, ...]] = []  # per family, in joining order
+        slot = 0
         companies = 0
 
-        def add(entity_type: str, id_type: str, k: int, parent: int | None) -> bool:
-            nonlocal cursor, companies
-            needs = k + (1 if entity_type != "company" and parent is None else 0)
-            if cursor + needs > n:
+        def add(entity_type: str, id_type: str, k: int, parent: int | None = None) -> bool:
+            nonlocal slot, companies
+            if slot + k + (1 if entity_type != "company" and parent is None else 0) > n:
                 return False
             if entity_type == "company":
                 companies += 1
                 value, parent_id = f"COMPANY-{companies}", None
             else:
                 if parent is None:
-                    parent, cursor = cursor, cursor + 1
+                    parent, slot = self._slot_index(slot), slot + 1
                 _, _, mobile, email, external = self._identity(parent)
                 value = {"mobile": mobile, "email": email, "externalId": external}[id_type]
                 self._forced_id_type[parent] = id_type
                 self._n_children[parent] = k
                 parent_id = self.id_of(parent)
-            start, cursor = cursor, cursor + k
-            if k:
-                self._default_children.add(start)
-            children = tuple(self.id_of(i) for i in range(start, start + k))
+            kids = tuple(self._slot_index(i) for i in range(slot, slot + k))
+            slot += k
+            if kids:
+                self._default_children.add(kids[0])
             kind = "company" if entity_type == "company" else "customer"
             self._by_key[(kind, id_type, value)] = len(self._families)
-            self._families.append(Family(entity_type, id_type, value, parent_id, children))
-            self._child_ranges.append((start, k))
+            self._families.append(Family(entity_type, id_type, value, parent_id, tuple(map(self.id_of, kids))))
+            self._child_indices.append(kids)
             return True
 
         for spec in plan:
             add(*spec)
         # A child that is itself a parent (parentChildCustomer, noOfChildren > 0).
-        if self._families and self._child_ranges[0][1]:
-            add("parentCustomer", "mobile", 2, self._child_ranges[0][0])
+        if self._child_indices and self._child_indices[0]:
+            add("parentCustomer", "mobile", 2, self._child_indices[0][0])
         if n >= _BIG_FAMILY_MIN_ORG:
-            add("parentCustomer", "mobile", _BIG_FAMILY, None)
-        # Small families scale with the org: one per 100 customers, 1-10 children each.
+            add("parentCustomer", "mobile", _BIG_FAMILY)
+        # Small families scale with the org (one per 100 customers, capped so that planning
+        # stays cheap for huge orgs), 1-10 children each.
         id_types = ("mobile", "email", "externalId")
-        for j in range(n // 100):
-            h = _mix(self.seed, j, 5)
-            if not add("parentCustomer", id_types[j % 3], 1 + h % 10, None):
+        for j in range(min(n // 100, _MAX_SMALL_FAMILIES)):
+            if not add("parentCustomer", id_types[j % 3], 1 + _mix(self.seed, j, 5) % 10):
                 break
-        self._family_end = cursor
+        self._family_slots = slot
+
+    def _slot_index(self, slot: int) -> int:
+        a, b, _ = self._perm
+        return (slot * a + b) % self.customers
+
+    def in_family(self, index: int) -> bool:
+        """Whether the customer at ``index`` is a parent or child of some family."""
+        if not self.customers:
+            return False
+        _, b, a_inv = self._perm
+        return (index - b) * a_inv % self.customers < self._family_slots
 
     def families(self) -> list[Family]:
         """Every family: the documented one first, then the synthetic ones in plan order."""
@@ -682,8 +700,7 @@ class Org:
                 )
                 for c in self._doc_children
             ]
-        start, k = self._child_ranges[family]
-        return [self._child(i) for i in range(start, start + k)]
+        return [self._child(i) for i in self._child_indices[family]]
 
     def _child(self, index: int) -> _Child:
         entity = self._entity(index)
@@ -754,9 +771,9 @@ class Org:
 
     def outsider_child(self) -> bytes | None:
         """A rendered child that belongs to no family (for the "extra" fault), if the org has one."""
-        if self._family_end >= self.customers:
+        if self._family_slots >= self.customers:
             return None
-        entity = self._entity(self._family_end)
+        entity = self._entity(self._slot_index(self._family_slots))
         return _dumps(
             {
                 "profiles": _hierarchy_profiles(entity, "ALL"),

@@ -21,6 +21,7 @@ __all__ = ["SandboxServer", "serve"]
 # How long a "timeout" fault keeps the client waiting before the socket is closed.
 TIMEOUT_FAULT_SECONDS: Final = 2.0
 _IDLE_TIMEOUT: Final = 60.0  # idle keep-alive connections are closed after this
+_POLL_INTERVAL: Final = 0.05  # how soon close() is noticed (the stdlib default is 0.5 s)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -185,6 +186,8 @@ def serve(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> SandboxSe
     bound = int(httpd.server_address[1])
     url = f"http://[{address}]:{bound}" if ip.version == 6 else f"http://{address}:{bound}"
     httpd.url = url
-    thread = threading.Thread(target=httpd.serve_forever, name=f"capframe-sandbox-{bound}", daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(_POLL_INTERVAL,), name=f"capframe-sandbox-{bound}", daemon=True
+    )
     thread.start()
     return SandboxServer(sandbox, httpd, thread, url)
