@@ -357,7 +357,7 @@ def fetch_children(
     >>> import capframe
     >>> children = capframe.fetch_children(("mobile", "917799889933"), client=capframe.Client.sandbox())
     >>> children.select("first_name", "role_code").rows()
-    [('tom', 'Senior_Manager'), ('Lalit', 'Manager')]
+    [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
     """
     return fetch_children_tables(
         parent, source=source, client=client, association=association,
