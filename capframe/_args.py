@@ -8,9 +8,10 @@ from typing import Any
 
 import polars as pl
 
+from capframe._client import Client
 from capframe.errors import ArgumentTypeError, InvalidArgumentError
 
-__all__ = ["SOURCES", "customer_ids", "source"]
+__all__ = ["SOURCES", "client", "customer_ids", "source"]
 
 # Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
 SOURCES = frozenset(
@@ -20,6 +21,18 @@ SOURCES = frozenset(
     }
 )  # fmt: skip
 _MAX_ID = 2**63 - 1
+
+
+def client(value: Any) -> Client:
+    """``None`` -> ``Client.from_env()``; a Client as it is; anything else is refused."""
+    if value is None:
+        return Client.from_env()
+    if not isinstance(value, Client):
+        raise ArgumentTypeError(
+            f"client must be a capframe.Client, not {type(value).__name__} {value!r}: "
+            "use client=capframe.Client(host, ...) or capframe.Client.sandbox()"
+        )
+    return value
 
 
 def source(value: Any) -> str:
@@ -40,7 +53,7 @@ def _bad_id(value: Any, position: int) -> Exception:
         hint = f" (convert with int(): {int(value)})" if value.strip().isdigit() else ""
         return ArgumentTypeError(f"{where} is the string {value!r}: customer ids are positive integers{hint}")
     if isinstance(value, numbers.Integral):
-        return InvalidArgumentError(f"{where} is {int(value)}: customer ids are positive integers")
+        return InvalidArgumentError(f"{where} is {int(value)}: customer ids are positive integers below 2**63")
     return ArgumentTypeError(f"{where} is {value!r} ({type(value).__name__}): customer ids are positive integers")
 
 
@@ -51,7 +64,9 @@ def customer_ids(ids: Any) -> list[int]:
     """
     if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__} {ids!r}")
-    if isinstance(ids, pl.Series) or type(ids).__module__ == "numpy":
+    # numpy arrays of integers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
+    numpy_ints = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iub"
+    if isinstance(ids, pl.Series) or numpy_ints:
         return _ids_from_series(pl.Series("ids", ids))
     if not isinstance(ids, Iterable):
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}")
@@ -76,7 +91,8 @@ def _ids_from_series(series: pl.Series) -> list[int]:
         )
     if series.null_count():
         raise _bad_id(None, int(series.is_null().arg_max() or 0))
-    if len(series) and series.min() <= 0:  # type: ignore[operator]
-        position = int((series <= 0).arg_max() or 0)
+    out_of_range = (series <= 0) | (series > _MAX_ID) if series.dtype == pl.UInt64 else series <= 0
+    if out_of_range.any():
+        position = int(out_of_range.arg_max() or 0)
         raise _bad_id(int(series[position]), position)
     return series.cast(pl.Int64).unique(maintain_order=True).to_list()

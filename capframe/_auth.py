@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from capframe.errors import AuthenticationError, FetchError
+from capframe.errors import AuthenticationError
 
-__all__ = ["BasicAuth", "Credentials", "OAuth"]
+__all__ = ["BasicAuth", "Credentials", "OAuth", "TokenUnavailable"]
 
 # Renew a token this long before the API says it expires, so no request carries a stale one.
 _TOKEN_MARGIN = 30.0
+
+
+class TokenUnavailable(Exception):
+    """Internal: the token endpoint failed in a way a retry can fix (a 5xx, a 429, a dropped connection)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -82,12 +86,10 @@ class OAuth:
             response = await http.post(
                 "/v3/oauth/token/generate", json={"key": self.client_key, "secret": self._secret}
             )
-        except httpx.HTTPError as exc:
-            raise FetchError(
-                f"could not reach {http.base_url.host} for an OAuth token ({exc.__class__.__name__}); "
-                "check the host and your network",
-                status=None,
-            ) from None
+        except httpx.TransportError as exc:
+            raise TokenUnavailable(f"the OAuth token request failed: {exc.__class__.__name__}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TokenUnavailable(f"the OAuth token request got HTTP {response.status_code}")
         if response.status_code in (400, 401, 403):
             raise AuthenticationError(
                 f"the API refused the OAuth client key {self.client_key!r} and its secret "
@@ -98,10 +100,8 @@ class OAuth:
             data = response.json()["data"]
             token, ttl = str(data["accessToken"]), float(data["ttlSeconds"])
         except (ValueError, KeyError, TypeError):
-            raise FetchError(
-                f"the OAuth token endpoint answered HTTP {response.status_code} without a token; "
-                "try again later, or use Basic auth",
-                status=response.status_code,
+            raise TokenUnavailable(
+                f"the OAuth token endpoint answered HTTP {response.status_code} without a token"
             ) from None
         self._token = token
         self._expires_at = time.monotonic() + max(ttl - min(_TOKEN_MARGIN, ttl / 10), 0.0)

@@ -27,44 +27,23 @@ class Batch:
     drift: set[str] = field(default_factory=set)  # JSON paths the wire schema does not name
 
 
-def _raw_texts(tables: dict[str, pl.DataFrame]) -> pl.Series:
-    """Every raw JSON text the tables keep: keys inside them are data, not drift."""
-    columns = {
-        "fields": ["name", "value"],
-        "segments": ["segment", "value"],
-        "comm_channels": ["attributes"],
-        "profiles": ["conflicting_profiles", "attribution"],
-        "cards": ["status_info", "custom_fields", "extended_fields"],
-        "errors": ["message"],
-        "customers": ["loyalty_attribution"],
-        "children": ["parent_customer"],
-    }
-    parts = [
-        tables[table].get_column(column).drop_nulls()
-        for table, names in columns.items()
-        if table in tables
-        for column in names
-    ]
-    return pl.concat(parts) if parts else pl.Series(dtype=pl.String)
-
-
 def finish(
-    body: bytes,
+    bodies: Sequence[bytes],
     entities: pl.DataFrame,
     request_level: pl.DataFrame,
+    drift: bool,
     *,
     main: str,
     main_table: Callable[[pl.DataFrame], pl.DataFrame],
     children: bool,
 ) -> Batch:
-    """Tidy one response's entities; find and keep fields the schema does not name."""
+    """Tidy the entities of responses; find and keep fields the schema does not name."""
     tables = _tidy.shared_tables(entities, _NO_UNKNOWN)
     tables[main] = main_table(entities)
     tables["errors"] = pl.concat([tables["errors"], _tidy.request_errors(request_level)])
     batch = Batch(tables)
-    names = set(_wire.find_unknown_keys(body, _raw_texts(tables)))
-    if names:
-        recovered = _wire.recover_unknown(body, children=children)
+    if drift:
+        recovered = pl.concat([_wire.recover_unknown(body, children=children) for body in bodies])
         asked = entities.get_column("customer_id")
         recovered = recovered.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked.implode()))
         if recovered.height:
@@ -117,6 +96,14 @@ def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[s
         name: pl.concat([batch.tables[name].with_columns(_batch=pl.lit(i)) for i, batch in enumerate(batches)])
         for name in names
     }
+    unread = tables["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning")).height
+    if unread:
+        warnings.warn(
+            f"{unread} value(s) could not be read as documented (a score with a fraction, a timestamp without "
+            "an offset): they are null in the tables and listed, as sent, in the errors table (origin 'capframe').",
+            SchemaDriftWarning,
+            stacklevel=3,
+        )
     key: list[str] = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
     if tables[main].select(pl.struct(key).is_duplicated().any()).item():
         tables = {name: _first_answers(frame, tables[main], key) for name, frame in tables.items()}

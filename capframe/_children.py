@@ -19,7 +19,7 @@ import polars as pl
 from capframe import _args, _sync, _tidy, _wire
 from capframe._batch import Batch, combine, finish
 from capframe._client import Client
-from capframe._customers import read_customers
+from capframe._customers import read_answer
 from capframe._http import RetriesExhausted, Session, call, dumps
 from capframe._progress import Progress, progress_bar
 from capframe._tables import ChildrenTables
@@ -111,9 +111,9 @@ class _Page:
 
 
 def _read_page(body: bytes, parent: _Parent) -> _Page:
-    entities, request_level, success = _wire.children_entities(body)
+    entities, request_level, success, drift = _wire.children_entities(body)
     entities = entities.with_columns(parent_type=pl.lit(parent.type), parent_value=pl.lit(parent.value))
-    batch = finish(body, entities, request_level, main="children", main_table=_tidy.child_table, children=True)
+    batch = finish([body], entities, request_level, drift, main="children", main_table=_tidy.child_table, children=True)
     first = request_level["errors"].explode(empty_as_null=False, keep_nulls=False).drop_nulls()
     code = first[0]["code"] if len(first) else None
     message = first[0]["message"] if len(first) else None
@@ -137,15 +137,24 @@ class _Walk:
         found: dict[int, _Parent | str] = {}
         for start in range(0, len(ids), self.session.client.batch_size):
             chunk = ids[start : start + self.session.client.batch_size]
-            batch = await call(
-                self.session,
-                "POST",
-                "/v2/bulk/getCustomers",
-                params={"source": self.source},
-                content=dumps(chunk),
-                what=f"the lookup of {len(chunk)} parent customer id(s)",
-                read=partial(read_customers, asked=chunk),
-            )
+            try:
+                batch = await call(
+                    self.session,
+                    "POST",
+                    "/v2/bulk/getCustomers",
+                    params={"source": self.source},
+                    content=dumps(chunk),
+                    what=f"the lookup of {len(chunk)} parent customer id(s)",
+                    read=partial(read_answer, asked=chunk),
+                )
+            except RetriesExhausted as exc:
+                raise FetchError(
+                    f"the lookup of {len(chunk)} parent customer id(s) failed ({exc.reason}); nothing was fetched. "
+                    "The API is failing or limiting this client: try again later, or pass the parents as "
+                    "(identifier_type, value) pairs, which need no lookup.",
+                    status=exc.status,
+                    ids=chunk,
+                ) from None
             customers, identifiers = batch.tables["customers"], batch.tables["identifiers"]
             for customer_id in chunk:
                 row = customers.filter(pl.col("customer_id") == customer_id)
@@ -229,7 +238,7 @@ async def afetch_children_tables(
     size = DEFAULT_PAGE_SIZE if page_size is None else page_size
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise InvalidArgumentError(f"page_size must be a positive int, not {page_size!r}")
-    client = client if client is not None else Client.from_env()
+    client = _args.client(client)
     bar = progress_bar(len(parents), "children", progress)
     not_found: list[tuple[_Parent, int | None, str]] = []
     batches: list[Batch] = []

@@ -28,7 +28,15 @@ CLUSTERS: Mapping[str, str] = {
     "us": "https://us.api.capillarytech.com",
     "cn": "https://api.capillarytech.cn.com",
 }
-_KNOWN_HOSTS = sorted({httpx.URL(url).host for url in CLUSTERS.values()})
+# Every host Capillary's docs name (capillary-api.md section 3): a host near one of these but not it is a typo.
+_KNOWN_HOSTS = sorted(
+    {httpx.URL(url).host for url in CLUSTERS.values()}
+    | {
+        "eu.intouch.capillarytech.com", "eucrm.cc.capillarytech.com", "apac.api.capillary.co.in",
+        "apac.intouch.capillary.co.in", "sea.api.capillarytech.com", "ushc.api.capillarytech.com",
+        "cdn-api.capillarytech.cn.com", "intouch.capillarytech.cn.com", "nightly.api.capillarytech.com",
+    }
+)  # fmt: skip
 _ENV = ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD", "CAPILLARY_CLIENT_KEY", "CAPILLARY_CLIENT_SECRET")
 
 
@@ -81,14 +89,14 @@ def resolve_host(host: str) -> str:
     return str(url).rstrip("/")
 
 
-def _positive(name: str, value: Any, *, kind: type = int, allow_none: bool = False) -> Any:
+def _positive(name: str, value: Any, *, kind: type = int, allow_none: bool = False, allow_zero: bool = False) -> Any:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise ArgumentTypeError(f"{name} must be a positive {kind.__name__}, not {value!r}")
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be positive, not {value!r}")
-    return value
+    if value < 0 or (value == 0 and not allow_zero) or value != value:  # value != value: NaN
+        raise InvalidArgumentError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, not {value!r}")
+    return kind(value)
 
 
 class Client:
@@ -131,8 +139,8 @@ class Client:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be an int >= 0, not {max_retries!r}")
         self.max_retries = max_retries
-        self.retry_backoff = float(retry_backoff)
-        self.max_retry_after = float(max_retry_after)
+        self.retry_backoff = _positive("retry_backoff", retry_backoff, kind=float, allow_zero=True)
+        self.max_retry_after = _positive("max_retry_after", max_retry_after, kind=float, allow_zero=True)
         self._transport = transport
         self._auth = _credentials(username, password, client_key, client_secret)
         self._pacer = Pacer(self.requests_per_minute)

@@ -32,6 +32,7 @@ __all__ = [
     "afetch_customers",
     "fetch_customer_tables",
     "fetch_customers",
+    "read_answer",
     "read_customers",
     "scan_customers",
     "tidy_customers",
@@ -43,18 +44,31 @@ _NOT_RETURNED = "not in the API's answer, though asked twice"
 TABLES = (*(name for name in CustomerTables.MODELS if name != "customers"), "customers")
 
 
-def read_customers(body: bytes, asked: tuple[int, ...] | None = None) -> Batch:
-    """One Get Customers Bulk body -> a batch of tables; with ``asked``, only those ids are kept."""
-    entities, request_level = _wire.customer_entities(body)
+def read_customers(bodies: Sequence[bytes], asked: tuple[int, ...] | None = None) -> Batch:
+    """Get Customers Bulk bodies -> a batch of tables; with ``asked``, only those ids are kept.
+
+    An id in several bodies keeps its first answer.
+    """
+    entities, request_level, drift = _wire.customer_entities(bodies)
     unexpected: list[int] = []
     if asked is not None:
         is_asked = entities["customer_id"].is_in(pl.Series(asked, dtype=pl.Int64).implode())
-        unexpected = entities.filter(~is_asked)["customer_id"].to_list()
-        entities = entities.filter(is_asked)
-    entities = entities.unique("customer_id", keep="first", maintain_order=True)
-    batch = finish(body, entities, request_level, main="customers", main_table=_tidy.customer_table, children=False)
+        if not is_asked.all():
+            unexpected = entities.filter(~is_asked)["customer_id"].to_list()
+            entities = entities.filter(is_asked)
+    # Filtering copies every nested column: only when there is something to drop.
+    if entities["customer_id"].is_duplicated().any():
+        entities = entities.filter(pl.col("customer_id").is_first_distinct())
+    batch = finish(
+        bodies, entities, request_level, drift, main="customers", main_table=_tidy.customer_table, children=False
+    )
     batch.unexpected = unexpected
     return batch
+
+
+def read_answer(body: bytes, asked: tuple[int, ...]) -> Batch:
+    """One answer to a request for ``asked``."""
+    return read_customers([body], asked)
 
 
 def _failed(ids: Sequence[int], message: str) -> Batch:
@@ -72,12 +86,17 @@ def _bundle(
     if not batches:
         return CustomerTables.empty()
     tables = combine(batches, TABLES, "customers")
-    if order is not None:
+    if order is not None:  # every table in request order, however the batches went (re-asked ids too)
         position = pl.DataFrame(
             {"customer_id": order, "_position": range(len(order))},
             schema={"customer_id": pl.Int64, "_position": pl.Int64},
         )
-        tables["customers"] = tables["customers"].join(position, on="customer_id").sort("_position").drop("_position")
+        tables = {
+            name: frame.join(position, on="customer_id", how="left", maintain_order="left")
+            .sort("_position", maintain_order=True, nulls_last=True)
+            .drop("_position")
+            for name, frame in tables.items()
+        }
     if provenance is not None:
         failed = tables["customers"].height - int(tables["customers"]["success"].sum())
         provenance = replace(provenance, failed=failed)
@@ -98,13 +117,34 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     for body in bodies:
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise _args.ArgumentTypeError(f"pages must be response bodies as bytes, not {type(body).__name__}")
+    groups = _groups([bytes(body) for body in bodies])
     try:
-        # Pages are parsed in parallel: polars releases the GIL while it reads.
-        with _threads(len(bodies)) as pool:
-            batches = list(pool.map(lambda body: read_customers(bytes(body)), bodies))
-    except _wire.WireFormatError as exc:
-        raise InvalidArgumentError(f"a page is not a Get Customers Bulk response: {exc}") from None
+        # Groups of pages are read in parallel: polars releases the GIL while it works.
+        with _threads(len(groups)) as pool:
+            batches = list(pool.map(read_customers, groups))
+    except _wire.WireFormatError:
+        for number, body in enumerate(bodies):  # which page, and why: read them one by one
+            try:
+                _wire.customer_entities([bytes(body)])
+            except _wire.WireFormatError as exc:
+                raise InvalidArgumentError(f"page {number} is not a Get Customers Bulk response: {exc}") from None
+        raise
     return _bundle(batches, None)
+
+
+_GROUP_BYTES = 8 << 20  # pages read and tidied together: per-call costs amortised, memory bounded
+
+
+def _groups(bodies: list[bytes]) -> list[list[bytes]]:
+    groups: list[list[bytes]] = [[]]
+    size = 0
+    for body in bodies:
+        if groups[-1] and size + len(body) > _GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(body)
+        size += len(body)
+    return [group for group in groups if group]
 
 
 def _threads(n: int) -> ThreadPoolExecutor:
@@ -129,7 +169,7 @@ class _Pull:
             params={"source": self.source},
             content=dumps(ids),
             what=f"a batch of {len(ids)} customer ids",
-            read=partial(read_customers, asked=ids),
+            read=partial(read_answer, asked=ids),
         )
         if self.cache is not None:
             await asyncio.to_thread(self.cache.store, ids, batch.tables)
@@ -172,7 +212,7 @@ async def afetch_customer_tables(
     size = batch_size if batch_size is not None else (client.batch_size if client else None)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= _MAX_BATCH):
         raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}, not {size!r}")
-    client = client if client is not None else Client.from_env()
+    client = _args.client(client)
     if not wanted:
         return CustomerTables.empty()
     chunks = _chunks(wanted, size or client.batch_size)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from capframe._auth import TokenUnavailable
 from capframe._client import Client
 from capframe._wire import WireFormatError
 from capframe.errors import AccessDeniedError, AuthenticationError, RequestRejectedError
@@ -139,6 +140,8 @@ async def call(
                 body = await response.aread()
             except httpx.TransportError as exc:
                 status, failure = None, f"{exc.__class__.__name__} (the connection failed)"
+            except TokenUnavailable as exc:
+                status, failure = None, str(exc)
             else:
                 status = response.status_code
                 log.debug(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import pandera.polars as pa

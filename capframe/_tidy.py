@@ -10,7 +10,7 @@ import json
 
 import polars as pl
 
-from capframe._wire import ENTITY_COLUMNS
+from capframe._wire import ENTITY_COLUMNS, DType, json_text
 
 __all__ = [
     "CHILD_TABLES",
@@ -120,6 +120,7 @@ def _comm_channels(profiles: pl.DataFrame) -> pl.DataFrame:
         .explode("channel", empty_as_null=False, keep_nulls=False)
         .filter(pl.col("channel").is_not_null())
         .unnest("channel")
+        .pipe(_as_text, "attributes")
         .select(
             "customer_id",
             "profile_index",
@@ -134,70 +135,91 @@ def _comm_channels(profiles: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _as_text(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """Open-ended JSON columns (inferred as structs, lists or scalars) -> their JSON text."""
+    return frame.with_columns(json_text(pl.col(c), frame.schema[c]).alias(c) for c in columns)
+
+
+_ROW = "\x00row"  # a column name no JSON key takes
+
+
 def _map_to_long(maps: pl.DataFrame) -> pl.DataFrame:
     """(customer_id, profile_index, scope, raw JSON object) -> one row per key, values as text.
 
-    Scalar values are kept as text (``"5"``, ``"true"``, ``"M"``); objects and lists as JSON.
+    Strings as sent, other values as JSON text (``"5"``, ``"true"``, ``"[1,2]"``). Rows follow the
+    maps' order, keys sorted within a map: the same input gives the same table, however batched.
     """
-    maps = maps.filter(pl.col("raw").is_not_null() & (pl.col("raw") != "{}"))
+    raw: DType = maps.schema["raw"]
+    if raw != pl.Null and raw != pl.String and not isinstance(raw, pl.Struct):  # a map sent as a list or number
+        maps, raw = maps.with_columns(json_text(pl.col("raw"), raw).alias("raw")), pl.String
+    if raw == pl.String:
+        maps = maps.filter(pl.col("raw").is_not_null() & (pl.col("raw") != "{}"))
+    elif isinstance(raw, pl.Struct) and raw.fields:
+        maps = maps.filter(pl.col("raw").is_not_null())
+    else:  # all null, or objects that are all empty
+        return empty(FIELDS)
     if maps.is_empty():
         return empty(FIELDS)
+    keys = ["customer_id", "profile_index", "scope"]
     try:
-        decoded = maps.with_columns(maps["raw"].str.json_decode(infer_schema_length=None))
-        if not isinstance(decoded.schema["raw"], pl.Struct):
-            raise TypeError("not a JSON object")
-        wide = decoded.unnest("raw")
-        value_columns = [c for c in wide.columns if c not in ("customer_id", "profile_index", "scope")]
-        wide = wide.with_columns(
-            pl.col(c).struct.json_encode() if isinstance(wide.schema[c], pl.Struct) else pl.col(c).cast(pl.String)
-            for c in value_columns
-        )
-        return (
-            wide.unpivot(value_columns, index=["customer_id", "profile_index", "scope"], variable_name="name")
+        decoded = maps["raw"] if isinstance(raw, pl.Struct) else maps["raw"].str.json_decode(infer_schema_length=None)
+        if not isinstance(decoded.dtype, pl.Struct) or any(_nested(f.dtype) for f in decoded.dtype.fields):
+            # Not an object, or objects inside: one struct for every row would give each nested object
+            # the keys of the others. Read these row by row.
+            raise TypeError("not flat JSON objects")
+        wide = decoded.struct.unnest()
+        long = (
+            wide.select(json_text(pl.col(c), wide.schema[c]) for c in wide.columns)
+            .with_row_index(_ROW)
+            .unpivot(index=_ROW, variable_name="name", value_name="value")
             .drop_nulls("value")
-            .select(FIELDS.names())
+            .sort(_ROW, "name")
         )
+        return pl.concat([maps.select(keys)[long[_ROW]], long.select("name", "value")], how="horizontal")
     except (pl.exceptions.PolarsError, TypeError):
-        # Values of clashing JSON types (an object in one row, a string in another), or keys that
-        # collide with ours: rare, so read them one by one rather than lose them.
+        # Values of clashing JSON types (an object in one row, a string in another): rare, so read
+        # them one by one rather than lose them.
         rows = [
-            (cid, idx, scope, key, value if isinstance(value, str) else json.dumps(value))
-            for cid, idx, scope, raw in maps.iter_rows()
-            for key, value in (json.loads(raw) or {}).items()
+            (cid, idx, scope, key, value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+            for cid, idx, scope, text in maps.with_columns(json_text(pl.col("raw"), raw)).iter_rows()
+            for key, value in _items(text)
             if value is not None
         ]
         return pl.DataFrame(rows, schema=FIELDS, orient="row")
 
 
+def _nested(dtype: DType) -> bool:
+    return isinstance(dtype, pl.Struct) or (isinstance(dtype, pl.List) and _nested(dtype.inner))
+
+
+def _items(text: str) -> list[tuple[str, object]]:
+    """A map's JSON text -> its (key, value) pairs, sorted; a map that is no object is one pair with key ''."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [("", text)]  # text the API sent where an object belongs: kept as it is
+    return sorted(value.items()) if isinstance(value, dict) else [("", value)]
+
+
 def _fields(entities: pl.DataFrame, profiles: pl.DataFrame, unknown: pl.DataFrame) -> pl.DataFrame:
     null_index = pl.lit(None, dtype=pl.Int64).alias("profile_index")
-    maps = pl.concat(
-        [
-            profiles.select(
-                "customer_id", "profile_index", pl.lit("custom").alias("scope"), pl.col("fields").alias("raw")
-            ),
-            profiles.select(
-                "customer_id", "profile_index", pl.lit("all").alias("scope"), pl.col("allFields").alias("raw")
-            ),
-            entities.select(
-                "customer_id", null_index, pl.lit("extended").alias("scope"), pl.col("extendedFields").alias("raw")
-            ),
-        ]
-    )
+    scopes = [
+        profiles.select("customer_id", "profile_index", pl.lit("custom").alias("scope"), pl.col("fields").alias("raw")),
+        profiles.select("customer_id", "profile_index", pl.lit("all").alias("scope"), pl.col("allFields").alias("raw")),
+        entities.select(
+            "customer_id", null_index, pl.lit("extended").alias("scope"), pl.col("extendedFields").alias("raw")
+        ),
+    ]
     unrecognised = unknown.select("customer_id", null_index, pl.lit("unrecognised").alias("scope"), "name", "value")
-    return pl.concat([_map_to_long(maps), unrecognised])
+    return pl.concat([*map(_map_to_long, scopes), unrecognised])
 
 
 def _segments(entities: pl.DataFrame) -> pl.DataFrame:
-    long = _map_to_long(
-        entities.select(
-            "customer_id",
-            pl.lit(None, dtype=pl.Int64).alias("profile_index"),
-            pl.lit("segment").alias("scope"),
-            pl.col("segments").alias("raw"),
-        )
+    null_index = pl.lit(None, dtype=pl.Int64).alias("profile_index")
+    segments = entities.select(
+        "customer_id", null_index, pl.lit("segment").alias("scope"), pl.col("segments").alias("raw")
     )
-    return long.select("customer_id", pl.col("name").alias("segment"), "value")
+    return _map_to_long(segments).select("customer_id", pl.col("name").alias("segment"), "value")
 
 
 def _cards(entities: pl.DataFrame) -> pl.DataFrame:
@@ -206,6 +228,7 @@ def _cards(entities: pl.DataFrame) -> pl.DataFrame:
         .explode("card", empty_as_null=False, keep_nulls=False)
         .filter(pl.col("card").is_not_null())
         .unnest("card")
+        .pipe(_as_text, "statusInfo", "customFields", "extendedFields")
         .select(
             "customer_id",
             pl.col("cardNumber").alias("card_number"),
@@ -256,6 +279,7 @@ def _warnings(frame: pl.DataFrame) -> pl.DataFrame:
     return (
         frame.explode("warnings", empty_as_null=False, keep_nulls=False)
         .filter(pl.col("warnings").is_not_null())
+        .pipe(_as_text, "warnings")
         .select(
             "customer_id",
             pl.lit("warning").alias("level"),
@@ -280,10 +304,15 @@ def request_errors(request_level: pl.DataFrame) -> pl.DataFrame:
 
 
 def shared_tables(entities: pl.DataFrame, unknown: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """The child tables both endpoints produce, keyed by ``customer_id``."""
+    """The child tables both endpoints produce, keyed by ``customer_id``.
+
+    Rows follow the entities' order (each table is built list by list, then put in entity order),
+    so the same answers give the same tables however they were grouped into calls.
+    """
     profiles = _profiles(entities)
-    return {
-        "profiles": profiles.select(
+    position = entities.select("customer_id").with_row_index(_ROW).unique("customer_id", keep="first")
+    tables = {
+        "profiles": profiles.pipe(_as_text, "conflictingProfileList", "attribution").select(
             "customer_id",
             "profile_index",
             pl.col("userId").alias("user_id"),
@@ -300,8 +329,50 @@ def shared_tables(entities: pl.DataFrame, unknown: pl.DataFrame) -> dict[str, pl
         "fields": _fields(entities, profiles, unknown),
         "segments": _segments(entities),
         "cards": _cards(entities),
-        "errors": item_errors(entities),
+        "errors": pl.concat([item_errors(entities), _lossy(entities, profiles)]),
     }
+    return {
+        name: table.join(position, on="customer_id", how="left", maintain_order="left")
+        .sort(_ROW, maintain_order=True, nulls_last=True)
+        .drop(_ROW)
+        for name, table in tables.items()
+    }
+
+
+def _lossy(entities: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
+    """Values a table cannot hold as sent (a score with a fraction, a timestamp without an offset):
+    the table has null there, and this says so, with the value, as warnings of origin capframe."""
+    score = pl.col("loyaltyInfo").struct.field("score")
+    checks = [
+        entities.filter(score.is_not_null() & (score != score.round())).select(
+            "customer_id", pl.format("loyaltyInfo.score {} is not an integer: customers.score is null", score)
+        ),
+        profiles.filter(pl.col("autoUpdateTime").is_not_null() & utc(pl.col("autoUpdateTime")).is_null()).select(
+            "customer_id",
+            pl.format(
+                "profiles[{}].autoUpdateTime {} is not an ISO-8601 time with an offset: auto_update_time is null",
+                "profile_index",
+                "autoUpdateTime",
+            ),
+        ),
+    ]
+    if "createdDate" in entities.columns:
+        checks.append(
+            entities.filter(pl.col("createdDate").is_not_null() & utc(pl.col("createdDate")).is_null()).select(
+                "customer_id",
+                pl.format("createdDate {} is not an ISO-8601 time with an offset: created_date is null", "createdDate"),
+            )
+        )
+    return pl.concat(
+        frame.select(
+            "customer_id",
+            pl.lit("warning").alias("level"),
+            pl.lit("capframe").alias("origin"),
+            pl.lit(None, dtype=pl.Int64).alias("code"),
+            pl.col(frame.columns[1]).alias("message"),
+        )
+        for frame in checks
+    )
 
 
 def _first_identifier(type_: str) -> pl.Expr:
@@ -334,6 +405,9 @@ def customer_table(entities: pl.DataFrame) -> pl.DataFrame:
     loyalty = pl.col("loyaltyInfo").struct
     first_error = pl.col("errors").list.first().struct
     score = loyalty.field("score")
+    entities = entities.with_columns(loyalty.field("attributionV2").alias("_attribution")).pipe(
+        _as_text, "_attribution"
+    )
     return entities.select(
         "customer_id",
         pl.col("success").fill_null(pl.col("errors").list.len() == 0),
@@ -346,8 +420,8 @@ def customer_table(entities: pl.DataFrame) -> pl.DataFrame:
         pl.when(score == score.round()).then(score.cast(pl.Int64)).alias("score"),
         pl.col("associatedWith").alias("associated_with"),
         pl.col("profiles").list.first().struct.field("autoUpdateTime").pipe(utc).alias("auto_update_time"),
-        pl.col("profiles").list.len().cast(pl.Int64).alias("profile_count"),
-        loyalty.field("attributionV2").alias("loyalty_attribution"),
+        pl.col("profiles").list.len().cast(pl.Int64).fill_null(0).alias("profile_count"),
+        pl.col("_attribution").alias("loyalty_attribution"),
     )
 
 
@@ -356,7 +430,7 @@ CHILD_TABLES = ("profiles", "identifiers", "comm_channels", "fields", "segments"
 
 def child_table(entities: pl.DataFrame) -> pl.DataFrame:
     """One row per child customer of a parent."""
-    return entities.select(
+    return entities.pipe(_as_text, "parentCustomer").select(
         "parent_type",
         "parent_value",
         "customer_id",

@@ -10,7 +10,7 @@ does not name; :func:`find_unknown_keys` notices those, and :func:`recover_unkno
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -24,7 +24,7 @@ __all__ = [
     "WireFormatError",
     "children_entities",
     "customer_entities",
-    "find_unknown_keys",
+    "json_text",
     "recover_unknown",
 ]
 
@@ -162,35 +162,130 @@ class WireFormatError(Exception):
     """A body that is not the JSON the endpoint documents (truncated, HTML, another shape)."""
 
 
-def _read_page(body: bytes, schema: pl.Schema) -> pl.DataFrame:
-    # A page is one JSON object; the NDJSON reader (one line) keeps String-typed objects as raw JSON,
-    # which the plain JSON reader refuses to do.
-    if not body.strip().startswith(b"{"):
+# Fields whose value is open-ended JSON, kept as its JSON text (a List of them: each element).
+_RAW_FIELDS = frozenset(
+    {
+        "fields", "allFields", "attributes", "conflictingProfileList", "attribution", "attributionV2",
+        "segments", "extendedFields", "statusInfo", "customFields", "parentCustomer", "warnings",
+    }
+)  # fmt: skip
+
+
+# Open-ended maps the tidy step turns into long tables: the fast path leaves them as the structs it
+# inferred (turning them into JSON text only to parse it again would double their cost).
+_MAPS = frozenset({"fields", "allFields", "extendedFields", "segments"})
+
+
+class _Drift(Exception):
+    """Internal: the inferred page does not fit the wire schema (a type the API changed)."""
+
+
+def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
+    """A column of any dtype read from JSON -> its values as JSON text (strings as they are)."""
+    if have == pl.String:
+        return expr  # a JSON string: its text, as the exact reader keeps it
+    if have == pl.Null:
+        return pl.lit(None, dtype=pl.String).alias(expr.meta.output_name())
+    if have == pl.Boolean or have.is_numeric():
+        return expr.cast(pl.String)
+    if isinstance(have, pl.Struct):
+        return expr.struct.json_encode()
+    return pl.struct(expr.alias("v")).struct.json_encode().str.json_path_match("$.v").alias(expr.meta.output_name())
+
+
+def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) -> DType:
+    """The dtype to cast an inferred column to: the wire dtype, but open-ended JSON as it was inferred.
+
+    A struct cast matches fields by name and fills those missing with nulls, so one cast per column
+    does the whole job. Fields the wire schema does not name are listed in ``drift`` (a cast would
+    drop them). Open-ended JSON stays as inferred; the tidy step makes it text where a table keeps text.
+    """
+    if have == pl.Null:
+        return want
+    if raw and want == pl.String:
+        is_map = isinstance(have, pl.Struct) and path.rsplit(".", 1)[-1] in _MAPS and "cardDetails" not in path
+        if is_map and any(isinstance(f.dtype, (pl.Struct, pl.List)) for f in have.fields):  # type: ignore[union-attr]
+            raise _Drift(path)  # objects inside a map: the exact reader keeps each as its own text
+        return have
+    if isinstance(want, pl.Struct):
+        if not isinstance(have, pl.Struct):
+            raise _Drift(path)
+        present = {f.name: f.dtype for f in have.fields}
+        drift.extend(f"{path}.{name}" for name in present if name not in {f.name for f in want.fields})
+        return pl.Struct(
+            {
+                f.name: _target(present[f.name], f.dtype, f"{path}.{f.name}", f.name in _RAW_FIELDS, drift)
+                if f.name in present
+                else f.dtype
+                for f in want.fields
+            }
+        )
+    if isinstance(want, pl.List):
+        if not isinstance(have, pl.List):
+            raise _Drift(path)
+        return pl.List(_target(have.inner, want.inner, f"{path}[]", raw, drift))
+    # Widening only: an integer read as a float is exact; a float where an integer is documented
+    # (even 5.0) goes to the exact reader, which refuses it loudly rather than truncate it.
+    widening = have.is_signed_integer() and (want == pl.Int64 or want == pl.Float64 or want == pl.Boolean)
+    if have == want or want == pl.String or widening:
+        return want
+    raise _Drift(path)
+
+
+def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFrame, bool]:
+    """Response bodies -> (a frame of the wire schema, one row per body; whether any holds unknown fields).
+
+    Several bodies are read in one call, as one JSON array: per-call costs are then paid once.
+
+    Fast path: polars' JSON reader infers the page's own schema (as fast as orjson.loads, from the
+    bytes), then expressions bring it to the wire schema, open-ended maps becoming JSON text. Where
+    inference meets values of clashing JSON types, the exact path reads the bytes with the wire
+    schema itself (the NDJSON reader, which keeps objects declared String as JSON text); slower.
+    """
+    if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    drift: list[str] = []
     try:
-        page = pl.read_ndjson(body.replace(b"\n", b" ").replace(b"\r", b" "), schema=schema)
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        raise WireFormatError(f"the body could not be read as the documented JSON ({exc.__class__.__name__})") from None
-    if page.height != 1:
+        page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
+        have = page.schema
+        page = page.select(
+            # strict=False lets a struct cast add the fields a page lacks; _target allows only casts
+            # that cannot fail on a value (same type, integer widening, to text).
+            pl.col(name).cast(_target(have[name], want, name, name in _RAW_FIELDS, drift), strict=False)
+            if name in have
+            else pl.lit(None, dtype=want).alias(name)
+            for name, want in schema.items()
+        )
+        drift.extend(name for name in have if name not in schema)
+    except (pl.exceptions.PolarsError, _Drift):
+        try:
+            lines = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
+            page = pl.read_ndjson(lines, schema=schema)
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            raise WireFormatError(
+                f"the body could not be read as the documented JSON ({exc.__class__.__name__})"
+            ) from None
+        drift = ["?"]  # the exact reader drops unknown keys: let the slow path look for them
+    if page.height != len(bodies):
         raise WireFormatError("the body is not a single JSON object")
-    return page
+    return page, bool(drift)
 
 
-def customer_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One Get Customers Bulk response -> (entity frame, request-level errors and warnings)."""
-    page = _read_page(body, CUSTOMERS_PAGE)
+def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """Get Customers Bulk responses -> (entity frame, request-level errors and warnings, drift)."""
+    page, drift = _read_pages(bodies, CUSTOMERS_PAGE)
     if page["data"].null_count():
         raise WireFormatError('the body has no "data" array')
     items = page.select("data").explode("data", empty_as_null=False, keep_nulls=False)
     entities = items.unnest("data").unnest("entity").rename({"id": "customer_id"})
     if entities["customer_id"].null_count():
         raise WireFormatError("an entity in the body has no id")
-    return entities.select(ENTITY_COLUMNS.names()), page.select("errors", "warnings")
+    return entities.select(ENTITY_COLUMNS.names()), page.select("errors", "warnings"), drift
 
 
-def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
-    """One hierarchy page -> (entity frame, request-level errors and warnings, success)."""
-    page = _read_page(body, CHILDREN_PAGE)
+def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool, bool]:
+    """One hierarchy page -> (entity frame, request-level errors and warnings, success, drift)."""
+    page, drift = _read_pages([body], CHILDREN_PAGE)
     success = bool(page["success"][0]) if page["success"][0] is not None else True
     entity = page.select(pl.col("entity").struct.field("customers", "errors", "warnings"))
     children = (
@@ -207,42 +302,10 @@ def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
     if children["customer_id"].null_count():
         raise WireFormatError("a child in the body has no profiles[].userId")
     request_level = pl.concat([page.select("errors", "warnings"), entity.select("errors", "warnings")], how="vertical")
-    return children, request_level, success
+    return children, request_level, success, drift
 
 
-# -- schema drift ---------------------------------------------------------------------------------
-
-_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'
-
-
-def _schema_keys(dtype: DType | pl.Schema) -> Iterator[str]:
-    fields: Iterable[tuple[str, DType]] = dtype.items() if isinstance(dtype, pl.Schema) else []
-    if isinstance(dtype, pl.Struct):
-        fields = ((f.name, f.dtype) for f in dtype.fields)
-    elif isinstance(dtype, pl.List):
-        yield from _schema_keys(dtype.inner)
-    for name, inner in fields:
-        yield name
-        yield from _schema_keys(inner)
-
-
-_KNOWN_KEYS = frozenset(_schema_keys(CUSTOMERS_PAGE)) | frozenset(_schema_keys(CHILDREN_PAGE))
-
-
-def _keys_in(texts: pl.Series) -> set[str]:
-    return set(texts.str.extract_all(_KEY).explode().drop_nulls().str.extract(_KEY).unique())
-
-
-def find_unknown_keys(body: bytes, raw_texts: pl.Series) -> set[str]:
-    """Object keys in ``body`` that the wire schema does not name.
-
-    A regex over the bytes, run by polars: cheap beside the parse. Keys found inside the raw
-    open-ended maps (``raw_texts``) are legitimate and subtracted.
-    """
-    found = _keys_in(pl.Series([body.decode("utf-8", "replace")])) - _KNOWN_KEYS
-    if found:
-        found -= _keys_in(raw_texts)
-    return found
+# -- schema drift: the slow path, for a page with fields the schema does not name ----------------
 
 
 def _walk(value: Any, dtype: DType, path: str, sink: list[tuple[str, Any]]) -> None:
@@ -275,10 +338,14 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         item_dtype = CUSTOMERS_PAGE["data"].inner  # type: ignore[attr-defined]
         items = document.get("data") or []
         prefix = "data[]"
+    seen: set[int | None] = set()
     for item in items:
+        customer_id = _item_id(item, children=children)
+        if customer_id in seen and customer_id is not None:
+            continue  # an entity sent twice keeps its first answer, here as in every table
+        seen.add(customer_id)
         found: list[tuple[str, Any]] = []
         _walk(item, item_dtype, prefix, found)
-        customer_id = _item_id(item, children=children)
         rows.extend((customer_id, path, json.dumps(value)) for path, value in found)
     # Unknown keys outside the items: at the page level.
     top: list[tuple[str, Any]] = []
