@@ -1,0 +1,50 @@
+"""Shared fixtures: the cassette configuration, a loopback sandbox, fast retry settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import capframe.testing
+from capframe.sandbox import Sandbox, SandboxServer, serve
+
+CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``live`` test records against a real cluster: when recording without one, skip it, so that
+    its committed cassette is kept (``--record-mode=rewrite`` would delete it before the test runs)."""
+    if (config.getoption("--record-mode") or "none") == "none" or os.environ.get("CAPILLARY_HOST"):
+        return
+    skip = pytest.mark.skip(reason="re-recording a live cassette needs CAPILLARY_HOST and credentials")
+    for item in items:
+        if item.get_closest_marker("live"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    return capframe.testing.vcr_config()
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
+    """``cassettes/<test module>/``: one folder per module, so equal test names cannot collide."""
+    return str(CASSETTES / request.path.stem)
+
+
+@pytest.fixture(scope="module")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """The sandbox served over real HTTP on a loopback port."""
+    with serve(Sandbox(customers=2000, seed=0)) as server:
+        yield server
+
+
+@pytest.fixture
+def fast() -> dict[str, Any]:
+    """Client options for quick retries in tests."""
+    return {"retry_backoff": 0.01, "max_retry_after": 0.05}
