@@ -1,0 +1,284 @@
+"""capframe in notebooks: the notebooks run and stay stripped, the report reruns byte for byte, and the
+things a notebook user sees (reprs, progress bars, sync calls inside Jupyter's running loop) behave.
+
+The notebooks run in a ``python3`` Jupyter kernel: ipykernel, installed with capframe's ``test`` extra,
+provides it (jupyter_client starts it with the interpreter running the tests). They are also run as
+tests of their own by nbmake (``pytest --nbmake``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import capframe
+from capframe import _progress
+from capframe.sandbox import Sandbox
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+REPORT = NOTEBOOKS / "customer-report.ipynb"
+REPORT_IDS = NOTEBOOKS / "report-ids.txt"
+QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _execute(notebook: Path, cwd: Path) -> Any:
+    """Run a notebook top to bottom in a fresh kernel, in ``cwd``; return it with its outputs."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.read(notebook, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def _outputs(nb: Any) -> list[tuple[str, list[Any]]]:
+    return [(cell.source, cell.get("outputs", [])) for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _stderr(nb: Any) -> list[str]:
+    """Text a notebook printed on stderr: warnings land there."""
+    return [o["text"] for _, outputs in _outputs(nb) for o in outputs if o.get("name") == "stderr"]
+
+
+def _requests_sent(nb: Any) -> int:
+    texts = [o["text"] for _, outputs in _outputs(nb) for o in outputs if o.get("name") == "stdout"]
+    counts = [int(m.group(1)) for t in texts if (m := re.search(r"requests sent by this run: (\d+)", t))]
+    assert len(counts) == 1, f"the report should print its request count once, printed: {texts}"
+    return counts[0]
+
+
+# --- the reproducible report ----------------------------------------------------------------------
+
+
+def test_report_rerun_offline_gives_byte_identical_tables_and_figures(tmp_path: Path) -> None:
+    shutil.copy(REPORT, tmp_path)
+    shutil.copy(REPORT_IDS, tmp_path)
+    output, snapshot = tmp_path / "report-output", tmp_path / "report-snapshot"
+
+    first = _execute(tmp_path / REPORT.name, tmp_path)
+    written = {path.name: path.read_bytes() for path in sorted(output.iterdir())}
+    manifest = (snapshot / "capframe.json").read_bytes()
+    shutil.rmtree(output)
+
+    second = _execute(tmp_path / REPORT.name, tmp_path)
+    rewritten = {path.name: path.read_bytes() for path in sorted(output.iterdir())}
+
+    assert {"customers.parquet", "provenance.parquet", "failed.parquet"} <= set(written)
+    assert len([name for name in written if name.endswith(".png")]) == 2
+    assert rewritten.keys() == written.keys()
+    changed = [name for name in written if rewritten[name] != written[name]]
+    assert not changed, f"a rerun from the snapshot changed {changed}"
+    assert (snapshot / "capframe.json").read_bytes() == manifest
+
+    # The first run fetched; the rerun sent no request at all: it reads the snapshot only.
+    assert _requests_sent(first) > 0
+    assert _requests_sent(second) == 0
+    # Apart from that count, the rerun's notebook shows exactly what the first run showed.
+    same = [(src, out) for src, out in _outputs(first) if "requests sent by this run" not in str(out)]
+    again = [(src, out) for src, out in _outputs(second) if "requests sent by this run" not in str(out)]
+    assert again == same
+    assert not _stderr(first)
+    assert not _stderr(second)
+
+    # What the report states as its provenance.
+    provenance = dict(pl.read_parquet(output / "provenance.parquet").rows())
+    failed = pl.read_parquet(output / "failed.parquet")
+    org = Sandbox(customers=10_000, seed=0)
+    assert provenance["host"] == Sandbox.BASE_URL
+    assert provenance["source"] == "INSTORE"
+    assert provenance["capframe_version"] == capframe.__version__
+    assert provenance["asked"] == "500"
+    assert provenance["failed"] == str(failed.height)
+    assert provenance["failed ids"] == ", ".join(map(str, failed["customer_id"]))
+    assert set(org.unknown_ids(5)) <= set(failed["customer_id"])
+    assert 564332013 in failed["customer_id"]  # PII-deleted
+
+
+def test_a_complete_snapshot_sends_no_request_even_when_the_cluster_is_unreachable(tmp_path: Path) -> None:
+    """What makes the report work offline: every batch is read from the cache before any request."""
+    org = Sandbox(customers=1_000, seed=0)
+    host = "http://127.0.0.1:9"  # loopback, discard port: nothing answers there
+    ids = [*org.customer_ids(250), *org.pii_deleted_ids()[:2], *org.unknown_ids(3)]
+    online = capframe.Client(host, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, transport=org.transport())
+    first = capframe.fetch_customer_tables(ids, "INSTORE", client=online, cache_dir=tmp_path, progress=False)
+    assert org.request_log
+
+    attempts: list[httpx.Request] = []
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("the cluster is unreachable", request=request)
+
+    offline = capframe.Client(
+        host,
+        username=Sandbox.USERNAME,
+        password=Sandbox.PASSWORD,
+        max_retries=0,
+        transport=httpx.MockTransport(unreachable),
+    )
+    again = capframe.fetch_customer_tables(ids, "INSTORE", client=offline, cache_dir=tmp_path, progress=False)
+    assert attempts == []
+    assert again.provenance == first.provenance
+    for name, frame in first.tables().items():
+        assert_frame_equal(again.tables()[name], frame)
+
+
+# --- notebooks in git -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(notebook: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    dirty = [
+        i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)
+    ]
+    assert not dirty, (
+        f"{notebook.name}: cells {dirty} have outputs or execution counts; run `nbstripout notebooks/*.ipynb`"
+    )
+    assert "widgets" not in nb.metadata, f"{notebook.name} holds widget state; run `nbstripout notebooks/*.ipynb`"
+
+
+def test_nbstripout_would_change_nothing() -> None:
+    """The same rules nbstripout applies as a git filter (`nbstripout --install`) or by hand."""
+    pytest.importorskip("nbstripout")
+    notebooks = sorted(map(str, NOTEBOOKS.glob("*.ipynb")))
+    result = subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--verify", *notebooks], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"run `nbstripout notebooks/*.ipynb`:\n{result.stdout}{result.stderr}"
+
+
+def test_report_has_one_parameters_cell() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(REPORT, as_version=4)
+    tagged = [cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    names = set(re.findall(r"^([A-Z_]+) =", tagged[0].source, flags=re.MULTILINE))
+    assert {"IDS_FILE", "SOURCE", "DATA", "SNAPSHOT_DIR"} <= names
+
+
+def test_quickstart_runs_in_a_fresh_kernel_without_warnings_with_widget_progress_bars(tmp_path: Path) -> None:
+    pytest.importorskip("ipywidgets")
+    shutil.copy(QUICKSTART, tmp_path)
+    nb = _execute(tmp_path / QUICKSTART.name, tmp_path)
+    assert not _stderr(nb), "the quickstart printed on stderr (a warning?)"
+    data = [o.get("data", {}) for _, outputs in _outputs(nb) for o in outputs]
+    assert any(WIDGET in d for d in data), "a pull of many requests should show a widget progress bar in Jupyter"
+    assert any("<strong>CustomerTables</strong>" in d.get("text/html", "") for d in data)
+    assert any("<strong>ChildrenTables</strong>" in d.get("text/html", "") for d in data)
+    assert sum("image/png" in d for d in data) >= 3
+
+
+# --- what a notebook user sees --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client() -> capframe.Client:
+    return capframe.Client.sandbox(customers=2_000, seed=0)
+
+
+def test_customer_tables_html_repr_names_tables_shapes_and_failed_ids(client: capframe.Client) -> None:
+    org = client.sandbox_org
+    assert org is not None
+    failing = [org.pii_deleted_ids()[0], *org.unknown_ids(2)]
+    tables = capframe.fetch_customer_tables([*org.customer_ids(30), *failing], "INSTORE", client=client)
+    html = tables._repr_html_()
+    for name, frame in tables.tables().items():
+        assert f"<tr><td><code>{name}</code></td><td>{frame.height:,}</td><td>{frame.width}</td></tr>" in html
+    assert set(failing) <= set(tables.failed_ids)
+    assert f"failed ids: {len(tables.failed_ids)} (" in html
+    for failed_id in tables.failed_ids[:5]:
+        assert str(failed_id) in html
+    assert "INSTORE from https://sandbox.capframe.invalid" in html
+    text = repr(tables)
+    assert text.startswith("CustomerTables(customers=33x")
+    assert f"failed ids: {len(tables.failed_ids)} (" in text
+
+    empty = capframe.CustomerTables.empty()
+    assert "failed ids: none" in empty._repr_html_()
+    assert "<code>customers</code></td><td>0</td>" in empty._repr_html_()
+
+
+def test_children_tables_html_repr(client: capframe.Client) -> None:
+    children = capframe.fetch_children_tables(("mobile", "917799889933"), client=client)
+    html = children._repr_html_()
+    assert "<strong>ChildrenTables</strong>" in html
+    assert f"<code>children</code></td><td>{children.children.height:,}</td>" in html
+    assert "failed ids: none" in html
+
+
+def test_errors_have_readable_reprs(client: capframe.Client) -> None:
+    with pytest.raises(capframe.ParentNotFoundError) as caught:
+        capframe.fetch_children(("mobile", "910000000000"), client=client)
+    assert repr(caught.value).startswith("ParentNotFoundError('the API does not know parent #1")
+    assert "910000000000" not in str(caught.value)  # never the identifier: personal data
+    with pytest.raises(capframe.InvalidArgumentError) as bad:
+        capframe.fetch_customers([1], "NOWHERE", client=client)
+    assert "unknown source 'NOWHERE'" in str(bad.value)
+
+
+def test_sync_api_inside_a_running_event_loop_works_without_warnings(client: capframe.Client) -> None:
+    """A Jupyter cell runs inside the kernel's event loop; the sync API must neither fail nor warn there."""
+    org = client.sandbox_org
+    assert org is not None
+
+    async def cell() -> tuple[pl.DataFrame, pl.DataFrame]:
+        customers = capframe.fetch_customers(org.customer_ids(700), "INSTORE", client=client, progress=False)
+        children = capframe.fetch_children(org.parents()[:3], client=client, progress=False)
+        return customers, children
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        customers, children = asyncio.run(cell())
+        outside = capframe.fetch_customers(org.customer_ids(700), "INSTORE", client=client, progress=False)
+    assert customers.height == 700
+    assert children.height > 0
+    assert_frame_equal(customers, outside)
+
+
+def test_progress_true_without_a_notebook_is_a_text_bar_without_warnings(
+    client: capframe.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = client.sandbox_org
+    assert org is not None
+
+    async def cell() -> pl.DataFrame:
+        return capframe.fetch_customers(org.customer_ids(600), "INSTORE", client=client, batch_size=100, progress=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asyncio.run(cell())
+    err = capsys.readouterr().err
+    assert "customers (INSTORE)" in err
+    assert "6/6" in err
+
+
+def test_progress_in_jupyter_without_ipywidgets_falls_back_to_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Jupyter frontend without ipywidgets gets a text bar: no 'IProgress not found' warning or error."""
+    monkeypatch.setattr(_progress, "_in_notebook", lambda: True)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bar = _progress.progress_bar(10, "customers (INSTORE)", True)
+        try:
+            from tqdm.std import tqdm
+
+            assert type(bar) is tqdm
+            bar.update(10)
+        finally:
+            bar.close()
