@@ -1,0 +1,107 @@
+"""Import time: ``import capframe`` against ``import polars`` alone, each in fresh processes.
+
+    python benchmarks/bench_import.py             # best of 5
+    python benchmarks/bench_import.py --repeat 10
+
+Wall time of ``python -c "import X"`` (interpreter start included, so ``python -c pass`` is shown
+too), best of N, alternating the cases so that both see the same machine load. Then the same with
+``-X importtime``, whose cumulative microseconds for the top-level module leave interpreter start
+out; and the modules capframe's import spends most on beyond polars (from one -X importtime run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+from _pages import child_env, fmt_table, revision
+
+CASES = {"python -c pass": "pass", "import polars": "import polars", "import capframe": "import capframe"}
+_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+
+
+def wall(code: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return time.perf_counter() - started
+
+
+def importtime(code: str, env: dict[str, str]) -> list[tuple[int, int, int, str]]:
+    """(self us, cumulative us, depth, module) per line of -X importtime."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        m = _LINE.match(line)
+        if m:
+            rows.append((int(m.group(1)), int(m.group(2)), len(m.group(3)) // 2, m.group(4)))
+    return rows
+
+
+def cumulative(rows: list[tuple[int, int, int, str]], module: str) -> float:
+    return next(cum for _, cum, depth, name in rows if name == module and depth == 0) / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="best of N fresh processes (default 5)")
+    parser.add_argument("--top", type=int, default=8, help="modules to list (default 8)")
+    args = parser.parse_args()
+    env = child_env()
+    print(
+        f"bench_import ({revision()}): {sys.executable}; best of {args.repeat}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+    for code in CASES.values():  # warm the OS file cache
+        wall(code, env)
+    walls: dict[str, list[float]] = {name: [] for name in CASES}
+    cums: dict[str, list[float]] = {"import polars": [], "import capframe": []}
+    for _ in range(args.repeat):
+        for name, code in CASES.items():
+            walls[name].append(wall(code, env))
+        for name in cums:
+            module = CASES[name].split()[1]
+            cums[name].append(cumulative(importtime(CASES[name], env), module))
+
+    best = {name: min(v) for name, v in walls.items()}
+    best_cum = {name: min(v) for name, v in cums.items()}
+    rows = [
+        (
+            name,
+            f"{best[name] * 1000:.0f}",
+            f"{(best[name] - best['python -c pass']) * 1000:.0f}",
+            f"{best_cum[name] * 1000:.0f}" if name in best_cum else "-",
+        )
+        for name in CASES
+    ]
+    print()
+    print(fmt_table(["case", "wall ms", "wall - python ms", "-X importtime cumulative ms"], rows))
+    print()
+    p, c = best["import polars"], best["import capframe"]
+    base = best["python -c pass"]
+    print(
+        f"capframe - polars: {(c - p) * 1000:.0f} ms wall; capframe / polars = {c / p:.2f}x wall, "
+        f"{(c - base) / (p - base):.2f}x without interpreter start, {best_cum['import capframe'] / best_cum['import polars']:.2f}x by -X importtime"
+    )
+
+    # What capframe adds beyond polars: top-level packages by cumulative time, excluding polars' own tree.
+    rows_c = importtime("import capframe", env)
+    polars_modules = {name for _, _, _, name in importtime("import polars", env)}
+    extra = [(cum, name) for _, cum, _, name in rows_c if name not in polars_modules and "." not in name]
+    extra.sort(reverse=True)
+    print()
+    print(
+        "top-level modules capframe's import loads that `import polars` does not (one -X importtime run, cumulative ms; nested, so they overlap):"
+    )
+    print(fmt_table(["module", "ms"], [(name, f"{cum / 1000:.0f}") for cum, name in extra[: args.top]]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Peak memory of a large pull: capframe with a cache_dir against collecting the bodies and normalising with pandas.
+
+    python benchmarks/bench_memory.py            # N = 10k, 100k
+    python benchmarks/bench_memory.py --full     # N = 10k, 100k, 1M (the 1M capframe case takes minutes)
+    python benchmarks/bench_memory.py --sizes 10000 50000
+
+Each case runs in a fresh child process; its peak RSS is the child's own (os.wait4 rusage, and the
+child's VmHWM). Cases:
+
+  floor     python + import capframe + Client.sandbox(customers=N): no request
+  capframe  fetch_customers(ids, "INSTORE", client=Client.sandbox(customers=N, requests_per_minute=None,
+            concurrency=8), cache_dir=<temp dir>, progress=False)
+  pandas    the usual alternative: a plain httpx.Client loop over the same batches of 100
+            (sandbox.sync_transport()), all bodies kept, then orjson + pd.json_normalize into the same
+            six tables as bench_parse's pandas route. Up to --alt-max ids (default 10k, 100k with --full).
+
+The sandbox runs in the same process and renders entities on demand: its memory is in every
+figure (it caches up to 131,072 rendered items; the estimate is printed per case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from _pages import ROOT, child_env, fmt_table, revision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_CHILD = r"""
+import json, os, sys, tempfile, time
+sys.path[:0] = [{root!r}, {here!r}]
+from _pages import peak_rss_mb, auth_header
+import capframe
+case, n = sys.argv[1], int(sys.argv[2])
+client = capframe.Client.sandbox(customers=n, requests_per_minute=None, concurrency=8)
+org = client.sandbox_org
+ids = org.customer_ids(n)
+before = peak_rss_mb()
+out = {{"case": case, "n": n, "before_mb": before}}
+started = time.perf_counter()
+if case == "capframe":
+    with tempfile.TemporaryDirectory(prefix="capframe-bench-") as tmp:
+        frame = capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp, progress=False)
+        out["seconds"] = time.perf_counter() - started
+        out["rows"] = frame.height
+        out["cache_mb"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs) / 1e6
+elif case == "pandas":
+    import httpx
+    from bench_parse import pandas_route
+    bodies = []
+    with httpx.Client(base_url=org.BASE_URL, transport=org.sync_transport(), headers={{"Authorization": auth_header()}}) as http:
+        for i in range(0, len(ids), 100):
+            r = http.post("/v2/bulk/getCustomers", params={{"source": "INSTORE"}}, json=sorted(ids[i:i + 100]))
+            r.raise_for_status()
+            bodies.append(r.content)
+    tables = pandas_route(bodies)
+    out["seconds"] = time.perf_counter() - started
+    out["rows"] = len(tables["customers"])
+    out["bodies_mb"] = sum(map(len, bodies)) / 1e6
+else:
+    out["seconds"] = 0.0
+    out["rows"] = 0
+try:  # the sandbox's rendered-JSON cache (a private detail: skipped if it changes)
+    info = org._org.item.cache_info()
+    sample = ids[:200]
+    avg = sum(len(org._org.item(i, "INSTORE")) for i in sample) / max(1, len(sample)) if info.currsize else 0.0
+    out["sandbox_cache_mb"] = info.currsize * avg / 1e6
+except Exception:
+    out["sandbox_cache_mb"] = float("nan")
+out["peak_mb"] = peak_rss_mb()
+print(json.dumps(out))
+"""
+
+
+def run_case(case: str, n: int) -> dict[str, Any]:
+    code = _CHILD.format(root=str(ROOT), here=HERE)
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, case, str(n)], stdout=out, env=child_env())
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"the {case} case for N={n} failed (exit {proc.returncode}):\n{text}")
+    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    result["rusage_peak_mb"] = usage.ru_maxrss / 1024  # Linux: KiB
+    result["wall"] = wall
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", help="numbers of ids (default 10000 100000)")
+    parser.add_argument("--full", action="store_true", help="N = 10k, 100k, 1M")
+    parser.add_argument("--alt-max", type=int, help="largest N for the pandas case (default 10000; 100000 with --full)")
+    args = parser.parse_args()
+    sizes = args.sizes or ([10_000, 100_000, 1_000_000] if args.full else [10_000, 100_000])
+    sizes = sorted(sizes)
+    if args.alt_max is None:
+        args.alt_max = 100_000 if args.full else 10_000
+    print(
+        f"bench_memory ({revision()}): N = {', '.join(f'{n:,}' for n in sizes)}; each case in a fresh process; "
+        f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+    results: list[dict[str, Any]] = []
+    floor = run_case("floor", sizes[0])
+    results.append(floor)
+    for n in sizes:
+        for case in ("capframe", "pandas"):
+            if case == "pandas" and n > args.alt_max:
+                continue
+            r = run_case(case, n)
+            print(f"  {case} N={n:,}: peak {r['rusage_peak_mb']:.0f} MB, {r['seconds']:.1f} s", flush=True)
+            results.append(r)
+
+    rows = []
+    for r in results:
+        rows.append(
+            (
+                r["case"],
+                f"{r['n']:,}" if r["case"] != "floor" else "-",
+                f"{r['rusage_peak_mb']:.0f}",
+                f"{r['peak_mb']:.0f}",
+                f"{r['rusage_peak_mb'] - floor['rusage_peak_mb']:.0f}" if r["case"] != "floor" else "0",
+                f"{r['seconds']:.1f}",
+                f"{r['n'] / r['seconds']:,.0f}" if r["seconds"] else "-",
+                f"{r['sandbox_cache_mb']:.0f}",
+                f"{r.get('cache_mb', 0):.0f}" if r["case"] == "capframe" else "-",
+            )
+        )
+    print()
+    print(
+        fmt_table(
+            [
+                "case",
+                "N",
+                "peak MB (rusage)",
+                "VmHWM MB",
+                "above floor MB",
+                "fetch s",
+                "ids/s",
+                "sandbox cache ~MB",
+                "cache_dir MB",
+            ],
+            rows,
+        )
+    )
+    print()
+    cap = [r for r in results if r["case"] == "capframe"]
+    base = floor["rusage_peak_mb"]
+    first = cap[0]
+    for r in cap[1:]:
+        n_ratio = r["n"] / first["n"]
+        peak_ratio = r["rusage_peak_mb"] / first["rusage_peak_mb"]
+        growth_ratio = (r["rusage_peak_mb"] - base) / max(1e-9, first["rusage_peak_mb"] - base)
+        print(
+            f"capframe N x{n_ratio:g} ({first['n']:,} -> {r['n']:,}): peak x{peak_ratio:.2f}, peak above floor x{growth_ratio:.2f} "
+            f"(flat = 1, linear = {n_ratio:g}); {(r['rusage_peak_mb'] - first['rusage_peak_mb']) / (r['n'] - first['n']) * 1000:.2f} MB per 1k more ids"
+        )
+    last = cap[-1]
+    if last["n"] >= 1_000_000:
+        print(
+            f"capframe at {last['n']:,}: peak {last['rusage_peak_mb']:.0f} MB (target < 1024 MB: "
+            f"{'meets target' if last['rusage_peak_mb'] < 1024 else 'MISSES target'})"
+        )
+    elif len(cap) >= 2:
+        slope = (cap[-1]["rusage_peak_mb"] - cap[-2]["rusage_peak_mb"]) / (cap[-1]["n"] - cap[-2]["n"])
+        estimate = cap[-1]["rusage_peak_mb"] + slope * (1_000_000 - cap[-1]["n"])
+        print(
+            f"capframe at 1,000,000 (linear estimate from the last two sizes, not measured): ~{estimate:.0f} MB (target < 1024 MB; run --full to measure)"
+        )
+    for r in cap:
+        alt = next((a for a in results if a["case"] == "pandas" and a["n"] == r["n"]), None)
+        if alt:
+            print(
+                f"N={r['n']:,}: pandas / capframe peak = {alt['rusage_peak_mb'] / r['rusage_peak_mb']:.2f}x "
+                f"(above floor {(alt['rusage_peak_mb'] - base) / max(1e-9, r['rusage_peak_mb'] - base):.2f}x); "
+                f"time {alt['seconds'] / r['seconds']:.2f}x"
+            )
+    print(
+        "note: the sandbox runs inside each process and renders entities on demand; its rendered-JSON cache "
+        "(up to 131,072 items, estimated above) counts in every peak."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Parsing Get Customers Bulk bodies: capframe.tidy_customers against the usual alternatives.
+
+    python benchmarks/bench_parse.py            # 20k entities, pages of 100, best of 3
+    python benchmarks/bench_parse.py --full     # 100k entities
+
+Every route reads the same in-memory pages (sandbox bodies, see _pages.py):
+
+  (a) capframe.tidy_customers(pages): parse with the wire schema, tidy into 8 tables, pandera validation
+  (b) pandas: orjson.loads each page, pd.json_normalize the items (customers, wide), and json_normalize
+      with record_path for profiles, identifiers (+identifiersAll, de-duplicated), comm channels, cards
+      and errors; first-profile names and first mobile/email/externalId joined onto customers;
+      timestamps to UTC. No validation; fields/segments stay wide columns instead of long tables.
+  (c) orjson.loads of each page, nothing else (Python dicts: no tables at all)
+  (d) msgspec.json.decode of each page: untyped (dicts), and typed into Structs of the entity
+      shape (open-ended maps kept as msgspec.Raw, like capframe keeps them as raw JSON text)
+  (e) polars' readers alone, page by page, no tidying:
+      (e)   pl.read_ndjson(page, schema=capframe._wire.CUSTOMERS_PAGE): the exact reader, the only one
+            that keeps the open-ended maps (declared String) as their JSON text;
+      (e')  pl.read_json(page) with no schema (inferred): the reader capframe's fast path starts from;
+      (e'') pl.read_json(page, schema=) with the wire schema minus the open-ended maps (pl.read_json
+            refuses to read a JSON object into a String column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+import pandas as pd  # type: ignore[import-untyped]
+import polars as pl
+from _pages import best_of, customer_pages, fmt_table, revision  # also puts the checkout on sys.path
+
+import capframe
+from capframe import _wire
+
+# -- (b) pandas, written the way an analyst would ---------------------------------------------------
+
+T = TypeVar("T")
+
+_META = [["entity", "id"]]
+_FIRST_IDS = ("mobile", "email", "externalId")
+
+
+def pandas_route(pages: list[bytes]) -> dict[str, pd.DataFrame]:
+    data = [item for page in pages for item in orjson.loads(page)["data"]]
+    customers = pd.json_normalize(data)  # entity.* flattened: loyaltyInfo.*, segments.*, extendedFields.*
+    profiles = pd.json_normalize(data, record_path=["entity", "profiles"], meta=_META)
+    identifiers = pd.concat(
+        [
+            pd.json_normalize(data, record_path=["entity", "profiles", key], meta=_META)
+            for key in ("identifiers", "identifiersAll")
+        ],
+        ignore_index=True,
+    ).drop_duplicates(["entity.id", "type", "value"])
+    comm_channels = pd.json_normalize(data, record_path=["entity", "profiles", "commChannels"], meta=_META)
+    # json_normalize raises KeyError where record_path is missing: failed items have no cardDetails.
+    cards = pd.json_normalize(
+        [d for d in data if d["entity"].get("cardDetails")], record_path=["entity", "cardDetails"], meta=_META
+    )
+    errors = pd.json_normalize(data, record_path="errors", meta=_META)
+
+    profiles["autoUpdateTime"] = pd.to_datetime(profiles["autoUpdateTime"], utc=True, format="ISO8601")
+    for column in ("issuedDate", "createdDate"):
+        cards[column] = pd.to_datetime(cards[column], format="ISO8601")
+    first_profile = profiles.groupby("entity.id", sort=False)[
+        ["firstName", "lastName", "source", "accountId", "autoUpdateTime"]
+    ].first()
+    first_ids = (
+        identifiers[identifiers["type"].isin(_FIRST_IDS)]
+        .drop_duplicates(["entity.id", "type"])
+        .pivot(index="entity.id", columns="type", values="value")
+    )
+    first_error = errors.drop_duplicates("entity.id").set_index("entity.id")[["code", "message"]]
+    customers = (
+        customers.drop(columns=["entity.profiles", "entity.cardDetails", "errors", "warnings"])
+        .join(first_profile, on="entity.id")
+        .join(first_ids, on="entity.id")
+        .join(first_error, on="entity.id")
+    )
+    return {
+        "customers": customers,
+        "profiles": profiles,
+        "identifiers": identifiers,
+        "comm_channels": comm_channels,
+        "cards": cards,
+        "errors": errors,
+    }
+
+
+# -- (d) msgspec Structs of the entity shape ---------------------------------------------------------
+
+Raw = msgspec.Raw  # any JSON value, kept as its bytes (msgspec cannot put Raw in a union with None)
+_NULL = msgspec.Raw(b"null")
+
+
+class Identifier(msgspec.Struct):
+    type: str | None = None
+    value: str | None = None
+    seriesId: int | None = None
+    statusLabel: str | None = None
+
+
+class ChannelMeta(msgspec.Struct):
+    residence: bool | None = None
+    office: bool | None = None
+
+
+class CommChannel(msgspec.Struct):
+    type: str | None = None
+    value: str | None = None
+    primary: bool | None = None
+    verified: bool | None = None
+    meta: ChannelMeta | None = None
+    attributes: Raw = _NULL
+
+
+class Profile(msgspec.Struct):
+    firstName: str | None = None
+    lastName: str | None = None
+    fields: Raw = _NULL
+    allFields: Raw = _NULL
+    identifiers: list[Identifier] = []
+    commChannels: list[CommChannel] = []
+    source: str | None = None
+    userId: int | None = None
+    accountId: str | None = None
+    conflictingProfileList: Raw = _NULL
+    autoUpdateTime: str | None = None
+    identifiersAll: list[Identifier] = []
+    attribution: Raw = _NULL
+
+
+class Card(msgspec.Struct):
+    id: int | None = None
+    cardId: int | None = None
+    cardNumber: str | None = None
+    cardExternalId: str | None = None
+    customerId: int | None = None
+    seriesId: int | None = None
+    seriesCode: str | None = None
+    seriesName: str | None = None
+    type: str | None = None
+    issuedDate: str | None = None
+    createdDate: str | None = None
+    expiryDays: int | None = None
+    maxActiveCards: int | None = None
+    orgId: int | None = None
+    entityId: int | None = None
+    transactionNotAllowed: bool | None = None
+    statusInfo: Raw = _NULL
+    customFields: Raw = _NULL
+    extendedFields: Raw = _NULL
+
+
+class LoyaltyInfo(msgspec.Struct):
+    loyaltyType: str | None = None
+    lifetimePurchases: float | None = None  # msgspec accepts JSON ints for a float field
+    score: float | None = None
+    attributionV2: Raw = _NULL
+
+
+class Entity(msgspec.Struct):
+    id: int
+    profiles: list[Profile] = []
+    loyaltyInfo: LoyaltyInfo | None = None
+    segments: Raw = _NULL
+    associatedWith: str | None = None
+    extendedFields: Raw = _NULL
+    cardDetails: list[Card] = []
+
+
+class ApiError(msgspec.Struct):
+    status: bool | None = None
+    code: int | None = None
+    message: str | None = None
+
+
+class Item(msgspec.Struct):
+    entity: Entity
+    warnings: list[msgspec.Raw] = []
+    errors: list[ApiError] = []
+    success: bool | None = None
+
+
+class Page(msgspec.Struct):
+    data: list[Item] = []
+    warnings: list[msgspec.Raw] = []
+    errors: list[ApiError] = []
+
+
+# -- (e) polars' readers -----------------------------------------------------------------------------
+
+
+def _without_raw(dtype: Any) -> Any:
+    """The wire dtype with the open-ended (raw JSON) fields left out."""
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _without_raw(f.dtype) for f in dtype.fields if not _is_raw(f.name, f.dtype)})
+    if isinstance(dtype, pl.List):
+        return pl.List(_without_raw(dtype.inner))
+    return dtype
+
+
+_RAW_NAMES = {
+    "fields", "allFields", "attributes", "conflictingProfileList", "attribution", "statusInfo",
+    "customFields", "extendedFields", "segments", "attributionV2", "warnings",
+}  # fmt: skip
+
+
+def _is_raw(name: str, dtype: Any) -> bool:
+    return name in _RAW_NAMES and (dtype == pl.String or dtype == pl.List(pl.String))
+
+
+def _without_gc(fn: Callable[[], T]) -> T:
+    """Python's cyclic GC runs over every dict a dict-building parser makes: show its share."""
+    gc.disable()
+    try:
+        return fn()
+    finally:
+        gc.enable()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, default=20_000, help="number of customers (default 20000)")
+    parser.add_argument("--full", action="store_true", help="the issue-sized run: 100000 entities")
+    parser.add_argument("--batch", type=int, default=100, help="ids per page (default 100)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N timings (default 3)")
+    parser.add_argument("--skip-pandas", action="store_true", help="leave out the (slow) pandas route")
+    args = parser.parse_args()
+    n = 100_000 if args.full else args.entities
+
+    pages = customer_pages(n, batch=args.batch)
+    size = sum(map(len, pages))
+    mb = size / 1e6
+    print(
+        f"bench_parse ({revision()}): {n:,} entities in {len(pages)} pages of {args.batch} ids, {mb:.1f} MB of JSON; "
+        f"best of {args.repeat}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; polars {pl.__version__}, pandas {pd.__version__}, "
+        f"orjson {orjson.__version__}, msgspec {msgspec.__version__}",
+        flush=True,
+    )
+    schema = _wire.CUSTOMERS_PAGE
+    lean_schema = pl.Schema({name: _without_raw(dtype) for name, dtype in schema.items() if not _is_raw(name, dtype)})
+    typed = msgspec.json.Decoder(Page)
+    untyped = msgspec.json.Decoder()
+
+    def ndjson_exact() -> list[pl.DataFrame]:
+        # as capframe._wire calls it (one line per body)
+        return [pl.read_ndjson(p.replace(b"\n", b" ").replace(b"\r", b" "), schema=schema) for p in pages]
+
+    routes: list[tuple[str, str, object]] = [
+        ("a", "capframe.tidy_customers (tables + validation)", lambda: capframe.tidy_customers(pages)),
+        ("b", "pandas: orjson + json_normalize (6 tables, no validation)", lambda: pandas_route(pages)),
+        ("c", "orjson.loads per page (dicts only)", lambda: [orjson.loads(p) for p in pages]),
+        (
+            "c'",
+            "orjson.loads per page, gc disabled while timed",
+            lambda: _without_gc(lambda: [orjson.loads(p) for p in pages]),
+        ),
+        ("d1", "msgspec.json.decode untyped (dicts only)", lambda: [untyped.decode(p) for p in pages]),
+        ("d2", "msgspec.json.decode into Structs (objects only)", lambda: [typed.decode(p) for p in pages]),
+        ("e", "pl.read_ndjson + wire schema (exact reader)", ndjson_exact),
+        ("e'", "pl.read_json, schema inferred", lambda: [pl.read_json(p) for p in pages]),
+        (
+            "e''",
+            "pl.read_json + wire schema minus raw maps",
+            lambda: [pl.read_json(p, schema=lean_schema) for p in pages],
+        ),
+    ]
+    if args.skip_pandas:
+        routes = [r for r in routes if r[0] != "b"]
+
+    seconds: dict[str, float] = {}
+    produced: dict[str, str] = {}
+    for key, _label, fn in routes:
+        started = time.perf_counter()
+        best, result = best_of(fn, args.repeat)  # type: ignore[arg-type]
+        seconds[key] = best
+        if key == "a":
+            produced[key] = ", ".join(f"{k} {v.height:,}" for k, v in result.tables().items())
+        elif key == "b":
+            produced[key] = ", ".join(f"{k} {len(v):,}" for k, v in result.items())
+        print(
+            f"  ({key}) done: best {best:.3f} s of {args.repeat}, {time.perf_counter() - started:.1f} s in all",
+            flush=True,
+        )
+        del result
+
+    tidy = seconds["a"]
+    rows = [
+        (
+            f"({key}) {label}",
+            f"{seconds[key]:.3f}",
+            f"{mb / seconds[key]:.1f}",
+            f"{n / seconds[key]:,.0f}",
+            f"{seconds[key] / tidy:.2f}",
+        )
+        for key, label, _ in routes
+    ]
+    print()
+    print(fmt_table(["route", "seconds", "MB/s", "entities/s", "x tidy"], rows))
+    print()
+    for key in produced:
+        print(f"rows produced by ({key}): {produced[key]}")
+    print()
+
+    def verdict(ok: bool) -> str:
+        return "meets target" if ok else "MISSES target"
+
+    if "b" in seconds:
+        r = seconds["b"] / tidy
+        print(f"pandas / tidy    = {r:6.2f}x   (target >= 20x: {verdict(r >= 20)})")
+    r = tidy / seconds["c"]
+    print(
+        f"tidy / orjson    = {r:6.2f}    (target <= 1.0, stretch 0.6: {verdict(r <= 1.0)}{'' if r > 0.6 else ', stretch met'})"
+    )
+    no_gc = seconds["c'"]
+    print(f"tidy / orjson    = {tidy / no_gc:6.2f}    with the GC off while orjson runs")
+    print(f"tidy / msgspec   = {tidy / seconds['d1']:6.2f}    (untyped)   {tidy / seconds['d2']:6.2f} (typed Structs)")
+    inferred, lean = seconds["e'"], seconds["e''"]
+    print(
+        f"tidy / read_json inferred = {tidy / inferred:.2f};  read_ndjson / read_json inferred = {seconds['e'] / inferred:.1f}x;  "
+        f"read_ndjson / read_json lean schema = {seconds['e'] / lean:.1f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
