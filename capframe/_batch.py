@@ -15,9 +15,9 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = ["Batch", "combine", "finish", "synthetic_entities"]
+__all__ = ["NO_UNKNOWN", "Batch", "combine", "finish", "synthetic_entities"]
 
-_NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
+NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
 
 @dataclass
@@ -34,23 +34,17 @@ def finish(
     drift: bool,
     *,
     main: str,
-    main_table: Callable[[pl.DataFrame], pl.DataFrame],
+    main_table: Callable[[pl.LazyFrame], pl.LazyFrame],
     children: bool,
 ) -> Batch:
     """Tidy the entities of responses; find and keep fields the schema does not name."""
-    tables = _tidy.shared_tables(entities, _NO_UNKNOWN)
-    tables[main] = main_table(entities)
-    tables["errors"] = pl.concat([tables["errors"], _tidy.request_errors(request_level)])
-    batch = Batch(tables)
-    if drift:
-        recovered = pl.concat([_wire.recover_unknown(body, children=children) for body in bodies])
-        asked = entities.get_column("customer_id")
-        recovered = recovered.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked.implode()))
-        if recovered.height:
-            batch.drift = set(recovered["name"])
-            unrecognised = _tidy.shared_tables(entities.head(0), recovered)["fields"]
-            tables["fields"] = pl.concat([tables["fields"], unrecognised])
-    return batch
+    unknown = NO_UNKNOWN
+    if drift:  # the slow path: walk the JSON for what the wire schema does not name
+        unknown = pl.concat([_wire.recover_unknown(body, children=children) for body in bodies])
+        asked = entities.get_column("customer_id").implode()
+        unknown = unknown.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked))
+    tables = _tidy.tidy(entities, request_level, unknown, main=main, main_table=main_table)
+    return Batch(tables, drift=set(unknown["name"]))
 
 
 def synthetic_entities(ids: Sequence[int], message: str) -> pl.DataFrame:

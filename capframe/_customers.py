@@ -19,7 +19,7 @@ from importlib.metadata import version
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import Batch, combine, finish, synthetic_entities
+from capframe._batch import NO_UNKNOWN, Batch, combine, finish, synthetic_entities
 from capframe._cache import BatchCache
 from capframe._client import Client
 from capframe._http import RetriesExhausted, Session, call, dumps
@@ -72,11 +72,17 @@ def read_answer(body: bytes, asked: tuple[int, ...]) -> Batch:
 
 
 def _failed(ids: Sequence[int], message: str) -> Batch:
-    entities = synthetic_entities(ids, message)
-    tables = _tidy.shared_tables(
-        entities, pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
+    """Rows for ids no answer accounts for: failed, with capframe's reason."""
+    no_request_errors = pl.DataFrame(
+        schema={"errors": _wire.CUSTOMERS_PAGE["errors"], "warnings": _wire.CUSTOMERS_PAGE["warnings"]}
     )
-    tables["customers"] = _tidy.customer_table(entities)
+    tables = _tidy.tidy(
+        synthetic_entities(ids, message),
+        no_request_errors,
+        NO_UNKNOWN,
+        main="customers",
+        main_table=_tidy.customer_table,
+    )
     return Batch(tables)
 
 
