@@ -1,7 +1,8 @@
-"""One response body -> one batch of tidy tables, and batches -> one bundle.
+"""Response bodies -> answers (read and checked) -> batches of tidy tables -> one bundle.
 
-Both endpoints go through here: parse with the explicit wire schema, tidy with expressions, check
-for schema drift, and keep what the schema did not name in ``fields`` (scope ``unrecognised``).
+Both endpoints go through here. An answer is read as soon as it arrives (a body that cannot be read
+is retried); answers are tidied in groups, since a tidy step has fixed costs that a batch of 100
+entities would pay alone. What the wire schema does not name is kept in ``fields`` (``unrecognised``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = ["NO_UNKNOWN", "Batch", "combine", "finish", "synthetic_entities"]
+__all__ = ["NO_UNKNOWN", "Answer", "Batch", "answer", "combine", "synthetic_entities", "tidy_answers"]
 
 NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
@@ -27,24 +28,59 @@ class Batch:
     drift: set[str] = field(default_factory=set)  # JSON paths the wire schema does not name
 
 
-def finish(
-    bodies: Sequence[bytes],
-    entities: pl.DataFrame,
-    request_level: pl.DataFrame,
-    drift: bool,
-    *,
-    main: str,
-    main_table: Callable[[pl.LazyFrame], pl.LazyFrame],
-    children: bool,
-) -> Batch:
-    """Tidy the entities of responses; find and keep fields the schema does not name."""
+@dataclass
+class Answer:
+    """Responses read and checked, not yet tidied."""
+
+    entities: pl.DataFrame
+    request_level: pl.DataFrame
+    unknown: pl.DataFrame  # values of fields the wire schema does not name (customer_id, name, value)
+    unexpected: list[int] = field(default_factory=list)  # entity ids nobody asked for, dropped
+
+
+def answer(
+    bodies: Sequence[bytes], entities: pl.DataFrame, request_level: pl.DataFrame, drift: bool, *, children: bool
+) -> Answer:
+    """Keep what the wire schema does not name: the slow path, taken only for bodies that have some."""
     unknown = NO_UNKNOWN
-    if drift:  # the slow path: walk the JSON for what the wire schema does not name
+    if drift:
         unknown = pl.concat([_wire.recover_unknown(body, children=children) for body in bodies])
         asked = entities.get_column("customer_id").implode()
         unknown = unknown.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked))
+    return Answer(entities, request_level, unknown)
+
+
+def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Batch:
+    """Answers -> one batch of tables, tidied together (each alone if their JSON types clash)."""
+    try:
+        entities, request_level = (
+            pl.concat([getattr(a, part) for a in answers], how="vertical_relaxed")
+            for part in ("entities", "request_level")
+        )
+        if any(_stringified(a.entities.schema[c], entities.schema[c]) for a in answers for c in entities.columns):
+            raise TypeError("JSON of clashing types")
+    except (pl.exceptions.PolarsError, TypeError):
+        parts = [tidy_answers([a], main=main, main_table=main_table) for a in answers]
+        return Batch(
+            {name: pl.concat([p.tables[name] for p in parts]) for name in parts[0].tables},
+            [i for p in parts for i in p.unexpected],
+            {path for p in parts for path in p.drift},
+        )
+    unknown = pl.concat([a.unknown for a in answers])
     tables = _tidy.tidy(entities, request_level, unknown, main=main, main_table=main_table)
-    return Batch(tables, drift=set(unknown["name"]))
+    return Batch(tables, [i for a in answers for i in a.unexpected], set(unknown["name"]))
+
+
+def _stringified(have: _wire.DType, merged: _wire.DType) -> bool:
+    """Whether merging answers turned one's JSON object or list into text (a cast that would garble it)."""
+    if merged == pl.String:
+        return isinstance(have, (pl.Struct, pl.List))
+    if isinstance(merged, pl.Struct) and isinstance(have, pl.Struct):
+        fields = {f.name: f.dtype for f in merged.fields}
+        return any(_stringified(f.dtype, fields[f.name]) for f in have.fields if f.name in fields)
+    if isinstance(merged, pl.List) and isinstance(have, pl.List):
+        return _stringified(have.inner, merged.inner)
+    return False
 
 
 def synthetic_entities(ids: Sequence[int], message: str) -> pl.DataFrame:

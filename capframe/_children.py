@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import Batch, combine, finish
+from capframe._batch import Answer, answer, combine, tidy_answers
 from capframe._client import Client
-from capframe._customers import read_answer
+from capframe._customers import _GROUP, read_answer, tidy_customer_answers
 from capframe._http import RetriesExhausted, Session, call, dumps
 from capframe._progress import Progress, progress_bar
 from capframe._tables import ChildrenTables
@@ -103,7 +103,7 @@ def _choice(name: str, value: Any, options: Sequence[str]) -> str:
 
 @dataclass
 class _Page:
-    batch: Batch
+    answer: Answer
     size: int  # children on the page as sent, before any de-duplication
     success: bool
     code: int | None
@@ -113,11 +113,10 @@ class _Page:
 def _read_page(body: bytes, parent: _Parent) -> _Page:
     entities, request_level, success, drift = _wire.children_entities(body)
     entities = entities.with_columns(parent_type=pl.lit(parent.type), parent_value=pl.lit(parent.value))
-    batch = finish([body], entities, request_level, drift, main="children", main_table=_tidy.child_table, children=True)
     first = request_level["errors"].explode(empty_as_null=False, keep_nulls=False).drop_nulls()
     code = first[0]["code"] if len(first) else None
     message = first[0]["message"] if len(first) else None
-    return _Page(batch, entities.height, success, code, message)
+    return _Page(answer([body], entities, request_level, drift, children=True), entities.height, success, code, message)
 
 
 @dataclass
@@ -138,7 +137,7 @@ class _Walk:
         for start in range(0, len(ids), self.session.client.batch_size):
             chunk = ids[start : start + self.session.client.batch_size]
             try:
-                batch = await call(
+                read = await call(
                     self.session,
                     "POST",
                     "/v2/bulk/getCustomers",
@@ -155,7 +154,8 @@ class _Walk:
                     status=exc.status,
                     ids=chunk,
                 ) from None
-            customers, identifiers = batch.tables["customers"], batch.tables["identifiers"]
+            tables = tidy_customer_answers([read]).tables
+            customers, identifiers = tables["customers"], tables["identifiers"]
             for customer_id in chunk:
                 row = customers.filter(pl.col("customer_id") == customer_id)
                 if row.is_empty() or not row["success"][0]:
@@ -197,7 +197,10 @@ class _Walk:
             pages.append(page)
             if not page.success or page.size == 0:
                 break
-            new = set(page.batch.tables["children"]["customer_id"]) - seen
+            ids = page.answer.entities["customer_id"]
+            new = set(ids) - seen
+            if len(new) < page.size:  # a child seen on an earlier page (or twice on this one) is kept once
+                page.answer.entities = page.answer.entities.filter(ids.is_in(list(new)) & ids.is_first_distinct())
             shorter = page.size < self.page_size and any(page.size < p.size for p in pages[:-1])
             if shorter or not new:  # not new: a server that ignores offset would loop forever
                 break
@@ -241,7 +244,7 @@ async def afetch_children_tables(
     client = _args.client(client)
     bar = progress_bar(len(parents), "children", progress)
     not_found: list[tuple[_Parent, int | None, str]] = []
-    batches: list[Batch] = []
+    answers: list[Answer] = []
     try:
         async with client._http() as http:
             walk = _Walk(
@@ -267,7 +270,7 @@ async def afetch_children_tables(
         elif not result[0].success:
             not_found.append((p, result[0].code, result[0].message or "the API answered success=false"))
         else:
-            batches.extend(page.batch for page in result)
+            answers.extend(page.answer for page in result)
     if single and not_found:
         p, code, reason = not_found[0]
         raise ParentNotFoundError(
@@ -277,7 +280,7 @@ async def afetch_children_tables(
             code=code,
         )
     tables = _bundle(
-        batches,
+        answers,
         [_not_found(*n) for n in not_found] + [_not_found(p, None, f"fetch failed: {e.reason}") for p, e in failures],
     )
     if not_found:
@@ -297,7 +300,11 @@ async def afetch_children_tables(
     return tables
 
 
-def _bundle(batches: list[Batch], errors: list[pl.DataFrame]) -> ChildrenTables:
+def _bundle(answers: list[Answer], errors: list[pl.DataFrame]) -> ChildrenTables:
+    batches = [
+        tidy_answers(answers[i : i + _GROUP], main="children", main_table=_tidy.child_table)
+        for i in range(0, len(answers), _GROUP)
+    ]
     tables = combine(batches, TABLES, "children") if batches else ChildrenTables.empty().tables()
     # A child of two parents is one row per parent in `children`, but one customer in the others.
     tables = {

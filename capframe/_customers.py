@@ -11,7 +11,7 @@ import asyncio
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
@@ -19,7 +19,7 @@ from importlib.metadata import version
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import NO_UNKNOWN, Batch, combine, finish, synthetic_entities
+from capframe._batch import NO_UNKNOWN, Answer, Batch, answer, combine, synthetic_entities, tidy_answers
 from capframe._cache import BatchCache
 from capframe._client import Client
 from capframe._http import RetriesExhausted, Session, call, dumps
@@ -44,8 +44,8 @@ _NOT_RETURNED = "not in the API's answer, though asked twice"
 TABLES = (*(name for name in CustomerTables.MODELS if name != "customers"), "customers")
 
 
-def read_customers(bodies: Sequence[bytes], asked: tuple[int, ...] | None = None) -> Batch:
-    """Get Customers Bulk bodies -> a batch of tables; with ``asked``, only those ids are kept.
+def read_customers(bodies: Sequence[bytes], asked: tuple[int, ...] | None = None) -> Answer:
+    """Get Customers Bulk bodies -> an answer; with ``asked``, only those ids are kept.
 
     An id in several bodies keeps its first answer.
     """
@@ -59,16 +59,18 @@ def read_customers(bodies: Sequence[bytes], asked: tuple[int, ...] | None = None
     # Filtering copies every nested column: only when there is something to drop.
     if entities["customer_id"].is_duplicated().any():
         entities = entities.filter(pl.col("customer_id").is_first_distinct())
-    batch = finish(
-        bodies, entities, request_level, drift, main="customers", main_table=_tidy.customer_table, children=False
-    )
-    batch.unexpected = unexpected
-    return batch
+    read = answer(bodies, entities, request_level, drift, children=False)
+    read.unexpected = unexpected
+    return read
 
 
-def read_answer(body: bytes, asked: tuple[int, ...]) -> Batch:
+def read_answer(body: bytes, asked: tuple[int, ...]) -> Answer:
     """One answer to a request for ``asked``."""
     return read_customers([body], asked)
+
+
+def tidy_customer_answers(answers: Sequence[Answer]) -> Batch:
+    return tidy_answers(answers, main="customers", main_table=_tidy.customer_table)
 
 
 def _failed(ids: Sequence[int], message: str) -> Batch:
@@ -127,7 +129,7 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     try:
         # Groups of pages are read in parallel: polars releases the GIL while it works.
         with _threads(len(groups)) as pool:
-            batches = list(pool.map(read_customers, groups))
+            batches = list(pool.map(lambda group: tidy_customer_answers([read_customers(group)]), groups))
     except _wire.WireFormatError:
         for number, body in enumerate(bodies):  # which page, and why: read them one by one
             try:
@@ -157,46 +159,63 @@ def _threads(n: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
 
 
+# Answers tidied together when nothing is cached per batch: a tidy step has fixed costs that one
+# batch of 100 entities would pay alone (about 3x the cost per entity), and 20 bound the memory held.
+_GROUP = 20
+
+
 @dataclass
 class _Pull:
+    """One pull's requests: answers are read as they arrive and tidied in groups."""
+
     session: Session
     source: str
     cache: BatchCache | None
     bar: Progress
+    batches: list[Batch] = field(default_factory=list)
+    answered: set[int] = field(default_factory=set)
+    failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
+    pending: list[Answer] = field(default_factory=list)
 
-    async def batch(self, ids: tuple[int, ...]) -> Batch:
+    async def fetch(self, chunks: list[tuple[int, ...]]) -> None:
+        """Every chunk, concurrently. A chunk that exhausts its retries is recorded as failed, so the
+        others still finish; any other error stops the whole pull."""
+        await asyncio.gather(*(self._chunk(chunk) for chunk in chunks))
+        await self._tidy(len(self.pending))
+
+    async def _chunk(self, ids: tuple[int, ...]) -> None:
         if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids)) is not None:
+            self.answered.update(tables["customers"]["customer_id"])
+            self.batches.append(Batch(tables))
             self.bar.update()
-            return Batch(tables)
-        batch = await call(
-            self.session,
-            "POST",
-            "/v2/bulk/getCustomers",
-            params={"source": self.source},
-            content=dumps(ids),
-            what=f"a batch of {len(ids)} customer ids",
-            read=partial(read_answer, asked=ids),
-        )
-        if self.cache is not None:
-            await asyncio.to_thread(self.cache.store, ids, batch.tables)
-        self.bar.update()
-        return batch
-
-    async def batches(
-        self, chunks: list[tuple[int, ...]]
-    ) -> tuple[list[Batch], list[tuple[tuple[int, ...], RetriesExhausted]]]:
-        """Every chunk, concurrently; in chunk order. A chunk that exhausts its retries is returned
-        as a failure, so the others still finish; any other error stops the whole pull."""
-        results = await asyncio.gather(*(self._guarded(chunk) for chunk in chunks))
-        done = [r for r in results if isinstance(r, Batch)]
-        failed = [(chunk, r) for chunk, r in zip(chunks, results, strict=True) if isinstance(r, RetriesExhausted)]
-        return done, failed
-
-    async def _guarded(self, ids: tuple[int, ...]) -> Batch | RetriesExhausted:
+            return
         try:
-            return await self.batch(ids)
+            read = await call(
+                self.session,
+                "POST",
+                "/v2/bulk/getCustomers",
+                params={"source": self.source},
+                content=dumps(ids),
+                what=f"a batch of {len(ids)} customer ids",
+                read=partial(read_answer, asked=ids),
+            )
         except RetriesExhausted as exc:
-            return exc
+            self.failed.append((ids, exc))
+            return
+        self.answered.update(read.entities["customer_id"])
+        self.bar.update()
+        if self.cache is not None:  # one batch, one set of files: what a resumed run looks up
+            batch = await asyncio.to_thread(tidy_customer_answers, [read])
+            await asyncio.to_thread(self.cache.store, ids, batch.tables)
+            self.batches.append(batch)
+        else:
+            self.pending.append(read)
+            await self._tidy(_GROUP)
+
+    async def _tidy(self, at_least: int) -> None:
+        if self.pending and len(self.pending) >= at_least:
+            group, self.pending = self.pending, []
+            self.batches.append(await asyncio.to_thread(tidy_customer_answers, group))
 
 
 def _chunks(ids: Sequence[int], size: int) -> list[tuple[int, ...]]:
@@ -233,17 +252,14 @@ async def afetch_customer_tables(
             pull = _Pull(
                 Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)), source, cache, bar
             )
-            batches, failed = await pull.batches(chunks)
-            answered = {i for batch in batches for i in batch.tables["customers"]["customer_id"]}
-            failed_ids = {i for chunk, _ in failed for i in chunk}
-            missing = [i for i in wanted if i not in answered and i not in failed_ids]
+            await pull.fetch(chunks)
+            failed_ids = {i for chunk, _ in pull.failed for i in chunk}
+            missing = [i for i in wanted if i not in pull.answered and i not in failed_ids]
             if missing:  # ids an answer left out: ask once more, in batches of their own
-                again, failed_again = await pull.batches(_chunks(missing, size or client.batch_size))
-                batches += again
-                failed += failed_again
+                await pull.fetch(_chunks(missing, size or client.batch_size))
     finally:
         bar.close()
-    answered = {i for batch in batches for i in batch.tables["customers"]["customer_id"]}
+    batches, failed, answered = pull.batches, sorted(pull.failed, key=lambda f: f[0]), pull.answered
     failed_ids = {i for chunk, _ in failed for i in chunk}
     unanswered = [i for i in wanted if i not in answered and i not in failed_ids]
     if unanswered:

@@ -216,7 +216,9 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
             {
                 f.name: _target(present[f.name], f.dtype, f"{path}.{f.name}", f.name in _RAW_FIELDS, drift)
                 if f.name in present
-                else f.dtype
+                # An absent open-ended field is Null, not String: answers tidied together then merge
+                # it with another answer's inferred struct instead of forcing that struct into text.
+                else (pl.Null() if f.name in _RAW_FIELDS and f.dtype == pl.String else f.dtype)
                 for f in want.fields
             }
         )
