@@ -121,6 +121,8 @@ async def call(
     """Send one request and read its body with ``read`` (in a worker thread), retrying as above.
 
     ``read`` raises WireFormatError for a body that is not the documented JSON; that is retried.
+    A request keeps its concurrency slot while it waits to retry (a failing API is not asked
+    harder), but not while its body is read.
     """
     client = session.client
     renewed = False
@@ -128,54 +130,61 @@ async def call(
     status: int | None = None
     attempt = 0
     headers = {"Content-Type": "application/json"} if content is not None else {}
-    async with session.semaphore:
-        while attempt <= client.max_retries:
-            wait: float | None = None
-            await client._pacer.wait()
-            try:
-                auth = await client._auth.headers(session.http)
-                response = await session.http.request(
-                    method, path, params=params, content=content, headers={**headers, **auth}
-                )
-                body = await response.aread()
-            except httpx.TransportError as exc:
-                status, failure = None, f"{exc.__class__.__name__} (the connection failed)"
-            except TokenUnavailable as exc:
-                status, failure = None, str(exc)
-            else:
-                status = response.status_code
-                log.debug(
-                    "%s %s -> %s, X-Cap-Requestid %s",
-                    method,
-                    path,
-                    status,
-                    response.headers.get("X-Cap-Requestid", "-"),
-                )
-                if status == 200:
-                    try:
-                        return await asyncio.to_thread(read, body)
-                    except WireFormatError as exc:
-                        failure = f"an unreadable body: {exc}"
-                elif status == 401 and not renewed and client._auth.invalidate():
-                    renewed = True  # an expired token: renew once, without spending a retry
-                    continue
-                elif status in _RETRYABLE or status >= 500:
+
+    async def backoff(wait: float | None) -> bool:
+        """Count a failed attempt; wait before the next one, if there is one."""
+        nonlocal attempt
+        attempt += 1
+        if attempt > client.max_retries:
+            return False
+        if wait is None:
+            wait = min(client.retry_backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.5, 1.0)
+        log.debug("%s failed with %s; retry %d of %d in %.2fs", what, failure, attempt, client.max_retries, wait)
+        await asyncio.sleep(wait)
+        return True
+
+    while True:
+        body: bytes | None = None
+        async with session.semaphore:
+            while body is None:
+                wait: float | None = None
+                await client._pacer.wait()  # after the slot is ours, so a paced request is sent at once
+                try:
+                    auth = await client._auth.headers(session.http)
+                    response = await session.http.request(
+                        method, path, params=params, content=content, headers={**headers, **auth}
+                    )
+                    content_read = await response.aread()
+                except httpx.TransportError as exc:
+                    status, failure = None, f"{exc.__class__.__name__} (the connection failed)"
+                except TokenUnavailable as exc:
+                    status, failure = None, str(exc)
+                else:
+                    status = response.status_code
+                    request_id = response.headers.get("X-Cap-Requestid", "-")
+                    log.debug("%s %s -> %s, X-Cap-Requestid %s", method, path, status, request_id)
+                    if status == 200:
+                        body = content_read
+                        break
+                    if status == 401 and not renewed and client._auth.invalidate():
+                        renewed = True  # an expired token: renew once, without spending a retry
+                        continue
+                    if status not in _RETRYABLE and status < 500:
+                        raise _refuse(response, what, client)
                     failure = f"HTTP {status}"
                     wait = _retry_after(response)
                     if wait is not None:
                         wait = min(wait, client.max_retry_after)
                         if status == 429:
                             client._pacer.pause(wait)
-                else:
-                    raise _refuse(response, what, client)
-            attempt += 1
-            if attempt > client.max_retries:
-                break
-            if wait is None:
-                wait = min(client.retry_backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.5, 1.0)
-            log.debug("%s failed with %s; retry %d of %d in %.2fs", what, failure, attempt, client.max_retries, wait)
-            await asyncio.sleep(wait)
-    raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
+                if not await backoff(wait):
+                    raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
+        try:
+            return await asyncio.to_thread(read, body)
+        except WireFormatError as exc:
+            failure = f"an unreadable body: {exc}"
+        if not await backoff(None):
+            raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
 
 
 def dumps(value: Any) -> bytes:

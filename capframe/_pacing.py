@@ -15,9 +15,14 @@ import time
 __all__ = ["Pacer"]
 
 
+# Slots are 1% further apart than the budget: a send delayed past its slot (a busy event loop)
+# must not push a window over the limit, and 99% of the budget is still spent.
+_HEADROOM = 1.01
+
+
 class Pacer:
     def __init__(self, requests_per_minute: float | None) -> None:
-        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self.interval = 60.0 * _HEADROOM / requests_per_minute if requests_per_minute else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
 
