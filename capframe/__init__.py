@@ -6,7 +6,6 @@
 ('Muhammad', 'Johns')
 """
 
-from capframe import schemas
 from capframe._children import afetch_children, afetch_children_tables, fetch_children, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import (
@@ -34,6 +33,16 @@ from capframe.errors import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # capframe.schemas imports pandera, and pandera pandas: loaded when first asked for, not on import.
+    if name == "schemas":
+        from capframe import schemas
+
+        return schemas
+    raise AttributeError(f"module 'capframe' has no attribute {name!r}")
+
 
 __all__ = [
     "AccessDeniedError",

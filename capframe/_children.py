@@ -42,7 +42,7 @@ IDENTIFIER_TYPES = {
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
-TABLES = tuple(ChildrenTables.MODELS)
+TABLES = ChildrenTables.NAMES
 
 Parent = tuple[str, str] | int
 

@@ -1,4 +1,8 @@
-"""The bundles of tidy tables a pull returns."""
+"""The bundles of tidy tables a pull returns.
+
+pandera (and the pandas it imports) is loaded on first validation, not on ``import capframe``:
+it would make importing capframe several times slower than importing polars.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import html
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import pandera.polars as pa
 import polars as pl
 
-from capframe import schemas
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 __all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
 
@@ -47,7 +52,8 @@ class _Bundle:
     provenance: Provenance | None = None
 
     _MAIN: ClassVar[str]
-    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]]
+    NAMES: ClassVar[tuple[str, ...]]  # the tables, main first
+    MODELS: ClassVar[Any]  # table name -> pandera model (a _Models)
 
     @classmethod
     def of(cls, tables: Mapping[str, pl.DataFrame], provenance: Provenance | None = None) -> Self:
@@ -61,7 +67,7 @@ class _Bundle:
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
-        return {name: getattr(self, name) for name in self.MODELS}
+        return {name: getattr(self, name) for name in self.NAMES}
 
     def validate(self) -> None:
         """Check every table against its pandera model (capframe does this before returning)."""
@@ -104,14 +110,28 @@ def _ids_text(ids: list[int], shown: int = 5) -> str:
     return f"{len(ids)} ({text}{', ...' if len(ids) > shown else ''})"
 
 
-_SHARED: dict[str, type[pa.DataFrameModel]] = {
-    "profiles": schemas.Profiles,
-    "identifiers": schemas.Identifiers,
-    "comm_channels": schemas.CommChannels,
-    "fields": schemas.Fields,
-    "segments": schemas.Segments,
-    "cards": schemas.Cards,
-    "errors": schemas.Errors,
+class _Models:
+    """Table name -> its pandera model, in table order; the models are imported on first use."""
+
+    def __init__(self, **model_names: str) -> None:
+        self._names = model_names
+        self._models: dict[str, type[pa.DataFrameModel]] | None = None
+
+    def __get__(self, instance: object, owner: type) -> dict[str, type[pa.DataFrameModel]]:
+        if self._models is None:
+            schemas = import_module("capframe.schemas")
+            self._models = {table: getattr(schemas, model) for table, model in self._names.items()}
+        return self._models
+
+
+_SHARED = {
+    "profiles": "Profiles",
+    "identifiers": "Identifiers",
+    "comm_channels": "CommChannels",
+    "fields": "Fields",
+    "segments": "Segments",
+    "cards": "Cards",
+    "errors": "Errors",
 }
 
 
@@ -122,7 +142,7 @@ class CustomerTables(_Bundle):
     customers: pl.DataFrame
 
     _MAIN: ClassVar[str] = "customers"
-    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]] = {"customers": schemas.Customers, **_SHARED}
+    NAMES: ClassVar[tuple[str, ...]] = ("customers", *_SHARED)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -132,7 +152,12 @@ class ChildrenTables(_Bundle):
     children: pl.DataFrame
 
     _MAIN: ClassVar[str] = "children"
-    MODELS: ClassVar[dict[str, type[pa.DataFrameModel]]] = {"children": schemas.Children, **_SHARED}
+    NAMES: ClassVar[tuple[str, ...]] = ("children", *_SHARED)
+
+
+# Set after the classes are made: @dataclass reads class attributes, which would import the models.
+CustomerTables.MODELS = _Models(customers="Customers", **_SHARED)
+ChildrenTables.MODELS = _Models(children="Children", **_SHARED)
 
 
 def schema_of(model: type[pa.DataFrameModel]) -> pl.Schema:

@@ -209,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     customers.add_argument(
         "--ids", required=True, help="file of customer ids (commas, spaces or lines), or - for stdin"
     )
-    common(customers, CustomerTables.MODELS, "customers")
+    common(customers, CustomerTables.NAMES, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")
     customers.add_argument("--cache-dir", help="keep finished batches here; a rerun fetches only what is missing")
     customers.set_defaults(run=_customers)
@@ -219,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
         "--parent", required=True, action="append", type=_parent,
         help="TYPE:VALUE (mobile:917799889933, email:..., externalId:...) or a customer id; repeat for several",
     )  # fmt: skip
-    common(children, ChildrenTables.MODELS, "children")
+    common(children, ChildrenTables.NAMES, "children")
     children.add_argument("--association", default="parentCustomer", choices=ASSOCIATIONS)
     children.add_argument("--page-size", type=int, help="children per request (default 100)")
     children.add_argument("--sort-order", default="DESC", choices=SORT_ORDERS)
