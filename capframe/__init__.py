@@ -6,6 +6,8 @@
 ('Muhammad', 'Johns')
 """
 
+import importlib
+
 from capframe._children import afetch_children, afetch_children_tables, fetch_children, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import (
@@ -38,9 +40,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # capframe.schemas imports pandera, and pandera pandas: loaded when first asked for, not on import.
     if name == "schemas":
-        from capframe import schemas
-
-        return schemas
+        return importlib.import_module("capframe.schemas")  # `from capframe import` would come back here
     raise AttributeError(f"module 'capframe' has no attribute {name!r}")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -129,3 +131,10 @@ def test_the_public_surface_is_pinned() -> None:
     for error in ("InvalidArgumentError", "ConfigurationError"):
         assert issubclass(getattr(capframe, error), (capframe.CapframeError, ValueError))
     assert issubclass(capframe.ArgumentTypeError, TypeError)
+
+
+def test_import_capframe_leaves_pandera_for_later() -> None:
+    """pandera imports pandas (seconds); capframe loads it on first validation or capframe.schemas."""
+    code = "import sys, capframe; assert 'pandera' not in sys.modules; capframe.schemas.Customers; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "ok", done.stderr
