@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
@@ -35,17 +36,22 @@ class BatchCache:
         for name in tables:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
-        self.created_at = self._manifest(base_url, source)
+        self.created_at, self.capframe_version = self._manifest(f"{base_url} {source}")
 
-    def _manifest(self, base_url: str, source: str) -> datetime:
-        """When this cache was first filled: the time a report built on it states as 'fetched at'."""
+    def _manifest(self, scope: str) -> tuple[datetime, str]:
+        """When this cache was first filled for a host and source, and by which capframe: what a
+        report built on it states as 'fetched at' and 'capframe version', on every rerun."""
         path = self.root / "capframe.json"
-        if path.exists():
-            return datetime.fromisoformat(json.loads(path.read_text())["created_at"])
-        created = datetime.now(UTC).replace(microsecond=0)
-        manifest = {"created_at": created.isoformat(), "host": base_url, "source": source, "wire_version": WIRE_VERSION}
-        self._write(path, json.dumps(manifest, indent=2).encode())
-        return created
+        manifest = json.loads(path.read_text()) if path.exists() else {}
+        pulls = manifest.setdefault("pulls", {})
+        if scope not in pulls:
+            pulls[scope] = {
+                "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+                "capframe": version("capframe"),
+            }
+            manifest["wire_version"] = WIRE_VERSION
+            self._write(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return datetime.fromisoformat(pulls[scope]["created_at"]), str(pulls[scope]["capframe"])
 
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
@@ -68,10 +74,15 @@ class BatchCache:
     def _path(self, table: str, ids: tuple[int, ...], tag: str) -> Path:
         return self.root / table / f"{self.key(ids, tag)}.parquet"
 
-    def load(self, ids: tuple[int, ...], tag: str = "") -> dict[str, pl.DataFrame] | None:
+    def load(self, ids: tuple[int, ...], keep: tuple[str, ...], tag: str = "") -> dict[str, pl.DataFrame] | None:
+        """A finished batch's tables (those not in ``keep``: empty, with their schema), or None."""
         if not self._path(self._tables[-1], ids, tag).exists():
             return None
-        return {name: pl.read_parquet(self._path(name, ids, tag)) for name in self._tables}
+        return {
+            name: pl.read_parquet(path) if name in keep else pl.DataFrame(schema=pl.read_parquet_schema(path))
+            for name in self._tables
+            for path in [self._path(name, ids, tag)]
+        }
 
     def store(self, ids: tuple[int, ...], tables: dict[str, pl.DataFrame], tag: str = "") -> None:
         """Write a batch; ``tag`` separates batches capframe wrote itself (ids never answered)."""

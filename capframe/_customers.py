@@ -172,6 +172,7 @@ class _Pull:
     source: str
     cache: BatchCache | None
     bar: Progress
+    keep: tuple[str, ...]
     batches: list[Batch] = field(default_factory=list)
     answered: set[int] = field(default_factory=set)
     failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
@@ -184,7 +185,7 @@ class _Pull:
         await self._tidy(len(self.pending))
 
     async def _chunk(self, ids: tuple[int, ...]) -> None:
-        if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids)) is not None:
+        if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids, self.keep)) is not None:
             self.answered.update(tables["customers"]["customer_id"])
             self.batches.append(Batch(tables))
             self.bar.update()
@@ -207,7 +208,7 @@ class _Pull:
         if self.cache is not None:  # one batch, one set of files: what a resumed run looks up
             batch = await asyncio.to_thread(tidy_customer_answers, [read])
             await asyncio.to_thread(self.cache.store, ids, batch.tables)
-            self.batches.append(batch)
+            self.batches.append(self._kept(batch))
         else:
             self.pending.append(read)
             await self._tidy(_GROUP)
@@ -215,7 +216,15 @@ class _Pull:
     async def _tidy(self, at_least: int) -> None:
         if self.pending and len(self.pending) >= at_least:
             group, self.pending = self.pending, []
-            self.batches.append(await asyncio.to_thread(tidy_customer_answers, group))
+            self.batches.append(self._kept(await asyncio.to_thread(tidy_customer_answers, group)))
+
+    def _kept(self, batch: Batch) -> Batch:
+        batch.tables = {name: t if name in self.keep else t.clear() for name, t in batch.tables.items()}
+        return batch
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _chunks(ids: Sequence[int], size: int) -> list[tuple[int, ...]]:
@@ -232,6 +241,20 @@ async def afetch_customer_tables(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> CustomerTables:
     """The async twin of :func:`fetch_customer_tables`."""
+    return await _pull(ids, source, client, batch_size, progress, cache_dir, keep=TABLES)
+
+
+async def _pull(
+    ids: Iterable[int],
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    *,
+    keep: tuple[str, ...],
+) -> CustomerTables:
+    """The pull behind both fetch functions; tables not in ``keep`` are not held (memory), and are empty."""
     wanted = _args.customer_ids(ids)
     source = _args.source(source)
     size = batch_size if batch_size is not None else (client.batch_size if client else None)
@@ -244,13 +267,17 @@ async def afetch_customer_tables(
     cache = (
         BatchCache(cache_dir, base_url=client.base_url, source=source, tables=TABLES) if cache_dir is not None else None
     )
-    fetched_at = cache.created_at if cache else datetime.now(UTC).replace(microsecond=0)
-    provenance = Provenance(fetched_at, client.base_url, source, version("capframe"), len(wanted), 0)
+    fetched_at, fetched_by = (cache.created_at, cache.capframe_version) if cache else (_now(), version("capframe"))
+    provenance = Provenance(fetched_at, client.base_url, source, fetched_by, len(wanted), 0)
     bar = progress_bar(len(chunks), f"customers ({source})", progress)
     try:
         async with client._http() as http:
             pull = _Pull(
-                Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)), source, cache, bar
+                Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)),
+                source,
+                cache,
+                bar,
+                keep,
             )
             await pull.fetch(chunks)
             failed_ids = {i for chunk, _ in pull.failed for i in chunk}
@@ -295,9 +322,7 @@ async def afetch_customers(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_customers`."""
-    tables = await afetch_customer_tables(
-        ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir
-    )
+    tables = await _pull(ids, source, client, batch_size, progress, cache_dir, keep=("customers",))
     return tables.customers
 
 
@@ -347,9 +372,9 @@ def fetch_customers(
     >>> frame.select("customer_id", "first_name", "mobile").rows()
     [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
     """
-    return fetch_customer_tables(
-        ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir
-    ).customers
+    return _sync.run(
+        afetch_customers(ids, source, client=client, batch_size=batch_size, progress=progress, cache_dir=cache_dir)
+    )
 
 
 def scan_customers(cache_dir: str | os.PathLike[str], table: str = "customers") -> pl.LazyFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import json
 from pathlib import Path
 
 import httpx
@@ -190,3 +191,19 @@ def test_provenance_states_where_the_data_came_from() -> None:
         2,
     )
     assert provenance.capframe_version == capframe.__version__
+
+
+def test_one_cache_dir_keeps_the_provenance_of_each_host_and_source(tmp_path: Path) -> None:
+    client = sandbox()
+    ids = [565338404, 566135941]
+    capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path)
+    manifest = tmp_path / "capframe.json"
+    text = manifest.read_text()
+    created = json.loads(text)["pulls"][f"{client.base_url} INSTORE"]["created_at"]
+    manifest.write_text(text.replace(created, "2020-01-02T03:04:05+00:00"))  # as if filled long ago
+    wechat = capframe.fetch_customer_tables(ids, "WECHAT", client=client, cache_dir=tmp_path).provenance
+    instore = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path).provenance
+    assert instore is not None and wechat is not None
+    assert instore.fetched_at.isoformat() == "2020-01-02T03:04:05+00:00"
+    assert wechat.fetched_at.year > 2020 and wechat.source == "WECHAT"
+    assert instore.capframe_version == capframe.__version__
