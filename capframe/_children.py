@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from datetime import UTC, datetime
+from importlib.metadata import version
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +24,7 @@ from capframe._client import Client
 from capframe._customers import _GROUP, read_answer, tidy_customer_answers
 from capframe._http import RetriesExhausted, Session, call, dumps
 from capframe._progress import Progress, progress_bar
-from capframe._tables import ChildrenTables
+from capframe._tables import ChildrenTables, Provenance
 from capframe.errors import (
     ArgumentTypeError,
     CapframeWarning,
@@ -243,6 +245,7 @@ async def afetch_children_tables(
         raise InvalidArgumentError(f"page_size must be a positive int, not {page_size!r}")
     client = _args.client(client)
     bar = progress_bar(len(parents), "children", progress)
+    fetched_at = datetime.now(UTC).replace(microsecond=0)
     not_found: list[tuple[_Parent, int | None, str]] = []
     answers: list[Answer] = []
     try:
@@ -282,6 +285,9 @@ async def afetch_children_tables(
     tables = _bundle(
         answers,
         [_not_found(*n) for n in not_found] + [_not_found(p, None, f"fetch failed: {e.reason}") for p, e in failures],
+        Provenance(
+            fetched_at, client.base_url, source, version("capframe"), len(parents), len(not_found) + len(failures)
+        ),
     )
     if not_found:
         warnings.warn(
@@ -300,7 +306,7 @@ async def afetch_children_tables(
     return tables
 
 
-def _bundle(answers: list[Answer], errors: list[pl.DataFrame]) -> ChildrenTables:
+def _bundle(answers: list[Answer], errors: list[pl.DataFrame], provenance: Provenance) -> ChildrenTables:
     batches = [
         tidy_answers(answers[i : i + _GROUP], main="children", main_table=_tidy.child_table)
         for i in range(0, len(answers), _GROUP)
@@ -311,7 +317,7 @@ def _bundle(answers: list[Answer], errors: list[pl.DataFrame]) -> ChildrenTables
         name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
     }
     tables["errors"] = pl.concat([tables["errors"], *errors])
-    bundle = ChildrenTables.of(tables)
+    bundle = ChildrenTables.of(tables, provenance)
     bundle.validate()
     return bundle
 

@@ -134,3 +134,11 @@ def test_children_tables_are_keyed_by_customer_id(client: capframe.Client) -> No
         "917799889933",
     ]
     tables.validate()
+
+
+def test_children_state_their_provenance(client: capframe.Client) -> None:
+    with pytest.warns(capframe.CapframeWarning):
+        tables = capframe.fetch_children_tables([DOCUMENTED_PARENT, ("mobile", "910000000001")], client=client)
+    p = tables.provenance
+    assert p is not None
+    assert (p.host, p.source, p.asked, p.failed, p.capframe_version) == (client.base_url, "INSTORE", 2, 1, capframe.__version__)
