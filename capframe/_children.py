@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from datetime import UTC, datetime
-from importlib.metadata import version
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 import polars as pl
