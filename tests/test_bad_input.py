@@ -1,0 +1,452 @@
+"""The bad input catalogue: each mistake gets a clear error, before any request, naming the bad value.
+
+Every error is a ``CapframeError`` and also the built-in a Python user expects (``ValueError`` for a
+bad value, ``TypeError`` for a wrong type). Where the mistake can be known before calling the API,
+the sandbox's request log proves that nothing was sent.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+import capframe
+from capframe import _args
+from capframe._client import CLUSTERS
+from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError
+
+FAST: dict[str, Any] = {"retry_backoff": 0.001, "max_retry_after": 0.01, "requests_per_minute": None}
+
+
+@pytest.fixture
+def client() -> capframe.Client:
+    return capframe.Client.sandbox(500, seed=1, **FAST)
+
+
+def sent(client: capframe.Client) -> int:
+    assert client.sandbox_org is not None
+    return len(client.sandbox_org.request_log)
+
+
+def assert_refused(exc: BaseException, error: type[CapframeError], *names: str) -> None:
+    assert isinstance(exc, error), f"{type(exc).__qualname__}: {exc}"
+    assert isinstance(exc, CapframeError)
+    assert isinstance(exc, TypeError if issubclass(error, ArgumentTypeError) else ValueError)
+    for name in names:
+        assert name in str(exc), f"{name!r} not in the message: {exc}"
+
+
+# --- ids ---
+
+BAD_IDS = [
+    # (ids, error, what the message must name)
+    pytest.param(["565338404"], ArgumentTypeError, ("ids[0]", "'565338404'", "int()"), id="a string"),
+    pytest.param([565338404, "abc"], ArgumentTypeError, ("ids[1]", "'abc'"), id="a string, second"),
+    pytest.param([1.0], ArgumentTypeError, ("ids[0]", "1.0", "float"), id="a whole float"),
+    pytest.param([3, 2.5], ArgumentTypeError, ("ids[1]", "2.5"), id="a float"),
+    pytest.param([float("nan")], ArgumentTypeError, ("nan",), id="nan"),
+    pytest.param([-5], InvalidArgumentError, ("ids[0]", "-5", "positive"), id="negative"),
+    pytest.param([7, 0], InvalidArgumentError, ("ids[1]", "is 0"), id="zero"),
+    pytest.param([True], ArgumentTypeError, ("ids[0]", "True"), id="a boolean"),
+    pytest.param([1, None], ArgumentTypeError, ("ids[1]", "None"), id="None"),
+    pytest.param([2**63], InvalidArgumentError, (str(2**63),), id="beyond int64"),
+    pytest.param([np.int64(-3)], InvalidArgumentError, ("-3",), id="a negative numpy int"),
+    pytest.param(np.array([5, -3]), InvalidArgumentError, ("ids[1]", "-3"), id="numpy array, a negative"),
+    pytest.param(np.array([1.0, 2.0]), ArgumentTypeError, ("float",), id="numpy float array"),
+    pytest.param(np.array([True, False]), ArgumentTypeError, ("True",), id="numpy bool array"),
+    pytest.param(pl.Series([4, None]), ArgumentTypeError, ("ids[1]", "None"), id="Series with a null"),
+    pytest.param(pl.Series([4, -4]), InvalidArgumentError, ("ids[1]", "-4"), id="Series, a negative"),
+    pytest.param(pl.Series(["1", "2"]), ArgumentTypeError, ("'1'",), id="Series of strings"),
+    pytest.param(pl.Series([1.5]), ArgumentTypeError, ("1.5",), id="Series of floats"),
+    pytest.param(565338404, ArgumentTypeError, ("565338404", "list"), id="one id, not a list"),
+    pytest.param("565338404", ArgumentTypeError, ("'565338404'", "list"), id="a string, not a list"),
+    pytest.param(None, ArgumentTypeError, ("None",), id="None, not a list"),
+    pytest.param(np.int64(5), ArgumentTypeError, ("list",), id="a numpy scalar"),
+]
+
+
+@pytest.mark.parametrize(("ids", "error", "names"), BAD_IDS)
+def test_bad_ids_are_refused_before_any_request(
+    client: capframe.Client, ids: Any, error: type[CapframeError], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(error) as info:
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+    assert_refused(info.value, error, *names)
+    assert sent(client) == 0
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param(np.array([2**64 - 1], dtype=np.uint64), id="numpy uint64"),
+        pytest.param(pl.Series([2**63], dtype=pl.UInt64), id="polars UInt64"),
+    ],
+)
+def test_unsigned_ids_beyond_int64_are_refused_by_value(client: capframe.Client, ids: Any) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+    assert_refused(info.value, InvalidArgumentError, str(int(ids[0])))
+    assert sent(client) == 0
+
+
+def test_a_numpy_object_array_of_ints_is_accepted(client: capframe.Client) -> None:
+    ids = client.sandbox_org.customer_ids(3)  # type: ignore[union-attr]
+    frame = capframe.fetch_customers(np.array(ids, dtype=object), "INSTORE", client=client)
+    assert frame["customer_id"].to_list() == ids
+
+
+def valid_ids(client: capframe.Client) -> list[int]:
+    assert client.sandbox_org is not None
+    return client.sandbox_org.customer_ids(5)
+
+
+GOOD_CONTAINERS = [
+    pytest.param(lambda ids: [np.int64(i) for i in ids], id="numpy int64 scalars"),
+    pytest.param(lambda ids: [np.uint64(i) if n % 2 else np.int32(i) for n, i in enumerate(ids)], id="mixed numpy"),
+    pytest.param(lambda ids: np.array(ids, dtype=np.int64), id="numpy int64 array"),
+    pytest.param(lambda ids: np.array(ids, dtype=np.uint32), id="numpy uint32 array"),
+    pytest.param(lambda ids: pl.Series("id", ids), id="polars Series"),
+    pytest.param(lambda ids: pl.Series("id", ids, dtype=pl.UInt64), id="polars UInt64 Series"),
+    pytest.param(lambda ids: pl.DataFrame({"id": ids})["id"], id="a DataFrame column"),
+    pytest.param(lambda ids: list(pl.Series(ids)), id="polars values"),
+    pytest.param(lambda ids: (i for i in ids), id="a generator"),
+    pytest.param(lambda ids: tuple(ids), id="a tuple"),
+]
+
+
+@pytest.mark.parametrize("make", GOOD_CONTAINERS)
+def test_integer_ids_in_any_container_work(client: capframe.Client, make: Any) -> None:
+    ids = valid_ids(client)
+    frame = capframe.fetch_customers(make([*ids, ids[0]]), "INSTORE", client=client)
+    assert frame["customer_id"].to_list() == ids
+    assert frame["customer_id"].dtype == pl.Int64
+
+
+def test_a_million_ids_are_checked_and_deduplicated() -> None:
+    ids = _args.customer_ids(range(1, 1_000_001))
+    assert len(ids) == 1_000_000
+    assert len(set(ids)) == 1_000_000
+    assert ids[:3] == [1, 2, 3]
+    assert ids[-1] == 1_000_000
+    array = np.concatenate([np.arange(1, 1_000_001, dtype=np.int64), np.arange(1, 1_001, dtype=np.int64)])
+    assert len(_args.customer_ids(array)) == 1_000_000
+    assert len(_args.customer_ids(pl.Series(array))) == 1_000_000
+
+
+def test_a_bad_id_at_the_end_of_a_million_is_found_before_any_request(client: capframe.Client) -> None:
+    ids: list[Any] = [*range(1, 1_000_000), "1000000"]
+    with pytest.raises(ArgumentTypeError) as info:
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+    assert_refused(info.value, ArgumentTypeError, "ids[999999]", "'1000000'")
+    with pytest.raises(InvalidArgumentError) as info:
+        capframe.fetch_customer_tables(np.arange(-1, 999_999), "INSTORE", client=client)
+    assert_refused(info.value, InvalidArgumentError, "ids[0]", "-1")
+    assert sent(client) == 0
+
+
+def test_a_million_good_ids_with_a_bad_source_send_nothing(client: capframe.Client) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        capframe.fetch_customer_tables(range(1, 1_000_001), "INSTOR", client=client)
+    assert_refused(info.value, InvalidArgumentError, "'INSTOR'")
+    assert sent(client) == 0
+
+
+def test_no_ids_is_an_empty_result_and_no_request(client: capframe.Client) -> None:
+    tables = capframe.fetch_customer_tables([], "INSTORE", client=client)
+    assert tables.customers.is_empty()
+    assert sent(client) == 0
+
+
+# --- sources and options ---
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "names"),
+    [
+        ("INSTOR", InvalidArgumentError, ("'INSTOR'", "INSTORE", "WECHAT")),
+        ("", InvalidArgumentError, ("''",)),
+        ("STORE", InvalidArgumentError, ("'STORE'",)),
+        (None, ArgumentTypeError, ("NoneType",)),
+        (1, ArgumentTypeError, ("int",)),
+    ],
+)
+def test_unknown_sources_are_refused_before_any_request(
+    client: capframe.Client, source: Any, error: type[CapframeError], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(error) as info:
+        capframe.fetch_customer_tables(valid_ids(client), source, client=client)
+    assert_refused(info.value, error, *names)
+    assert sent(client) == 0
+
+
+def test_a_source_in_another_case_is_accepted(client: capframe.Client) -> None:
+    frame = capframe.fetch_customers(valid_ids(client), " instore ", client=client)
+    assert frame.height == 5
+
+
+_WRONG_TYPE = pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a batch_size or page_size of the wrong type (2.5, True, '10') raises InvalidArgumentError "
+    "(a ValueError), where Client(concurrency=1.5) rightly raises ArgumentTypeError (a TypeError): "
+    "_customers.afetch_customer_tables and _children.afetch_children_tables check type and range in one test",
+)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "error"),
+    [
+        (0, InvalidArgumentError),
+        (-1, InvalidArgumentError),
+        (1001, InvalidArgumentError),
+        pytest.param(2.5, ArgumentTypeError, marks=_WRONG_TYPE),
+        pytest.param(True, ArgumentTypeError, marks=_WRONG_TYPE),
+        pytest.param("10", ArgumentTypeError, marks=_WRONG_TYPE),
+    ],
+)
+def test_bad_batch_sizes_are_refused_before_any_request(
+    client: capframe.Client, batch_size: Any, error: type[CapframeError]
+) -> None:
+    with pytest.raises(CapframeError) as info:
+        capframe.fetch_customer_tables(valid_ids(client), "INSTORE", client=client, batch_size=batch_size)
+    assert sent(client) == 0
+    assert_refused(info.value, error, "batch_size", repr(batch_size))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("batch_size", 0, InvalidArgumentError),
+        ("concurrency", 0, InvalidArgumentError),
+        ("concurrency", 1.5, ArgumentTypeError),
+        ("requests_per_minute", -10, InvalidArgumentError),
+        ("timeout", 0, InvalidArgumentError),
+        ("timeout", "30", ArgumentTypeError),
+        ("max_retries", -1, InvalidArgumentError),
+        ("max_retries", 2.0, InvalidArgumentError),
+    ],
+)
+def test_bad_client_options_name_the_option_and_value(option: str, value: Any, error: type[CapframeError]) -> None:
+    with pytest.raises(error) as info:
+        capframe.Client("eu", username="till", password="pw", **{option: value})
+    assert_refused(info.value, error, option, repr(value))
+
+
+@pytest.mark.parametrize(("option", "value"), [("retry_backoff", "fast"), ("max_retry_after", None)])
+def test_bad_retry_timings_are_capframe_errors(option: str, value: Any) -> None:
+    with pytest.raises(CapframeError) as info:
+        capframe.Client("eu", username="till", password="pw", **{option: value})
+    assert option in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        pytest.param(
+            "customers",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: fetch_customers(..., client='eu') raises AttributeError ('str' object has no attribute "
+                "'batch_size'): afetch_customer_tables reads client.batch_size before _args.client(client) checks it",
+            ),
+        ),
+        "children",
+    ],
+)
+def test_a_client_that_is_not_a_client_is_refused(fetch: str) -> None:
+    def call() -> object:
+        if fetch == "customers":
+            return capframe.fetch_customers([1, 2], "INSTORE", client="eu")  # type: ignore[arg-type]
+        return capframe.fetch_children(("mobile", "917799889933"), client="eu")  # type: ignore[arg-type]
+
+    with pytest.raises(ArgumentTypeError) as info:
+        call()
+    assert "Client" in str(info.value)
+
+
+# --- hosts ---
+
+
+@pytest.mark.parametrize(
+    ("host", "names"),
+    [
+        ("euu", ("'euu'", "Did you mean 'eu'")),
+        ("apac3", ("'apac3'", "Did you mean 'apac'")),
+        ("eu.api.capilarytech.com", ("'eu.api.capilarytech.com'", "'eu.api.capillarytech.com'")),
+        ("https://us.api.capilarytech.com", ("'us.api.capilarytech.com'", "'us.api.capillarytech.com'")),
+        ("http://eu.api.capillarytech.com", ("plain http", "https://")),
+        ("http://127.0.0.1.example.com", ("plain http",)),
+        ("ftp://eu.api.capillarytech.com", ("https://",)),
+        ("", ("empty",)),
+    ],
+)
+def test_bad_hosts_are_refused_with_a_hint(host: str, names: tuple[str, ...]) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        capframe.Client(host, username="till", password="pw")
+    assert_refused(info.value, InvalidArgumentError, *names)
+
+
+def test_a_host_that_is_not_a_string_is_a_type_error() -> None:
+    with pytest.raises(ArgumentTypeError) as info:
+        capframe.Client(443, username="till", password="pw")  # type: ignore[arg-type]
+    assert_refused(info.value, ArgumentTypeError, "host", "int")
+
+
+@pytest.mark.parametrize(
+    ("host", "base_url"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:8080/", "http://localhost:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("EU", CLUSTERS["eu"]),
+        ("eu.api.capillarytech.com", CLUSTERS["eu"]),
+        ("https://eu.intouch.capillarytech.com", "https://eu.intouch.capillarytech.com"),
+    ],
+)
+def test_loopback_http_and_real_hosts_are_allowed(host: str, base_url: str) -> None:
+    assert capframe.Client(host, username="till", password="pw").base_url == base_url
+
+
+@pytest.mark.parametrize(
+    "host", ["sea.api.capillarytech.com", "ushc.api.capillarytech.com", "cdn-api.capillarytech.cn.com"]
+)
+def test_documented_cluster_hosts_are_not_taken_for_typos(host: str) -> None:
+    assert capframe.Client(host, username="till", password="pw").base_url == f"https://{host}"
+
+
+# --- credentials ---
+
+
+def test_nothing_configured_names_the_variables_and_the_sandbox() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        capframe.Client.from_env(environ={})
+    assert_refused(info.value, ConfigurationError, "CAPILLARY_HOST", "Client.sandbox()")
+
+
+def test_a_host_without_credentials_names_both_pairs() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        capframe.Client.from_env(environ={"CAPILLARY_HOST": "eu"})
+    assert_refused(info.value, ConfigurationError, "CAPILLARY_USERNAME", "CAPILLARY_CLIENT_KEY", "Client.sandbox()")
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"username": "till"},
+        {"password": "pw"},
+        {"username": "till", "password": ""},
+        {"client_key": "key"},
+        {"client_secret": "secret"},
+    ],
+)
+def test_half_a_credential_pair_is_refused(credentials: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        capframe.Client("eu", **credentials)
+    assert_refused(info.value, ConfigurationError, "incomplete credentials", "username and password")
+
+
+def test_half_a_pair_from_the_environment_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        capframe.Client.from_env(environ={"CAPILLARY_HOST": "eu", "CAPILLARY_USERNAME": "till"})
+    assert_refused(info.value, ConfigurationError, "both variables")
+
+
+def test_a_credential_that_is_not_a_string_is_a_type_error() -> None:
+    with pytest.raises(ArgumentTypeError) as info:
+        capframe.Client("eu", username="till", password=1234)  # type: ignore[arg-type]
+    assert_refused(info.value, ArgumentTypeError, "password")
+    assert "1234" not in str(info.value)  # not even a wrong password is shown
+
+
+def test_fetch_without_a_client_and_without_configuration_says_how(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD", "CAPILLARY_CLIENT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        capframe.fetch_customers([1, 2], "INSTORE")
+    assert_refused(info.value, ConfigurationError, "CAPILLARY_HOST", "Client.sandbox()")
+
+
+# --- fetch_children parents ---
+
+
+@pytest.mark.parametrize(
+    ("parent", "error", "names"),
+    [
+        (("phone", "917799889933"), InvalidArgumentError, ("'phone'", "mobile")),
+        (("mobile", ""), InvalidArgumentError, ("empty", "mobile")),
+        (("email", "   "), InvalidArgumentError, ("empty", "email")),
+        (("mobile", None), InvalidArgumentError, ("empty",)),
+        ((None, "917799889933"), InvalidArgumentError, ("None",)),
+        (0, InvalidArgumentError, ("is 0", "positive")),
+        (-7, InvalidArgumentError, ("-7",)),
+        (True, ArgumentTypeError, ("bool",)),
+        ("917799889933", ArgumentTypeError, ("pair", "str")),
+        (("mobile", "917799889933", "x"), ArgumentTypeError, ("pair",)),
+        ([], InvalidArgumentError, ("empty list",)),
+        ([("mobile", "917799889933"), ("fax", "1")], InvalidArgumentError, ("parent #2", "'fax'")),
+    ],
+)
+def test_bad_parents_are_refused_before_any_request(
+    client: capframe.Client, parent: Any, error: type[CapframeError], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(error) as info:
+        capframe.fetch_children(parent, client=client)
+    assert_refused(info.value, error, *names)
+    assert sent(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("association", "parent", InvalidArgumentError),
+        ("association", None, ArgumentTypeError),
+        ("sort_order", "UP", InvalidArgumentError),
+        ("page_size", 0, InvalidArgumentError),
+        pytest.param("page_size", 1.5, ArgumentTypeError, marks=_WRONG_TYPE),
+        ("source", "INSTOR", InvalidArgumentError),
+    ],
+)
+def test_bad_children_options_are_refused_before_any_request(
+    client: capframe.Client, option: str, value: Any, error: type[CapframeError]
+) -> None:
+    with pytest.raises(CapframeError) as info:
+        capframe.fetch_children(("mobile", "917799889933"), client=client, **{option: value})
+    assert sent(client) == 0
+    assert_refused(info.value, error, option if option != "source" else "'INSTOR'")
+
+
+# --- saved bodies ---
+
+
+@pytest.mark.parametrize(
+    ("pages", "error", "names"),
+    [
+        (["not bytes"], ArgumentTypeError, ("bytes", "str")),
+        ([b"<html>502 Bad Gateway</html>"], InvalidArgumentError, ("not a Get Customers Bulk response",)),
+        ([b'{"data": [{"entity": {"id": 5}'], InvalidArgumentError, ("not a Get Customers Bulk response",)),
+        ([b'{"errors": []}'], InvalidArgumentError, ('"data"',)),
+    ],
+)
+def test_tidy_customers_refuses_what_is_not_a_response(
+    pages: list[Any], error: type[CapframeError], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(error) as info:
+        capframe.tidy_customers(pages)
+    assert_refused(info.value, error, *names)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: every error of a sync call (fetch_customers, fetch_children...) is chained to an unrelated "
+    "'RuntimeError: no running event loop', so the traceback opens with it and 'During handling of the above "
+    "exception, another exception occurred': _sync.run calls asyncio.run inside its `except RuntimeError:` block; "
+    "it should leave the except block first (e.g. set a flag there, call asyncio.run after)",
+)
+def test_an_error_of_a_sync_call_is_not_chained_to_an_unrelated_runtime_error(client: capframe.Client) -> None:
+    with pytest.raises(ArgumentTypeError) as info:
+        capframe.fetch_customers(["565338404"], "INSTORE", client=client)
+    assert info.value.__context__ is None
+    assert "RuntimeError" not in "".join(traceback.format_exception(info.value))
