@@ -141,4 +141,10 @@ def test_children_state_their_provenance(client: capframe.Client) -> None:
         tables = capframe.fetch_children_tables([DOCUMENTED_PARENT, ("mobile", "910000000001")], client=client)
     p = tables.provenance
     assert p is not None
-    assert (p.host, p.source, p.asked, p.failed, p.capframe_version) == (client.base_url, "INSTORE", 2, 1, capframe.__version__)
+    assert (p.host, p.source, p.asked, p.failed, p.capframe_version) == (
+        client.base_url,
+        "INSTORE",
+        2,
+        1,
+        capframe.__version__,
+    )

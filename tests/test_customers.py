@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import json
 from pathlib import Path
 
 import httpx
@@ -203,7 +202,9 @@ def test_one_cache_dir_keeps_the_provenance_of_each_host_and_source(tmp_path: Pa
     manifest.write_text(text.replace(created, "2020-01-02T03:04:05+00:00"))  # as if filled long ago
     wechat = capframe.fetch_customer_tables(ids, "WECHAT", client=client, cache_dir=tmp_path).provenance
     instore = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path).provenance
-    assert instore is not None and wechat is not None
+    assert instore is not None
+    assert wechat is not None
     assert instore.fetched_at.isoformat() == "2020-01-02T03:04:05+00:00"
-    assert wechat.fetched_at.year > 2020 and wechat.source == "WECHAT"
+    assert wechat.fetched_at.year > 2020
+    assert wechat.source == "WECHAT"
     assert instore.capframe_version == capframe.__version__
