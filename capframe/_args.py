@@ -11,7 +11,7 @@ import polars as pl
 from capframe._client import Client
 from capframe.errors import ArgumentTypeError, InvalidArgumentError
 
-__all__ = ["SOURCES", "client", "customer_ids", "source"]
+__all__ = ["SOURCES", "client", "count", "customer_ids", "source"]
 
 # Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
 SOURCES = frozenset(
@@ -31,6 +31,17 @@ def client(value: Any) -> Client:
         raise ArgumentTypeError(
             f"client must be a capframe.Client, not {type(value).__name__} {value!r}: "
             "use client=capframe.Client(host, ...) or capframe.Client.sandbox()"
+        )
+    return value
+
+
+def count(name: str, value: Any, high: int | None = None) -> int:
+    """A positive int option such as batch_size (at most ``high``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be an int, not {type(value).__name__} {value!r}")
+    if value <= 0 or (high is not None and value > high):
+        raise InvalidArgumentError(
+            f"{name} must be from 1 to {high}, not {value}" if high else f"{name} must be positive, not {value}"
         )
     return value
 

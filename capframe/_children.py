@@ -112,8 +112,10 @@ class _Page:
     message: str | None
 
 
-def _read_page(body: bytes, parent: _Parent) -> _Page:
+def _read_page(body: bytes, parent: _Parent, limit: int) -> _Page:
     entities, request_level, success, drift = _wire.children_entities(body)
+    if entities.height > limit:  # which of them is not the parent's, or repeated, nobody can tell: ask again
+        raise _wire.WireFormatError(f"the page holds {entities.height} children, more than the {limit} asked")
     entities = entities.with_columns(parent_type=pl.lit(parent.type), parent_value=pl.lit(parent.value))
     first = request_level["errors"].explode(empty_as_null=False, keep_nulls=False).drop_nulls()
     code = first[0]["code"] if len(first) else None
@@ -194,7 +196,7 @@ class _Walk:
                     "includeCustomerAssociateDetail": "true",
                 },
                 what=f"page {len(pages) + 1} of the children of {parent.label()}",
-                read=partial(_read_page, parent=parent),
+                read=partial(_read_page, parent=parent, limit=self.page_size),
             )
             pages.append(page)
             if not page.success or page.size == 0:
@@ -240,9 +242,7 @@ async def afetch_children_tables(
     source = _args.source(source)
     association = _choice("association", association, ASSOCIATIONS)
     sort_order = _choice("sort_order", sort_order, SORT_ORDERS)
-    size = DEFAULT_PAGE_SIZE if page_size is None else page_size
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise InvalidArgumentError(f"page_size must be a positive int, not {page_size!r}")
+    size = DEFAULT_PAGE_SIZE if page_size is None else _args.count("page_size", page_size)
     client = _args.client(client)
     bar = progress_bar(len(parents), "children", progress)
     fetched_at = datetime.now(UTC).replace(microsecond=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,15 +72,21 @@ def resolve_host(host: str) -> str:
                 f"unknown cluster alias {text!r}: use one of {', '.join(CLUSTERS)} or a base URL.{hint}"
             )
         text = f"https://{text}"
+    shown = re.sub(r"//[^/@]*@", "//***@", host)  # never echo credentials someone put in a URL
     try:
         url = httpx.URL(text)
     except httpx.InvalidURL:
-        raise InvalidArgumentError(f"host {host!r} is not a valid URL") from None
+        raise InvalidArgumentError(f"host {shown!r} is not a valid URL") from None
+    if url.userinfo:
+        raise InvalidArgumentError(
+            "host must not hold credentials (user:password@...): pass them as username and password, "
+            "or client_key and client_secret"
+        )
     if url.scheme not in ("http", "https") or not url.host:
-        raise InvalidArgumentError(f"host {host!r} must be an https:// URL")
+        raise InvalidArgumentError(f"host {shown!r} must be an https:// URL")
     if url.scheme == "http" and not _is_loopback(url.host):
         raise InvalidArgumentError(
-            f"host {host!r} uses plain http, which would send credentials in clear text: use https:// "
+            f"host {shown!r} uses plain http, which would send credentials in clear text: use https:// "
             "(plain http is allowed only for loopback addresses such as a local sandbox)"
         )
     if url.host not in _KNOWN_HOSTS:

@@ -257,9 +257,7 @@ async def _pull(
     """The pull behind both fetch functions; tables not in ``keep`` are not held (memory), and are empty."""
     wanted = _args.customer_ids(ids)
     source = _args.source(source)
-    size = batch_size if batch_size is not None else (client.batch_size if client else None)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= _MAX_BATCH):
-        raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}, not {size!r}")
+    size = _args.count("batch_size", batch_size, _MAX_BATCH) if batch_size is not None else None
     client = _args.client(client)
     if not wanted:
         return CustomerTables.empty()

@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,24 @@ from capframe.errors import AccessDeniedError, AuthenticationError, RequestRejec
 __all__ = ["RetriesExhausted", "Session", "call"]
 
 log = logging.getLogger("capframe")
+
+
+class _RedactParent(logging.Filter):
+    """httpx logs each request's URL at INFO; a hierarchy request's URL holds the parent's mobile or
+    email (associationEntityIdentifierValue), which is personal data. This blanks that value."""
+
+    _VALUE = re.compile(r"(associationEntityIdentifierValue=)[^&\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._VALUE.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a for a in record.args
+            )
+        record.msg = self._VALUE.sub(r"\1***", str(record.msg))
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactParent())
 T = TypeVar("T")
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504, 521})
@@ -182,7 +201,7 @@ async def call(
         try:
             return await asyncio.to_thread(read, body)
         except WireFormatError as exc:
-            failure = f"an unreadable body: {exc}"
+            status, failure = None, f"an unreadable body: {exc}"  # the 200 said nothing true
         if not await backoff(None):
             raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
 

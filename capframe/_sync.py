@@ -22,6 +22,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:  # outside the except block, so errors are not chained to "no running event loop"
         return asyncio.run(coroutine)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="capframe-loop", daemon=True)

@@ -165,16 +165,11 @@ def _map_to_long(maps: pl.LazyFrame) -> pl.LazyFrame:
             decoded = eager["raw"].str.json_decode(infer_schema_length=None) if eager.height else None
         except pl.exceptions.PolarsError:
             decoded = None
-        if (
-            decoded is None
-            or not isinstance(decoded.dtype, pl.Struct)
-            or any(_nested(f.dtype) for f in decoded.dtype.fields)
-        ):
+        if decoded is None or not isinstance(decoded.dtype, pl.Struct) or not _as_sent(decoded.dtype):
             return _map_rows(eager) if eager.height else empty(FIELDS).lazy()
         maps, raw = eager.with_columns(decoded).lazy(), decoded.dtype
-    if any(_nested(f.dtype) for f in raw.fields):
-        # Objects inside: one struct for every row would give each nested object the keys of the
-        # others. Rare: read these row by row.
+    if not _as_sent(raw):
+        # Values whose inferred type may not be their own (see _as_sent): read row by row, exactly.
         return _map_rows(maps.with_columns(json_text(pl.col("raw"), raw).alias("raw")).collect())
     maps = maps.filter(pl.col("raw").is_not_null()).with_row_index(_ROW)
     keys = [f.name for f in raw.fields]
@@ -204,14 +199,19 @@ def _map_rows(maps: pl.DataFrame) -> pl.LazyFrame:
     return pl.DataFrame(rows, schema=FIELDS, orient="row").lazy()
 
 
-def _nested(dtype: DType) -> bool:
-    return isinstance(dtype, pl.Struct) or (isinstance(dtype, pl.List) and _nested(dtype.inner))
+def _as_sent(map_dtype: pl.Struct) -> bool:
+    """Whether every value of a map inferred as this struct has the type it was sent with.
+
+    Inference gives a key one type across rows: beside a float, 5 becomes 5.0; beside an integer,
+    true becomes 1; beside a list, a scalar becomes a list; objects get each other's keys. Text,
+    booleans and nulls alone are safe."""
+    return all(f.dtype in (pl.String, pl.Boolean, pl.Null) for f in map_dtype.fields)
 
 
 def _items(text: str) -> list[tuple[str, object]]:
     """A map's JSON text -> its (key, value) pairs, sorted; a map that is no object is one pair with key ''."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)  # control characters inside strings are data
     except ValueError:
         return [("", text)]  # text the API sent where an object belongs: kept as it is
     return sorted(value.items()) if isinstance(value, dict) else [("", value)]

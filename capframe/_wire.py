@@ -204,8 +204,12 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
         return want
     if raw and want == pl.String:
         is_map = isinstance(have, pl.Struct) and path.rsplit(".", 1)[-1] in _MAPS and "cardDetails" not in path
-        if is_map and any(isinstance(f.dtype, (pl.Struct, pl.List)) for f in have.fields):  # type: ignore[union-attr]
-            raise _Drift(path)  # objects inside a map: the exact reader keeps each as its own text
+        # Inference gives a key one type for the whole page: beside a float, 5 becomes 5.0 (and a big
+        # integer loses digits); beside an integer, true becomes 1; beside a list, a scalar becomes a
+        # list; objects get each other's keys. Only text, booleans and nulls are taken as inferred;
+        # maps holding anything else are read exactly.
+        if is_map and not all(f.dtype in (pl.String, pl.Boolean, pl.Null) for f in have.fields):  # type: ignore[union-attr]
+            raise _Drift(path)
         return have
     if isinstance(want, pl.Struct):
         if not isinstance(have, pl.Struct):
@@ -260,17 +264,51 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
         )
         drift.extend(name for name in have if name not in schema)
     except (pl.exceptions.PolarsError, _Drift):
-        try:
-            lines = b"\n".join(body.replace(b"\n", b" ").replace(b"\r", b" ") for body in bodies)
-            page = pl.read_ndjson(lines, schema=schema)
-        except (pl.exceptions.PolarsError, ValueError) as exc:
-            raise WireFormatError(
-                f"the body could not be read as the documented JSON ({exc.__class__.__name__})"
-            ) from None
+        page = _read_exactly(bodies, schema)
         drift = ["?"]  # the exact reader drops unknown keys: let the slow path look for them
     if page.height != len(bodies):
         raise WireFormatError("the body is not a single JSON object")
     return page, bool(drift)
+
+
+def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
+    """The exact path, for pages whose JSON types clash: Python's JSON parser, each open-ended value
+    turned into its own JSON text, and polars building the frame strictly (a float where an integer
+    is documented is refused, not truncated). Slow, and rare."""
+    rows = []
+    for body in bodies:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+        if not isinstance(document, dict):
+            raise WireFormatError("the body is not a JSON object")
+        rows.append({name: _as_wire(document.get(name), dtype, name in _RAW_FIELDS) for name, dtype in schema.items()})
+    try:
+        return pl.DataFrame(rows, schema=schema, strict=True)
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+        raise WireFormatError(f"the body does not have the documented types ({exc.__class__.__name__})") from None
+
+
+def _as_wire(value: Any, dtype: DType, raw: bool) -> Any:
+    """A parsed JSON value -> what the wire dtype holds: open-ended JSON as its text."""
+    if raw and dtype == pl.String:
+        return value if value is None or isinstance(value, str) else _json(value)
+    if isinstance(dtype, pl.Struct) and isinstance(value, dict):
+        return {f.name: _as_wire(value.get(f.name), f.dtype, f.name in _RAW_FIELDS) for f in dtype.fields}
+    if isinstance(dtype, pl.List) and isinstance(value, list):
+        return [_as_wire(element, dtype.inner, raw) for element in value]
+    if value is None or isinstance(value, (dict, list)):
+        return value  # null, or a shape polars will refuse below
+    # The same conversions as the fast path, and no others: integers widen to floats, scalars may be
+    # text; a float where an integer is documented is refused, never truncated.
+    if dtype == pl.Float64 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if dtype == pl.String and not isinstance(value, str):
+        return json.dumps(value)
+    if (dtype == pl.Int64 and not isinstance(value, int)) or (isinstance(value, bool) and dtype != pl.Boolean):
+        raise WireFormatError(f"{type(value).__name__} {value!r} where {dtype} is documented")
+    return value
 
 
 def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
@@ -348,7 +386,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         seen.add(customer_id)
         found: list[tuple[str, Any]] = []
         _walk(item, item_dtype, prefix, found)
-        rows.extend((customer_id, path, json.dumps(value)) for path, value in found)
+        rows.extend((customer_id, path, _json(value)) for path, value in found)
     # Unknown keys outside the items: at the page level.
     top: list[tuple[str, Any]] = []
     page_dtype = pl.Struct({k: v for k, v in schema.items() if k != ("entity" if children else "data")})
@@ -357,12 +395,17 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         entity_dtype = CHILDREN_PAGE["entity"]
         entity = {k: v for k, v in (document.get("entity") or {}).items() if k != "customers"}
         _walk(entity, entity_dtype, "entity", top)
-    rows.extend((None, path, json.dumps(value)) for path, value in top)
+    rows.extend((None, path, _json(value)) for path, value in top)
     return pl.DataFrame(
         rows,
         schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String},
         orient="row",
     )
+
+
+def _json(value: Any) -> str:
+    """Compact JSON text, as polars writes it on the fast path."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _item_id(item: Any, *, children: bool) -> int | None:

@@ -542,21 +542,9 @@ def family() -> capframe.ChildrenTables:
     return tables
 
 
-_CHILDREN_BUGS = {
-    "duplicate": "BUG: a child sent twice on a full hierarchy page makes fetch_children lose another child, "
-    "silently: _children._Walk.pages advances the offset by the children the page held as sent (limit + 1), so "
-    "the next page starts one child too far; the repeat itself is dropped",
-    "extra": "BUG: a child that is not the parent's, sent on a full hierarchy page, is kept as a child (a wrong row), "
-    "and a real child is lost: _Walk.pages advances offset by the children sent (limit + 1), skipping one; no warning",
-}
-
-
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=_CHILDREN_BUGS[k])) if k in _CHILDREN_BUGS else k
-        for k in FAULT_KINDS
-    ],
+    [k for k in FAULT_KINDS],
 )
 def test_fetch_children_under_each_fault(kind: str, family: capframe.ChildrenTables) -> None:
     client = sandbox(Faults(script=[kind]), oauth=kind == "token-expiry")

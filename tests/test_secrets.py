@@ -113,12 +113,6 @@ def exception_text(exc: BaseException) -> str:
 # --- repr and str ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a host given with credentials in it (https://till:password@eu.api...) is accepted and kept in "
-    "Client.base_url, so repr(client), Provenance.host, the cache manifest and errors naming the host show the "
-    "password: _client.resolve_host should refuse a URL with user info (without echoing it)",
-)
 def test_credentials_in_the_host_url_are_refused_or_hidden() -> None:
     try:
         client = capframe.Client(f"https://till:{PASSWORD}@eu.api.capillarytech.com", username="a", password="b")
@@ -284,13 +278,6 @@ def test_children_logs_name_no_parent_identifier(
     assert_absent(text, [family[1], *personal_data(tables)], "the capframe log")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with logging at INFO (logging.basicConfig(level='INFO')), httpx's own logger writes each request's "
-    "full URL, and fetch_children puts the parent's mobile or email in the query string "
-    "(associationEntityIdentifierValue=...), so personal data reaches the logs; capframe could attach a "
-    "logging.Filter to the 'httpx' logger that redacts that parameter",
-)
 def test_no_log_record_of_a_children_pull_holds_the_parent_identifier(family: tuple[str, str]) -> None:
     records: list[logging.LogRecord] = []
 
