@@ -21,8 +21,8 @@ import polars as pl
 from capframe import _args, _sync, _tidy, _wire
 from capframe._batch import Answer, answer, combine, tidy_answers
 from capframe._client import Client
-from capframe._customers import _GROUP, read_answer, tidy_customer_answers
-from capframe._http import RetriesExhausted, Session, call, dumps
+from capframe._customers import _GROUP, ask, tidy_customer_answers
+from capframe._http import RetriesExhausted, Session, call
 from capframe._progress import Progress, progress_bar
 from capframe._tables import ChildrenTables, Provenance
 from capframe.errors import (
@@ -141,15 +141,7 @@ class _Walk:
         for start in range(0, len(ids), self.session.client.batch_size):
             chunk = ids[start : start + self.session.client.batch_size]
             try:
-                read = await call(
-                    self.session,
-                    "POST",
-                    "/v2/bulk/getCustomers",
-                    params={"source": self.source},
-                    content=dumps(chunk),
-                    what=f"the lookup of {len(chunk)} parent customer id(s)",
-                    read=partial(read_answer, asked=chunk),
-                )
+                read = await ask(self.session, self.source, chunk, f"the lookup of {len(chunk)} parent customer id(s)")
             except RetriesExhausted as exc:
                 raise FetchError(
                     f"the lookup of {len(chunk)} parent customer id(s) failed ({exc.reason}); nothing was fetched. "

@@ -69,6 +69,19 @@ def read_answer(body: bytes, asked: tuple[int, ...]) -> Answer:
     return read_customers([body], asked)
 
 
+async def ask(session: Session, source: str, ids: tuple[int, ...], what: str) -> Answer:
+    """One Get Customers Bulk request for ``ids`` (a bare JSON array), retried as _http.call does."""
+    return await call(
+        session,
+        "POST",
+        "/v2/bulk/getCustomers",
+        params={"source": source},
+        content=dumps(ids),
+        what=what,
+        read=partial(read_answer, asked=ids),
+    )
+
+
 def tidy_customer_answers(answers: Sequence[Answer]) -> Batch:
     return tidy_answers(answers, main="customers", main_table=_tidy.customer_table)
 
@@ -191,15 +204,7 @@ class _Pull:
             self.bar.update()
             return
         try:
-            read = await call(
-                self.session,
-                "POST",
-                "/v2/bulk/getCustomers",
-                params={"source": self.source},
-                content=dumps(ids),
-                what=f"a batch of {len(ids)} customer ids",
-                read=partial(read_answer, asked=ids),
-            )
+            read = await ask(self.session, self.source, ids, f"a batch of {len(ids)} customer ids")
         except RetriesExhausted as exc:
             self.failed.append((ids, exc))
             return
