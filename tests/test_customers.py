@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -208,3 +212,32 @@ def test_one_cache_dir_keeps_the_provenance_of_each_host_and_source(tmp_path: Pa
     assert wechat.fetched_at.year > 2020
     assert wechat.source == "WECHAT"
     assert instore.capframe_version == capframe.__version__
+
+
+def test_a_pull_killed_with_sigkill_resumes_from_its_cache_dir(tmp_path: Path) -> None:
+    """A real SIGKILL mid-pull: the rerun asks only for the batches not on disk, and returns what a clean run does."""
+    cache = tmp_path / "cache"
+    script = (
+        "import sys, capframe\n"
+        "client = capframe.Client.sandbox(2_000, latency=0.05, requests_per_minute=None, concurrency=2)\n"
+        f"capframe.fetch_customers(client.sandbox_org.customer_ids(600), 'INSTORE', client=client, batch_size=20, cache_dir={str(cache)!r})\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((cache / "customers").glob("*.parquet"))) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    done = len(list((cache / "customers").glob("*.parquet")))
+    assert 5 <= done < 30  # killed part way: some batches on disk, not all
+
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(600)  # type: ignore[union-attr]
+    resumed = capframe.fetch_customer_tables(ids, "INSTORE", client=client, batch_size=20, cache_dir=cache)
+    assert len(client.sandbox_org.request_log) == 30 - done  # type: ignore[union-attr]
+    clean = capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=20)
+    for name, frame in clean.tables().items():
+        assert frame.equals(resumed.tables()[name]), name
