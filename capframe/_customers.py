@@ -175,6 +175,7 @@ def _threads(n: int) -> ThreadPoolExecutor:
 # Answers tidied together when nothing is cached per batch: a tidy step has fixed costs that one
 # batch of 100 entities would pay alone (about 3x the cost per entity), and 20 bound the memory held.
 _GROUP = 20
+_MERGE_EVERY = 200  # batches kept before they are merged into one
 
 
 @dataclass
@@ -190,17 +191,26 @@ class _Pull:
     answered: set[int] = field(default_factory=set)
     failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
     pending: list[Answer] = field(default_factory=list)
+    _in_progress: asyncio.Semaphore = field(init=False)
 
     async def fetch(self, chunks: list[tuple[int, ...]]) -> None:
         """Every chunk, concurrently. A chunk that exhausts its retries is recorded as failed, so the
         others still finish; any other error stops the whole pull."""
+        # Requests in flight are bounded by the client's concurrency; this bounds the chunks between
+        # asking and storing. Without it, answers arriving faster than they are tidied and written
+        # pile up: a million ids held 5 GB of answers waiting for a worker thread.
+        self._in_progress = asyncio.Semaphore(2 * self.session.client.concurrency)
         await asyncio.gather(*(self._chunk(chunk) for chunk in chunks))
         await self._tidy(len(self.pending))
 
     async def _chunk(self, ids: tuple[int, ...]) -> None:
+        async with self._in_progress:
+            await self._one_chunk(ids)
+
+    async def _one_chunk(self, ids: tuple[int, ...]) -> None:
         if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids, self.keep)) is not None:
             self.answered.update(tables["customers"]["customer_id"])
-            self.batches.append(Batch(tables))
+            self._append(Batch(tables))
             self.bar.update()
             return
         try:
@@ -213,7 +223,7 @@ class _Pull:
         if self.cache is not None:  # one batch, one set of files: what a resumed run looks up
             batch = await asyncio.to_thread(tidy_customer_answers, [read])
             await asyncio.to_thread(self.cache.store, ids, batch.tables)
-            self.batches.append(self._kept(batch))
+            self._append(batch)
         else:
             self.pending.append(read)
             await self._tidy(_GROUP)
@@ -221,11 +231,20 @@ class _Pull:
     async def _tidy(self, at_least: int) -> None:
         if self.pending and len(self.pending) >= at_least:
             group, self.pending = self.pending, []
-            self.batches.append(self._kept(await asyncio.to_thread(tidy_customer_answers, group)))
+            self._append(await asyncio.to_thread(tidy_customer_answers, group))
 
     def _kept(self, batch: Batch) -> Batch:
         batch.tables = {name: t if name in self.keep else t.clear() for name, t in batch.tables.items()}
         return batch
+
+    def _append(self, batch: Batch) -> None:
+        """Keep a finished batch; merge the kept ones now and then, since thousands of small frames
+        cost far more memory than the rows they hold."""
+        self.batches.append(self._kept(batch))
+        if len(self.batches) >= _MERGE_EVERY:
+            merged = {name: pl.concat([b.tables[name] for b in self.batches], rechunk=True) for name in TABLES}
+            unexpected = [i for b in self.batches for i in b.unexpected]
+            self.batches = [Batch(merged, unexpected, {path for b in self.batches for path in b.drift})]
 
 
 def _now() -> datetime:
