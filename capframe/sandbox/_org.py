@@ -766,9 +766,6 @@ class Org:
         child.fragments[key] = rendered
         return rendered
 
-    def family_size(self, family: int, source: str | None) -> int:
-        return len(self._sorted_children(family, source or "ALL", False))
-
     def outsider_child(self) -> bytes | None:
         """A rendered child that belongs to no family (for the "extra" fault), if the org has one."""
         if self._family_slots >= self.customers:
