@@ -1,10 +1,11 @@
 """The wire format: one explicit polars schema per endpoint, and response bytes -> a frame of entities.
 
-Parsing is the whole cost of a pull, so the bytes go straight to polars' JSON reader with an
-explicit schema (no Python dicts in between). Open-ended maps (``fields``, ``extendedFields``,
-``segments``, ...) are declared ``String``: the reader then keeps each one as its raw JSON text,
-so keys nobody can know in advance survive as data. A reader with a schema drops keys the schema
-does not name; :func:`find_unknown_keys` notices those, and :func:`recover_unknown` keeps them.
+Parsing is the whole cost of a pull, so the bytes go straight to polars' JSON reader (no Python
+dicts in between). It infers each page's schema, and one cast per column brings the page to the
+wire schema below, where open-ended JSON (``fields``, ``extendedFields``, ``segments``, card
+details, ...) is declared ``String`` (a ``RAW`` value): keys nobody can know in advance survive as
+data. Keys the wire schema does not name show up in the comparison of the two schemas, and
+:func:`recover_unknown` keeps their values. Pages whose JSON types clash take an exact, slower path.
 """
 
 from __future__ import annotations
@@ -243,10 +244,10 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
 
     Several bodies are read in one call, as one JSON array: per-call costs are then paid once.
 
-    Fast path: polars' JSON reader infers the page's own schema (as fast as orjson.loads, from the
-    bytes), then expressions bring it to the wire schema, open-ended maps becoming JSON text. Where
-    inference meets values of clashing JSON types, the exact path reads the bytes with the wire
-    schema itself (the NDJSON reader, which keeps objects declared String as JSON text); slower.
+    Fast path: polars' JSON reader infers the page's own schema (faster than orjson.loads, from the
+    bytes), then one cast per column brings it to the wire schema; open-ended JSON stays as inferred
+    and the tidy step makes it text. Where inference meets values of clashing JSON types, or maps
+    whose inferred types may not be their own, :func:`_read_exactly` reads the page; slower.
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
@@ -364,7 +365,7 @@ def _walk(value: Any, dtype: DType, path: str, sink: list[tuple[str, Any]]) -> N
 def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
     """The values of keys the schema does not name, as rows of the long ``fields`` table.
 
-    The slow path, taken only for a page where :func:`find_unknown_keys` found something.
+    The slow path, taken only for a page whose schema names keys the wire schema does not.
     """
     document = json.loads(body)
     rows: list[tuple[int | None, str, str]] = []
