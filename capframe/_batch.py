@@ -16,7 +16,7 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = ["NO_UNKNOWN", "Answer", "Batch", "answer", "combine", "synthetic_entities", "tidy_answers"]
+__all__ = ["NO_UNKNOWN", "Answer", "Batch", "answer", "combine", "in_order", "synthetic_entities", "tidy_answers"]
 
 NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
@@ -138,6 +138,18 @@ def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[s
     if tables[main].select(pl.struct(key).is_duplicated().any()).item():
         tables = {name: _first_answers(frame, tables[main], key) for name, frame in tables.items()}
     return {name: frame.drop("_batch") for name, frame in tables.items()}
+
+
+def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) -> dict[str, pl.DataFrame]:
+    """Every table's rows grouped by customer, in the order of ``ids`` (stable within a customer;
+    rows tied to no customer last): the same answers give the same tables however they were batched."""
+    position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
+    return {
+        name: frame.join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name, frame in tables.items()
+    }
 
 
 def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import Answer, answer, combine, tidy_answers
+from capframe._batch import Answer, answer, combine, in_order, tidy_answers
 from capframe._client import Client
 from capframe._customers import _GROUP, ask, tidy_customer_answers
 from capframe._http import RetriesExhausted, Session, call
@@ -308,6 +308,10 @@ def _bundle(answers: list[Answer], errors: list[pl.DataFrame], provenance: Prove
     tables = {
         name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
     }
+    tables = {"children": tables["children"]} | in_order(
+        {name: frame for name, frame in tables.items() if name != "children"},
+        tables["children"]["customer_id"].unique(maintain_order=True),
+    )
     tables["errors"] = pl.concat([tables["errors"], *errors])
     bundle = ChildrenTables.of(tables, provenance)
     bundle.validate()

@@ -19,7 +19,7 @@ from importlib.metadata import version
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import NO_UNKNOWN, Answer, Batch, answer, combine, synthetic_entities, tidy_answers
+from capframe._batch import NO_UNKNOWN, Answer, Batch, answer, combine, in_order, synthetic_entities, tidy_answers
 from capframe._cache import BatchCache
 from capframe._client import Client
 from capframe._http import RetriesExhausted, Session, call, dumps
@@ -107,17 +107,8 @@ def _bundle(
     if not batches:
         return CustomerTables.empty()
     tables = combine(batches, TABLES, "customers")
-    if order is not None:  # every table in request order, however the batches went (re-asked ids too)
-        position = pl.DataFrame(
-            {"customer_id": order, "_position": range(len(order))},
-            schema={"customer_id": pl.Int64, "_position": pl.Int64},
-        )
-        tables = {
-            name: frame.join(position, on="customer_id", how="left", maintain_order="left")
-            .sort("_position", maintain_order=True, nulls_last=True)
-            .drop("_position")
-            for name, frame in tables.items()
-        }
+    # Request order for a fetch (however the batches went, re-asked ids too); page order for saved pages.
+    tables = in_order(tables, order if order is not None else tables["customers"]["customer_id"])
     if provenance is not None:
         failed = tables["customers"].height - int(tables["customers"]["success"].sum())
         provenance = replace(provenance, failed=failed)

@@ -329,12 +329,11 @@ def tidy(
 ) -> dict[str, pl.DataFrame]:
     """Every table of a batch, keyed by ``customer_id``; ``main`` is ``customers`` or ``children``.
 
-    Rows follow the entities' order (each table is built list by list, then put in entity order),
-    so the same answers give the same tables however they were grouped into calls.
+    Each table is built list by list; :func:`capframe._batch.in_order` puts the bundle's rows in
+    customer order once, at the end.
     """
     frame = entities.lazy()
     profiles = _profiles(frame)
-    position = frame.select("customer_id").with_row_index(_ROW).unique("customer_id", keep="first")
     tables = {
         main: main_table(frame),
         "profiles": profiles.pipe(_as_text, "conflictingProfileList", "attribution").select(
@@ -356,13 +355,7 @@ def tidy(
         "cards": _cards(frame),
         "errors": pl.concat([item_errors(frame), _lossy(frame, profiles), request_errors(request_level.lazy())]),
     }
-    ordered = [
-        table.join(position, on="customer_id", how="left", maintain_order="left")
-        .sort(_ROW, maintain_order=True, nulls_last=True)
-        .drop(_ROW)
-        for table in tables.values()
-    ]
-    return dict(zip(tables, pl.collect_all(ordered, engine="in-memory"), strict=True))
+    return dict(zip(tables, pl.collect_all(tables.values(), engine="in-memory"), strict=True))
 
 
 def _lossy(entities: pl.LazyFrame, profiles: pl.LazyFrame) -> pl.LazyFrame:
