@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from capframe._wire import DType, json_text
+from capframe._wire import DType, compact_json, json_text
 
 __all__ = [
     "ERRORS",
@@ -190,7 +190,7 @@ def _map_to_long(maps: pl.LazyFrame) -> pl.LazyFrame:
 def _map_rows(maps: pl.DataFrame) -> pl.LazyFrame:
     """The slow path of _map_to_long, for maps of raw JSON text: one row at a time, exact."""
     rows = [
-        (cid, idx, scope, key, value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+        (cid, idx, scope, key, value if isinstance(value, str) else compact_json(value))
         for cid, idx, scope, text in maps.select("customer_id", "profile_index", "scope", "raw").iter_rows()
         if text is not None
         for key, value in _items(text)

@@ -294,7 +294,7 @@ def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
 def _as_wire(value: Any, dtype: DType, raw: bool) -> Any:
     """A parsed JSON value -> what the wire dtype holds: open-ended JSON as its text."""
     if raw and dtype == pl.String:
-        return value if value is None or isinstance(value, str) else _json(value)
+        return value if value is None or isinstance(value, str) else compact_json(value)
     if isinstance(dtype, pl.Struct) and isinstance(value, dict):
         return {f.name: _as_wire(value.get(f.name), f.dtype, f.name in _RAW_FIELDS) for f in dtype.fields}
     if isinstance(dtype, pl.List) and isinstance(value, list):
@@ -306,7 +306,7 @@ def _as_wire(value: Any, dtype: DType, raw: bool) -> Any:
     if dtype == pl.Float64 and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if dtype == pl.String and not isinstance(value, str):
-        return json.dumps(value)
+        return compact_json(value)
     if (dtype == pl.Int64 and not isinstance(value, int)) or (isinstance(value, bool) and dtype != pl.Boolean):
         raise WireFormatError(f"{type(value).__name__} {value!r} where {dtype} is documented")
     return value
@@ -387,7 +387,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         seen.add(customer_id)
         found: list[tuple[str, Any]] = []
         _walk(item, item_dtype, prefix, found)
-        rows.extend((customer_id, path, _json(value)) for path, value in found)
+        rows.extend((customer_id, path, compact_json(value)) for path, value in found)
     # Unknown keys outside the items: at the page level.
     top: list[tuple[str, Any]] = []
     page_dtype = pl.Struct({k: v for k, v in schema.items() if k != ("entity" if children else "data")})
@@ -396,7 +396,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
         entity_dtype = CHILDREN_PAGE["entity"]
         entity = {k: v for k, v in (document.get("entity") or {}).items() if k != "customers"}
         _walk(entity, entity_dtype, "entity", top)
-    rows.extend((None, path, _json(value)) for path, value in top)
+    rows.extend((None, path, compact_json(value)) for path, value in top)
     return pl.DataFrame(
         rows,
         schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String},
@@ -404,7 +404,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
     )
 
 
-def _json(value: Any) -> str:
+def compact_json(value: Any) -> str:
     """Compact JSON text, as polars writes it on the fast path."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
