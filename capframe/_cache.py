@@ -74,14 +74,21 @@ class BatchCache:
     def _path(self, table: str, ids: tuple[int, ...], tag: str) -> Path:
         return self.root / table / f"{self.key(ids, tag)}.parquet"
 
-    def load(self, ids: tuple[int, ...], keep: tuple[str, ...], tag: str = "") -> dict[str, pl.DataFrame] | None:
-        """A finished batch's tables (those not in ``keep``: empty, with their schema), or None."""
-        if not self._path(self._tables[-1], ids, tag).exists():
+    def answered(self, ids: tuple[int, ...], tag: str = "") -> pl.Series | None:
+        """The customer ids a finished batch holds, or None if the batch is not in the cache."""
+        path = self._path(self._tables[-1], ids, tag)
+        if not path.exists():
             return None
+        return pl.read_parquet(path, columns=["customer_id"]).to_series()
+
+    def load_many(self, batches: list[tuple[int, ...]], keep: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+        """Finished batches' tables, one frame per table in the order of ``batches`` (tables not in
+        ``keep``: empty, with their schema). Read in one pass per table, into memory allocated once."""
         return {
-            name: pl.read_parquet(path) if name in keep else pl.DataFrame(schema=pl.read_parquet_schema(path))
+            name: pl.read_parquet([self._path(name, ids, "") for ids in batches])
+            if name in keep
+            else pl.DataFrame(schema=pl.read_parquet_schema(self._path(name, batches[0], "")))
             for name in self._tables
-            for path in [self._path(name, ids, tag)]
         }
 
     def store(self, ids: tuple[int, ...], tables: dict[str, pl.DataFrame], tag: str = "") -> None:

@@ -171,7 +171,12 @@ _MERGE_EVERY = 200  # batches kept before they are merged into one
 
 @dataclass
 class _Pull:
-    """One pull's requests: answers are read as they arrive and tidied in groups."""
+    """One pull's requests: answers are read as they arrive and tidied in groups.
+
+    With a cache, finished batches live on disk only and are read back once, at the end: kept in
+    memory one by one, small frames interleaved with each batch's scratch memory fragment the heap
+    (a million ids grew the process by ~0.7 KB per id to keep 0.12 KB of data).
+    """
 
     session: Session
     source: str
@@ -179,7 +184,8 @@ class _Pull:
     bar: Progress
     keep: tuple[str, ...]
     batches: list[Batch] = field(default_factory=list)
-    answered: set[int] = field(default_factory=set)
+    stored: list[tuple[int, ...]] = field(default_factory=list)  # chunks whose tables are in the cache
+    answered: list[pl.Series] = field(default_factory=list)  # customer ids with an answer, per chunk
     failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
     pending: list[Answer] = field(default_factory=list)
     _in_progress: asyncio.Semaphore = field(init=False)
@@ -194,44 +200,63 @@ class _Pull:
         await asyncio.gather(*(self._chunk(chunk) for chunk in chunks))
         await self._tidy(len(self.pending))
 
+    def unanswered(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` (in their order) that no answer so far holds, and no failed chunk asked for."""
+        failed = (pl.Series(chunk, dtype=pl.Int64) for chunk, _ in self.failed)
+        done = pl.concat([pl.Series(dtype=pl.Int64), *self.answered, *failed])
+        wanted = pl.Series(ids, dtype=pl.Int64)
+        return wanted.filter(~wanted.is_in(done.implode())).to_list()
+
+    def results(self) -> list[Batch]:
+        """The batches fetched: those in the cache read back in one pass, in chunk order."""
+        if self.cache is None or not self.stored:
+            return self.batches
+        stored = sorted(self.stored)  # a deterministic order, whatever the order batches finished in
+        tables = self.cache.load_many(stored, self.keep)
+        unexpected = [i for b in self.batches for i in b.unexpected]
+        return [Batch(tables, unexpected, {path for b in self.batches for path in b.drift})]
+
     async def _chunk(self, ids: tuple[int, ...]) -> None:
         async with self._in_progress:
             await self._one_chunk(ids)
 
     async def _one_chunk(self, ids: tuple[int, ...]) -> None:
-        if self.cache is not None and (tables := await asyncio.to_thread(self.cache.load, ids, self.keep)) is not None:
-            self.answered.update(tables["customers"]["customer_id"])
-            self._append(Batch(tables))
-            self.bar.update()
+        if self.cache is not None and (done := await asyncio.to_thread(self.cache.answered, ids)) is not None:
+            self._stored(ids, done, None)
             return
         try:
             read = await ask(self.session, self.source, ids, f"a batch of {len(ids)} customer ids")
         except RetriesExhausted as exc:
             self.failed.append((ids, exc))
             return
-        self.answered.update(read.entities["customer_id"])
-        self.bar.update()
         if self.cache is not None:  # one batch, one set of files: what a resumed run looks up
             batch = await asyncio.to_thread(tidy_customer_answers, [read])
             await asyncio.to_thread(self.cache.store, ids, batch.tables)
-            self._append(batch)
+            self._stored(ids, read.entities["customer_id"], batch)
         else:
+            self.answered.append(read.entities["customer_id"])
+            self.bar.update()
             self.pending.append(read)
             await self._tidy(_GROUP)
+
+    def _stored(self, ids: tuple[int, ...], answered: pl.Series, batch: Batch | None) -> None:
+        """A batch now in the cache: only its ids and warnings stay in memory."""
+        self.stored.append(ids)
+        self.answered.append(answered)
+        if batch is not None and (batch.unexpected or batch.drift):
+            self.batches.append(Batch({}, batch.unexpected, batch.drift))
+        self.bar.update()
 
     async def _tidy(self, at_least: int) -> None:
         if self.pending and len(self.pending) >= at_least:
             group, self.pending = self.pending, []
             self._append(await asyncio.to_thread(tidy_customer_answers, group))
 
-    def _kept(self, batch: Batch) -> Batch:
-        batch.tables = {name: t if name in self.keep else t.clear() for name, t in batch.tables.items()}
-        return batch
-
     def _append(self, batch: Batch) -> None:
         """Keep a finished batch; merge the kept ones now and then, since thousands of small frames
         cost far more memory than the rows they hold."""
-        self.batches.append(self._kept(batch))
+        batch.tables = {name: t if name in self.keep else t.clear() for name, t in batch.tables.items()}
+        self.batches.append(batch)
         if len(self.batches) >= _MERGE_EVERY:
             merged = {name: pl.concat([b.tables[name] for b in self.batches], rechunk=True) for name in TABLES}
             unexpected = [i for b in self.batches for i in b.unexpected]
@@ -293,16 +318,13 @@ async def _pull(
                 keep,
             )
             await pull.fetch(chunks)
-            failed_ids = {i for chunk, _ in pull.failed for i in chunk}
-            missing = [i for i in wanted if i not in pull.answered and i not in failed_ids]
-            if missing:  # ids an answer left out: ask once more, in batches of their own
+            if missing := pull.unanswered(wanted):  # ids an answer left out: ask once more, in batches of their own
                 await pull.fetch(_chunks(missing, size or client.batch_size))
     finally:
         bar.close()
-    batches, failed, answered = pull.batches, sorted(pull.failed, key=lambda f: f[0]), pull.answered
+    batches, failed = pull.results(), sorted(pull.failed, key=lambda f: f[0])
     failed_ids = {i for chunk, _ in failed for i in chunk}
-    unanswered = [i for i in wanted if i not in answered and i not in failed_ids]
-    if unanswered:
+    if unanswered := pull.unanswered(wanted):
         batches.append(_failed(unanswered, _NOT_RETURNED))
         if cache is not None:  # so that a scan of the cache accounts for them too
             cache.store(tuple(unanswered), batches[-1].tables, tag="unanswered")

@@ -134,6 +134,22 @@ def test_tidy_customers_reads_saved_response_bodies_the_same_way() -> None:
     assert tidied.customers.sort("customer_id").equals(fetched.customers.sort("customer_id"))
 
 
+def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages read in separate groups (here one page per group) still give one answer per customer."""
+    monkeypatch.setattr("capframe._customers._GROUP_BYTES", 1)
+
+    def page(name: str, mobile: str) -> bytes:
+        profile = {"firstName": name, "identifiers": [{"type": "mobile", "value": mobile}]}
+        return json.dumps(
+            {"data": [{"entity": {"id": 7, "profiles": [profile]}, "errors": [], "success": True}]}
+        ).encode()
+
+    other = b'{"data":[{"entity":{"id":8,"profiles":[]},"errors":[],"success":true}]}'
+    tables = capframe.tidy_customers([page("First", "911"), other, page("Second", "922")])
+    assert tables.customers.select("customer_id", "first_name").rows() == [(7, "First"), (8, None)]
+    assert tables.identifiers.select("customer_id", "value").rows() == [(7, "911")]
+
+
 def test_tidy_customers_refuses_what_is_not_a_response() -> None:
     with pytest.raises(capframe.InvalidArgumentError, match="not a Get Customers Bulk response"):
         capframe.tidy_customers([b"<html>bad gateway</html>"])
