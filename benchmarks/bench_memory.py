@@ -4,18 +4,16 @@
     python benchmarks/bench_memory.py --full     # N = 10k, 100k, 1M (the 1M capframe case takes minutes)
     python benchmarks/bench_memory.py --sizes 10000 50000
 
-Each case runs in a fresh child process; its peak RSS is the child's own (os.wait4 rusage, and the
-child's VmHWM). Cases:
+The sandbox serves the API from a process of its own (``capframe sandbox --port 0``), as a real
+cluster would from elsewhere: the figures are the client's memory only. Each case runs in a fresh
+child process; its peak RSS is the child's own (os.wait4 rusage, and the child's VmHWM). Cases:
 
-  floor     python + import capframe + Client.sandbox(customers=N): no request
-  capframe  fetch_customers(ids, "INSTORE", client=Client.sandbox(customers=N, requests_per_minute=None,
+  floor     python + import capframe + the ids in a list: no request
+  capframe  fetch_customers(ids, "INSTORE", client=Client(<sandbox URL>, requests_per_minute=None,
             concurrency=8), cache_dir=<temp dir>, progress=False)
-  pandas    the usual alternative: a plain httpx.Client loop over the same batches of 100
-            (sandbox.sync_transport()), all bodies kept, then orjson + pd.json_normalize into the same
-            six tables as bench_parse's pandas route. Up to --alt-max ids (default 10k, 100k with --full).
-
-The sandbox runs in the same process and renders entities on demand: its memory is in every
-figure (it caches up to 131,072 rendered items; the estimate is printed per case).
+  pandas    the usual alternative: a plain httpx.Client loop over the same batches of 100, all bodies
+            kept, then orjson + pd.json_normalize into the same six tables as bench_parse's pandas
+            route. Up to --alt-max ids (default 10k, 100k with --full).
 """
 
 from __future__ import annotations
@@ -27,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from _pages import ROOT, child_env, fmt_table, revision
@@ -38,14 +38,15 @@ import json, os, sys, tempfile, time
 sys.path[:0] = [{root!r}, {here!r}]
 from _pages import peak_rss_mb, auth_header
 import capframe
-case, n = sys.argv[1], int(sys.argv[2])
-client = capframe.Client.sandbox(customers=n, requests_per_minute=None, concurrency=8)
-org = client.sandbox_org
-ids = org.customer_ids(n)
+from capframe.sandbox import Sandbox
+case, n, url, ids_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with open(ids_file) as handle:
+    ids = [int(line) for line in handle]
 before = peak_rss_mb()
 out = {{"case": case, "n": n, "before_mb": before}}
 started = time.perf_counter()
 if case == "capframe":
+    client = capframe.Client(url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, requests_per_minute=None, concurrency=8)
     with tempfile.TemporaryDirectory(prefix="capframe-bench-") as tmp:
         frame = capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp, progress=False)
         out["seconds"] = time.perf_counter() - started
@@ -55,7 +56,7 @@ elif case == "pandas":
     import httpx
     from bench_parse import pandas_route
     bodies = []
-    with httpx.Client(base_url=org.BASE_URL, transport=org.sync_transport(), headers={{"Authorization": auth_header()}}) as http:
+    with httpx.Client(base_url=url, headers={{"Authorization": auth_header()}}, timeout=60) as http:
         for i in range(0, len(ids), 100):
             r = http.post("/v2/bulk/getCustomers", params={{"source": "INSTORE"}}, json=sorted(ids[i:i + 100]))
             r.raise_for_status()
@@ -67,23 +68,42 @@ elif case == "pandas":
 else:
     out["seconds"] = 0.0
     out["rows"] = 0
-try:  # the sandbox's rendered-JSON cache (a private detail: skipped if it changes)
-    info = org._org.item.cache_info()
-    sample = ids[:200]
-    avg = sum(len(org._org.item(i, "INSTORE")) for i in sample) / max(1, len(sample)) if info.currsize else 0.0
-    out["sandbox_cache_mb"] = info.currsize * avg / 1e6
-except Exception:
-    out["sandbox_cache_mb"] = float("nan")
 out["peak_mb"] = peak_rss_mb()
 print(json.dumps(out))
 """
 
 
+@contextmanager
+def sandbox_server(n: int) -> Iterator[tuple[str, str]]:
+    """A sandbox of ``n`` customers in its own process: (its URL, a file of its ids)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "capframe", "sandbox", "--port", "0", "--customers", str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().rsplit(" at ", 1)[-1].strip()
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as ids:
+            subprocess.run(
+                [sys.executable, "-m", "capframe", "sandbox", "--customers", str(n), "--print-ids", str(n)],
+                stdout=ids,
+                check=True,
+                env=child_env(),
+            )
+            ids.flush()
+            yield url, ids.name
+    finally:
+        server.kill()
+        server.wait()
+
+
 def run_case(case: str, n: int) -> dict[str, Any]:
     code = _CHILD.format(root=str(ROOT), here=HERE)
-    with tempfile.TemporaryFile() as out:
+    with sandbox_server(n) as (url, ids), tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code, case, str(n)], stdout=out, env=child_env())
+        proc = subprocess.Popen([sys.executable, "-c", code, case, str(n), url, ids], stdout=out, env=child_env())
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
@@ -135,7 +155,6 @@ def main() -> int:
                 f"{r['rusage_peak_mb'] - floor['rusage_peak_mb']:.0f}" if r["case"] != "floor" else "0",
                 f"{r['seconds']:.1f}",
                 f"{r['n'] / r['seconds']:,.0f}" if r["seconds"] else "-",
-                f"{r['sandbox_cache_mb']:.0f}",
                 f"{r.get('cache_mb', 0):.0f}" if r["case"] == "capframe" else "-",
             )
         )
@@ -150,7 +169,6 @@ def main() -> int:
                 "above floor MB",
                 "fetch s",
                 "ids/s",
-                "sandbox cache ~MB",
                 "cache_dir MB",
             ],
             rows,
@@ -188,10 +206,6 @@ def main() -> int:
                 f"(above floor {(alt['rusage_peak_mb'] - base) / max(1e-9, r['rusage_peak_mb'] - base):.2f}x); "
                 f"time {alt['seconds'] / r['seconds']:.2f}x"
             )
-    print(
-        "note: the sandbox runs inside each process and renders entities on demand; its rendered-JSON cache "
-        "(up to 131,072 items, estimated above) counts in every peak."
-    )
     return 0
 
 
