@@ -8,6 +8,7 @@ left out asked once more -> still missing ones become failed rows -> validated -
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -165,6 +166,8 @@ def _threads(n: int) -> ThreadPoolExecutor:
 
 # Answers tidied together when nothing is cached per batch: a tidy step has fixed costs that one
 # batch of 100 entities would pay alone (about 3x the cost per entity), and 20 bound the memory held.
+# A group is 20 consecutive chunks, never the first 20 answers to arrive: JSON kept as text lists the
+# keys of the answers tidied with it, so the groups must not depend on timing.
 _GROUP = 20
 _MERGE_EVERY = 200  # batches kept before they are merged into one
 
@@ -187,7 +190,10 @@ class _Pull:
     stored: list[tuple[int, ...]] = field(default_factory=list)  # chunks whose tables are in the cache
     answered: list[pl.Series] = field(default_factory=list)  # customer ids with an answer, per chunk
     failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
-    pending: list[Answer] = field(default_factory=list)
+    _groups: dict[int, dict[int, Answer | None]] = field(default_factory=dict)  # group -> chunk index -> answer
+    _chunk_count: int = 0
+    _first_group: int = 0  # groups are numbered across both rounds of asking
+    _batch_groups: list[int] = field(default_factory=list)  # the group of each kept batch: their order
     _in_progress: asyncio.Semaphore = field(init=False)
 
     async def fetch(self, chunks: list[tuple[int, ...]]) -> None:
@@ -197,8 +203,10 @@ class _Pull:
         # asking and storing. Without it, answers arriving faster than they are tidied and written
         # pile up: a million ids held 5 GB of answers waiting for a worker thread.
         self._in_progress = asyncio.Semaphore(2 * self.session.client.concurrency)
-        await asyncio.gather(*(self._chunk(chunk) for chunk in chunks))
-        await self._tidy(len(self.pending))
+        self._first_group += -(-self._chunk_count // _GROUP)
+        self._groups = {}
+        self._chunk_count = len(chunks)
+        await asyncio.gather(*(self._chunk(index, chunk) for index, chunk in enumerate(chunks)))
 
     def unanswered(self, ids: Sequence[int]) -> list[int]:
         """``ids`` (in their order) that no answer so far holds, and no failed chunk asked for."""
@@ -216,28 +224,41 @@ class _Pull:
         unexpected = [i for b in self.batches for i in b.unexpected]
         return [Batch(tables, unexpected, {path for b in self.batches for path in b.drift})]
 
-    async def _chunk(self, ids: tuple[int, ...]) -> None:
+    async def _chunk(self, index: int, ids: tuple[int, ...]) -> None:
         async with self._in_progress:
-            await self._one_chunk(ids)
+            read = await self._one_chunk(ids)
+            if self.cache is None:
+                await self._group_done(index, read)
 
-    async def _one_chunk(self, ids: tuple[int, ...]) -> None:
+    async def _one_chunk(self, ids: tuple[int, ...]) -> Answer | None:
+        """Ask for a chunk: its answer, to be tidied in its group (None if it failed, or it is cached)."""
         if self.cache is not None and (done := await asyncio.to_thread(self.cache.answered, ids)) is not None:
             self._stored(ids, done, None)
-            return
+            return None
         try:
             read = await ask(self.session, self.source, ids, f"a batch of {len(ids)} customer ids")
         except RetriesExhausted as exc:
             self.failed.append((ids, exc))
-            return
+            return None
         if self.cache is not None:  # one batch, one set of files: what a resumed run looks up
             batch = await asyncio.to_thread(tidy_customer_answers, [read])
             await asyncio.to_thread(self.cache.store, ids, batch.tables)
             self._stored(ids, read.entities["customer_id"], batch)
-        else:
-            self.answered.append(read.entities["customer_id"])
-            self.bar.update()
-            self.pending.append(read)
-            await self._tidy(_GROUP)
+            return None
+        self.answered.append(read.entities["customer_id"])
+        self.bar.update()
+        return read
+
+    async def _group_done(self, index: int, read: Answer | None) -> None:
+        """Record a chunk's answer; once its group is complete, tidy the group in chunk order."""
+        group = index // _GROUP
+        answers = self._groups.setdefault(group, {})
+        answers[index] = read
+        if len(answers) == min(_GROUP, self._chunk_count - group * _GROUP):
+            del self._groups[group]
+            ready = [answer for i in sorted(answers) if (answer := answers[i]) is not None]
+            if ready:
+                self._append(await asyncio.to_thread(tidy_customer_answers, ready), self._first_group + group)
 
     def _stored(self, ids: tuple[int, ...], answered: pl.Series, batch: Batch | None) -> None:
         """A batch now in the cache: only its ids and warnings stay in memory."""
@@ -247,20 +268,19 @@ class _Pull:
             self.batches.append(Batch({}, batch.unexpected, batch.drift))
         self.bar.update()
 
-    async def _tidy(self, at_least: int) -> None:
-        if self.pending and len(self.pending) >= at_least:
-            group, self.pending = self.pending, []
-            self._append(await asyncio.to_thread(tidy_customer_answers, group))
-
-    def _append(self, batch: Batch) -> None:
-        """Keep a finished batch; merge the kept ones now and then, since thousands of small frames
-        cost far more memory than the rows they hold."""
+    def _append(self, batch: Batch, group: int) -> None:
+        """Keep a finished batch in group order, the order rows tied to no customer keep (a group
+        finishing after later ones were merged goes before them); merge the kept ones now and then,
+        since thousands of small frames cost far more memory than their rows."""
         batch.tables = {name: t if name in self.keep else t.clear() for name, t in batch.tables.items()}
-        self.batches.append(batch)
+        at = bisect.bisect(self._batch_groups, group)
+        self._batch_groups.insert(at, group)
+        self.batches.insert(at, batch)
         if len(self.batches) >= _MERGE_EVERY:
             merged = {name: pl.concat([b.tables[name] for b in self.batches], rechunk=True) for name in TABLES}
             unexpected = [i for b in self.batches for i in b.unexpected]
             self.batches = [Batch(merged, unexpected, {path for b in self.batches for path in b.drift})]
+            self._batch_groups = [self._batch_groups[-1]]
 
 
 def _now() -> datetime:

@@ -150,6 +150,38 @@ def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch:
     assert tables.identifiers.select("customer_id", "value").rows() == [(7, "911")]
 
 
+def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in() -> None:
+    """Open-ended JSON kept as text lists the keys of the answers tidied with it: those answers must
+    not depend on which arrived first."""
+
+    def body(customer_id: int) -> bytes:
+        card = {"cardNumber": f"c{customer_id}", "statusInfo": {f"key{customer_id}": "set"}}
+        entity = {"id": customer_id, "profiles": [], "cardDetails": [card]}
+        return json.dumps({"data": [{"entity": entity, "errors": [], "success": True}]}).encode()
+
+    def client(delays: dict[int, float]) -> capframe.Client:
+        async def handle(request: httpx.Request) -> httpx.Response:
+            (customer_id,) = json.loads(request.content)
+            await asyncio.sleep(delays[customer_id])
+            return httpx.Response(200, content=body(customer_id), headers={"Content-Type": "application/json"})
+
+        return capframe.Client(
+            "eu",
+            username="till",
+            password="secret",
+            batch_size=1,
+            requests_per_minute=None,
+            transport=httpx.MockTransport(handle),
+        )
+
+    ids = [1, 2, 3]
+    first_arrives_first = capframe.fetch_customer_tables(ids, "INSTORE", client=client({1: 0.0, 2: 0.1, 3: 0.2}))
+    last_arrives_first = capframe.fetch_customer_tables(ids, "INSTORE", client=client({1: 0.2, 2: 0.1, 3: 0.0}))
+    assert first_arrives_first.cards["status_info"].to_list() == last_arrives_first.cards["status_info"].to_list()
+    for name, table in first_arrives_first.tables().items():
+        assert table.equals(getattr(last_arrives_first, name)), name
+
+
 def test_tidy_customers_refuses_what_is_not_a_response() -> None:
     with pytest.raises(capframe.InvalidArgumentError, match="not a Get Customers Bulk response"):
         capframe.tidy_customers([b"<html>bad gateway</html>"])
