@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -167,8 +168,20 @@ def _threads(n: int) -> ThreadPoolExecutor:
 # Answers tidied together when nothing is cached per batch: a tidy step has fixed costs that one
 # batch of 100 entities would pay alone (about 3x the cost per entity), and 20 bound the memory held.
 # A group is 20 consecutive chunks, never the first 20 answers to arrive: JSON kept as text lists the
-# keys of the answers tidied with it, so the groups must not depend on timing.
+# keys of the answers tidied with it, so the groups must not depend on timing. The last 20 chunks are
+# grouped by 5: their answers come in last, and what is tidied after the last answer waits for it.
 _GROUP = 20
+_LAST_GROUP = 5
+
+
+def _group_numbers(count: int, first: int) -> list[int]:
+    """The group of each of ``count`` chunks, numbered from ``first``."""
+    tail = max(0, count - _GROUP)
+    head = [first + index // _GROUP for index in range(tail)]
+    start = head[-1] + 1 if head else first
+    return head + [start + index // _LAST_GROUP for index in range(count - tail)]
+
+
 _MERGE_EVERY = 200  # batches kept before they are merged into one
 
 
@@ -190,9 +203,9 @@ class _Pull:
     stored: list[tuple[int, ...]] = field(default_factory=list)  # chunks whose tables are in the cache
     answered: list[pl.Series] = field(default_factory=list)  # customer ids with an answer, per chunk
     failed: list[tuple[tuple[int, ...], RetriesExhausted]] = field(default_factory=list)
-    _groups: dict[int, dict[int, Answer | None]] = field(default_factory=dict)  # group -> chunk index -> answer
-    _chunk_count: int = 0
-    _first_group: int = 0  # groups are numbered across both rounds of asking
+    _group_of: list[int] = field(default_factory=list)  # chunk index -> group, across both rounds of asking
+    _group_size: Counter[int] = field(default_factory=Counter)
+    _waiting: dict[int, dict[int, Answer | None]] = field(default_factory=dict)  # group -> chunk index -> answer
     _batch_groups: list[int] = field(default_factory=list)  # the group of each kept batch: their order
     _in_progress: asyncio.Semaphore = field(init=False)
 
@@ -203,10 +216,10 @@ class _Pull:
         # asking and storing. Without it, answers arriving faster than they are tidied and written
         # pile up: a million ids held 5 GB of answers waiting for a worker thread.
         self._in_progress = asyncio.Semaphore(2 * self.session.client.concurrency)
-        self._first_group += -(-self._chunk_count // _GROUP)
-        self._groups = {}
-        self._chunk_count = len(chunks)
-        await asyncio.gather(*(self._chunk(index, chunk) for index, chunk in enumerate(chunks)))
+        first = len(self._group_of)
+        self._group_of += _group_numbers(len(chunks), self._group_of[-1] + 1 if self._group_of else 0)
+        self._group_size.update(self._group_of[first:])
+        await asyncio.gather(*(self._chunk(first + index, chunk) for index, chunk in enumerate(chunks)))
 
     def unanswered(self, ids: Sequence[int]) -> list[int]:
         """``ids`` (in their order) that no answer so far holds, and no failed chunk asked for."""
@@ -251,14 +264,14 @@ class _Pull:
 
     async def _group_done(self, index: int, read: Answer | None) -> None:
         """Record a chunk's answer; once its group is complete, tidy the group in chunk order."""
-        group = index // _GROUP
-        answers = self._groups.setdefault(group, {})
+        group = self._group_of[index]
+        answers = self._waiting.setdefault(group, {})
         answers[index] = read
-        if len(answers) == min(_GROUP, self._chunk_count - group * _GROUP):
-            del self._groups[group]
+        if len(answers) == self._group_size[group]:
+            del self._waiting[group]
             ready = [answer for i in sorted(answers) if (answer := answers[i]) is not None]
             if ready:
-                self._append(await asyncio.to_thread(tidy_customer_answers, ready), self._first_group + group)
+                self._append(await asyncio.to_thread(tidy_customer_answers, ready), group)
 
     def _stored(self, ids: tuple[int, ...], answered: pl.Series, batch: Batch | None) -> None:
         """A batch now in the cache: only its ids and warnings stay in memory."""
