@@ -94,7 +94,7 @@ class BatchCache:
                 continue
             # A file read is a chunk of every column, whose buffers outweigh its rows: a million ids
             # read in one go held 400 MB for 125 MB of data. Files read 100 at a time and made
-            # contiguous hold a fifth less, and the copy made later in request order costs less too.
+            # contiguous hold a third less, and the copy made later in request order costs less too.
             step = _FILES_AT_ONCE
             tables[name] = pl.concat(
                 [pl.read_parquet(paths[i : i + step]).rechunk() for i in range(0, len(paths), step)]

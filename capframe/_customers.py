@@ -229,10 +229,10 @@ class _Pull:
         return wanted.filter(~wanted.is_in(done.implode())).to_list()
 
     def results(self) -> list[Batch]:
-        """The batches fetched: those in the cache read back in one pass, in chunk order."""
+        """The batches fetched: those in the cache read back now, together."""
         if self.cache is None or not self.stored:
             return self.batches
-        stored = sorted(self.stored)  # a deterministic order, whatever the order batches finished in
+        stored = sorted(self.stored)  # an order that does not depend on which batch finished first
         tables = self.cache.load_many(stored, self.keep)
         unexpected = [i for b in self.batches for i in b.unexpected]
         return [Batch(tables, unexpected, {path for b in self.batches for path in b.drift})]
