@@ -104,8 +104,12 @@ def _failed(ids: Sequence[int], message: str) -> Batch:
 
 
 def _bundle(
-    batches: Sequence[Batch], order: Sequence[int] | None, provenance: Provenance | None = None
+    batches: Sequence[Batch],
+    order: Sequence[int] | None,
+    provenance: Provenance | None = None,
+    keep: tuple[str, ...] = TABLES,
 ) -> CustomerTables:
+    """Batches -> one validated bundle; tables not in ``keep`` were emptied as they came (memory): not validated."""
     if not batches:
         return CustomerTables.empty()
     tables = combine(batches, TABLES, "customers")
@@ -115,7 +119,7 @@ def _bundle(
         failed = tables["customers"].height - int(tables["customers"]["success"].sum())
         provenance = replace(provenance, failed=failed)
     bundle = CustomerTables.of(tables, provenance)
-    bundle.validate()
+    bundle.validate(keep)
     return bundle
 
 
@@ -363,7 +367,7 @@ async def _pull(
             cache.store(tuple(unanswered), batches[-1].tables, tag="unanswered")
     for chunk, exc in failed:
         batches.append(_failed(chunk, f"the batch failed: {exc.reason}"))
-    bundle = _bundle(batches, wanted, provenance)
+    bundle = _bundle(batches, wanted, provenance, keep)
     if failed:
         statuses = sorted({exc.status for _, exc in failed if exc.status is not None})
         reason = failed[0][1].reason

@@ -7,7 +7,7 @@ it would make importing capframe several times slower than importing polars.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import import_module
@@ -69,10 +69,11 @@ class _Bundle:
         """Table name -> DataFrame, main table first."""
         return {name: getattr(self, name) for name in self.NAMES}
 
-    def validate(self) -> None:
-        """Check every table against its pandera model (capframe does this before returning)."""
-        for name, frame in self.tables().items():
-            self.MODELS[name].validate(frame)
+    def validate(self, names: Iterable[str] | None = None) -> None:
+        """Check every table (or those named) against its pandera model (capframe does this before returning)."""
+        tables = self.tables()
+        for name in tables if names is None else names:
+            self.MODELS[name].validate(tables[name])
 
     @property
     def failed_ids(self) -> list[int]:
