@@ -12,7 +12,8 @@ Every route reads the same in-memory pages (sandbox bodies, see _pages.py):
       timestamps to UTC. No validation; fields/segments stay wide columns instead of long tables.
   (c) orjson.loads of each page, nothing else (Python dicts: no tables at all)
   (d) msgspec.json.decode of each page: untyped (dicts), and typed into Structs of the entity
-      shape (open-ended maps kept as msgspec.Raw, like capframe keeps them as raw JSON text)
+      shape (open-ended maps kept as msgspec.Raw, like capframe keeps them as raw JSON text;
+      gc=False, msgspec's option for structs that hold no cycles: the cyclic GC skips them)
   (e) polars' readers alone, page by page, no tidying:
       (e)   pl.read_ndjson(page, schema=capframe._wire.CUSTOMERS_PAGE): the exact reader, the only one
             that keeps the open-ended maps (declared String) as their JSON text;
@@ -106,19 +107,19 @@ Raw = msgspec.Raw  # any JSON value, kept as its bytes (msgspec cannot put Raw i
 _NULL = msgspec.Raw(b"null")
 
 
-class Identifier(msgspec.Struct):
+class Identifier(msgspec.Struct, gc=False):
     type: str | None = None
     value: str | None = None
     seriesId: int | None = None
     statusLabel: str | None = None
 
 
-class ChannelMeta(msgspec.Struct):
+class ChannelMeta(msgspec.Struct, gc=False):
     residence: bool | None = None
     office: bool | None = None
 
 
-class CommChannel(msgspec.Struct):
+class CommChannel(msgspec.Struct, gc=False):
     type: str | None = None
     value: str | None = None
     primary: bool | None = None
@@ -127,7 +128,7 @@ class CommChannel(msgspec.Struct):
     attributes: Raw = _NULL
 
 
-class Profile(msgspec.Struct):
+class Profile(msgspec.Struct, gc=False):
     firstName: str | None = None
     lastName: str | None = None
     fields: Raw = _NULL
@@ -143,7 +144,7 @@ class Profile(msgspec.Struct):
     attribution: Raw = _NULL
 
 
-class Card(msgspec.Struct):
+class Card(msgspec.Struct, gc=False):
     id: int | None = None
     cardId: int | None = None
     cardNumber: str | None = None
@@ -165,14 +166,14 @@ class Card(msgspec.Struct):
     extendedFields: Raw = _NULL
 
 
-class LoyaltyInfo(msgspec.Struct):
+class LoyaltyInfo(msgspec.Struct, gc=False):
     loyaltyType: str | None = None
     lifetimePurchases: float | None = None  # msgspec accepts JSON ints for a float field
     score: float | None = None
     attributionV2: Raw = _NULL
 
 
-class Entity(msgspec.Struct):
+class Entity(msgspec.Struct, gc=False):
     id: int
     profiles: list[Profile] = []
     loyaltyInfo: LoyaltyInfo | None = None
@@ -182,20 +183,20 @@ class Entity(msgspec.Struct):
     cardDetails: list[Card] = []
 
 
-class ApiError(msgspec.Struct):
+class ApiError(msgspec.Struct, gc=False):
     status: bool | None = None
     code: int | None = None
     message: str | None = None
 
 
-class Item(msgspec.Struct):
+class Item(msgspec.Struct, gc=False):
     entity: Entity
     warnings: list[msgspec.Raw] = []
     errors: list[ApiError] = []
     success: bool | None = None
 
 
-class Page(msgspec.Struct):
+class Page(msgspec.Struct, gc=False):
     data: list[Item] = []
     warnings: list[msgspec.Raw] = []
     errors: list[ApiError] = []
@@ -300,6 +301,8 @@ def main() -> int:
     if args.skip_pandas:
         routes = [r for r in routes if r[0] != "b"]
 
+    # capframe validates with pandera, imported on first use: import it now (bench_import.py measures imports).
+    capframe.tidy_customers(pages[:1])
     seconds: dict[str, float] = {}
     produced: dict[str, str] = {}
     for key, _label, fn in routes:
