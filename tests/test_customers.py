@@ -150,7 +150,8 @@ def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch:
     assert tables.identifiers.select("customer_id", "value").rows() == [(7, "911")]
 
 
-def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in() -> None:
+@pytest.mark.parametrize("count", [3, 25])  # 25 chunks: a group of 20 at the head and groups of 5 at the tail
+def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in(count: int) -> None:
     """Open-ended JSON kept as text lists the keys of the answers tidied with it: those answers must
     not depend on which arrived first."""
 
@@ -174,9 +175,12 @@ def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in() -
             transport=httpx.MockTransport(handle),
         )
 
-    ids = [1, 2, 3]
-    first_arrives_first = capframe.fetch_customer_tables(ids, "INSTORE", client=client({1: 0.0, 2: 0.1, 3: 0.2}))
-    last_arrives_first = capframe.fetch_customer_tables(ids, "INSTORE", client=client({1: 0.2, 2: 0.1, 3: 0.0}))
+    ids = list(range(1, count + 1))
+    step = 0.3 / count
+    first_arrives_first = capframe.fetch_customer_tables(ids, "INSTORE", client=client({i: i * step for i in ids}))
+    last_arrives_first = capframe.fetch_customer_tables(
+        ids, "INSTORE", client=client({i: (count - i) * step for i in ids})
+    )
     assert first_arrives_first.cards["status_info"].to_list() == last_arrives_first.cards["status_info"].to_list()
     for name, table in first_arrives_first.tables().items():
         assert table.equals(getattr(last_arrives_first, name)), name
