@@ -232,8 +232,9 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
             raise _Drift(path)
         return pl.List(_target(have.inner, want.inner, f"{path}[]", raw, drift))
     # Widening only: an integer read as a float is exact; a float where an integer is documented
-    # (even 5.0) goes to the exact reader, which refuses it loudly rather than truncate it.
-    widening = have.is_signed_integer() and (want == pl.Int64 or want == pl.Float64 or want == pl.Boolean)
+    # (even 5.0), or an integer where a boolean is, goes to the exact reader, which refuses it loudly
+    # rather than truncate it or read 2 as true.
+    widening = have.is_signed_integer() and (want == pl.Int64 or want == pl.Float64)
     if have == want or want == pl.String or widening:
         return want
     raise _Drift(path)
@@ -302,13 +303,15 @@ def _as_wire(value: Any, dtype: DType, raw: bool) -> Any:
     if value is None or isinstance(value, (dict, list)):
         return value  # null, or a shape polars will refuse below
     # The same conversions as the fast path, and no others: integers widen to floats, scalars may be
-    # text; a float where an integer is documented is refused, never truncated.
+    # text; a float where an integer is documented, or a number where a boolean is, is refused.
     if dtype == pl.Float64 and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if dtype == pl.String and not isinstance(value, str):
         return compact_json(value)
-    if (dtype == pl.Int64 and not isinstance(value, int)) or (isinstance(value, bool) and dtype != pl.Boolean):
-        raise WireFormatError(f"{type(value).__name__} {value!r} where {dtype} is documented")
+    if (dtype == pl.Int64 and not isinstance(value, int)) or (isinstance(value, bool) != (dtype == pl.Boolean)):
+        # The JSON type, never the value: it may be personal data.
+        kind = "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
+        raise WireFormatError(f"a JSON {kind} where {dtype} is documented")
     return value
 
 

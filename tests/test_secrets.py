@@ -193,6 +193,17 @@ def test_a_failed_pull_is_an_error_without_credentials_or_personal_data() -> Non
     assert_absent(repr(partial), pii, "the repr of the tables")
 
 
+@pytest.mark.parametrize("field", ["userId", "accountId"])
+def test_a_value_of_the_wrong_type_is_refused_without_repeating_it(field: str) -> None:
+    """A mobile number where an integer or a boolean is documented: the error says what is wrong, not the value."""
+    mobile = "919876543210"
+    profile = {"userId": 7, "accountId": "", "identifiers": [], field: [mobile] if field == "accountId" else mobile}
+    body = json.dumps({"data": [{"entity": {"id": 7, "profiles": [profile]}, "errors": [], "success": True}]})
+    with pytest.raises(capframe.CapframeError) as info:
+        capframe.tidy_customers([body.encode()])
+    assert_absent(exception_text(info.value), [mobile], "the error")
+
+
 @pytest.fixture(scope="module")
 def family() -> tuple[str, str]:
     org = Sandbox(2000, seed=1)
