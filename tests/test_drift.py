@@ -456,6 +456,26 @@ def test_a_number_in_a_boolean_field_is_refused_loudly(primary: int, neighbour: 
         capframe.tidy_customers([page_of(*items)])
 
 
+# polars' inference gives a key one type across the rows read together and reads true beside integers
+# as 1: capframe cannot tell afterwards. Strict xfails: when polars (or capframe) learns, they fail.
+@pytest.mark.xfail(strict=True, reason="polars reads true as 1 beside integers; capframe cannot tell")
+def test_a_boolean_beside_integers_in_an_integer_field_is_refused() -> None:
+    item = seed_item()
+    item["entity"]["profiles"][0]["userId"] = True
+    with pytest.raises(capframe.CapframeError, match="not a Get Customers Bulk response"):
+        capframe.tidy_customers([page_of(item, seed_item(id=7))])
+
+
+@pytest.mark.xfail(strict=True, reason="JSON kept as text is re-encoded from the type polars inferred for its group")
+def test_json_kept_as_text_keeps_its_types_whatever_the_other_customers_send() -> None:
+    one = seed_item(cardDetails=[{"cardNumber": "C1", "statusInfo": {"isActive": True, "labelId": 5}}])
+    other = seed_item(id=7, cardDetails=[{"cardNumber": "C2", "statusInfo": {"isActive": 1, "labelId": 2.5}}])
+    tables, _ = tidy(page_of(one, other))
+    text = tables.cards.filter(pl.col("customer_id") == 565338404)["status_info"].item()
+    assert json.loads(text) == {"isActive": True, "labelId": 5}
+    assert "5.0" not in text  # 5 == 5.0 in Python: the text itself must say 5
+
+
 @pytest.mark.parametrize(
     ("where", "name"),
     [("entity", "type"), ("entity", "value"), ("profile", "id"), ("loyaltyInfo", "code"), ("entity", "message")],
