@@ -193,13 +193,16 @@ def test_a_failed_pull_is_an_error_without_credentials_or_personal_data() -> Non
     assert_absent(repr(partial), pii, "the repr of the tables")
 
 
-@pytest.mark.parametrize("field", ["userId", "accountId"])
-def test_a_value_of_the_wrong_type_is_refused_without_repeating_it(field: str) -> None:
-    """A mobile number where an integer or a boolean is documented: the error says what is wrong, not the value."""
+@pytest.mark.parametrize("documented", ["integer", "boolean"])
+def test_a_value_of_the_wrong_type_is_refused_without_repeating_it(documented: str) -> None:
+    """A mobile number where an integer (userId) or a boolean (a channel's primary) is documented:
+    the error says what is wrong, not the value."""
     mobile = "919876543210"
-    profile = {"userId": 7, "accountId": "", "identifiers": [], field: [mobile] if field == "accountId" else mobile}
+    channel = {"type": "mobile", "value": "x", "primary": mobile if documented == "boolean" else True}
+    profile = {"userId": mobile if documented == "integer" else 7, "identifiers": [], "commChannels": [channel]}
     body = json.dumps({"data": [{"entity": {"id": 7, "profiles": [profile]}, "errors": [], "success": True}]})
-    with pytest.raises(capframe.CapframeError) as info:
+    dtype = {"integer": "Int64", "boolean": "Boolean"}[documented]
+    with pytest.raises(capframe.CapframeError, match=f"a JSON string where {dtype} is documented") as info:
         capframe.tidy_customers([body.encode()])
     assert_absent(exception_text(info.value), [mobile], "the error")
 
