@@ -235,6 +235,20 @@ def test_a_cache_dir_resumes_where_a_run_stopped(tmp_path: Path) -> None:
 
 
 def test_provenance_states_where_the_data_came_from() -> None:
+def test_batches_cached_by_another_wire_version_are_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tables a batch is cached as change with capframe's reader: a cache of another version is
+    not mixed into a new pull."""
+    client = sandbox()
+    ids = client.sandbox_org.customer_ids(100)  # type: ignore[union-attr]
+    capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    monkeypatch.setattr("capframe._cache.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
+    before = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
+    capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    assert len(client.sandbox_org.request_log) - before == 2  # type: ignore[union-attr]
+
+
     client = sandbox()
     ids = [565338404, 566135941, 564332013, *client.sandbox_org.unknown_ids(1)]  # type: ignore[union-attr]
     provenance = capframe.fetch_customer_tables(ids, "instore", client=client).provenance
