@@ -29,8 +29,10 @@ __all__ = [
     "recover_unknown",
 ]
 
-# Bump when the schemas below change: cached batches of another version are fetched again.
-WIRE_VERSION = 1
+# Bump when the schemas below, or the tables read from them, change: cached batches of another
+# version are fetched again. 2: JSON text with keys sorted and null members left out; numbers
+# refused where booleans are documented.
+WIRE_VERSION = 2
 
 RAW = pl.String()  # an open-ended JSON value, kept as its JSON text
 DType = pl.DataType | DataTypeClass
@@ -182,16 +184,47 @@ class _Drift(Exception):
 
 
 def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
-    """A column of any dtype read from JSON -> its values as JSON text (strings as they are)."""
+    """A column of any dtype read from JSON -> its values as JSON text (strings as they are).
+
+    Objects are written as :func:`compact_json` writes them: keys sorted, null members left out.
+    Read beside other objects, an object has their keys too (as nulls, in the order first seen):
+    only so is its text the same whatever was read with it.
+    """
+    name = expr.meta.output_name()
     if have == pl.String:
         return expr  # a JSON string: its text, as the exact reader keeps it
     if have == pl.Null:
-        return pl.lit(None, dtype=pl.String).alias(expr.meta.output_name())
+        return pl.lit(None, dtype=pl.String).alias(name)
     if have == pl.Boolean or have.is_numeric():
         return expr.cast(pl.String)
-    if isinstance(have, pl.Struct):
-        return expr.struct.json_encode()
-    return pl.struct(expr.alias("v")).struct.json_encode().str.json_path_match("$.v").alias(expr.meta.output_name())
+    # A struct cast matches fields by name: to the same fields, sorted, it only reorders them.
+    expr = expr.cast(_sorted_keys(have), strict=False)
+    text = expr.struct.json_encode() if isinstance(have, pl.Struct) else pl.struct(expr.alias("v")).struct.json_encode()
+    if not isinstance(have, pl.Struct):
+        text = text.str.json_path_match("$.v")
+    return _without_null_members(text).alias(name)
+
+
+def _sorted_keys(dtype: DType) -> DType:
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _sorted_keys(f.dtype) for f in sorted(dtype.fields, key=lambda f: f.name)})
+    if isinstance(dtype, pl.List):
+        return pl.List(_sorted_keys(dtype.inner))
+    return dtype
+
+
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+
+
+def _without_null_members(text: pl.Expr) -> pl.Expr:
+    """Compact JSON text -> the same without object members whose value is null.
+
+    Each pattern matches a whole string token where it meets one and puts it back, so text inside
+    strings is never touched: first every ``,"key":null``, then a first member ``{"key":null`` (and its comma).
+    """
+    return text.str.replace_all(rf"(?s),{_JSON_STRING}:null|({_JSON_STRING})", "$1").str.replace_all(
+        rf"(?s)(\{{){_JSON_STRING}:null,?|({_JSON_STRING})", "$1$2"
+    )
 
 
 def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) -> DType:
@@ -408,8 +441,16 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
 
 
 def compact_json(value: Any) -> str:
-    """Compact JSON text, as polars writes it on the fast path."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text, keys sorted and null members left out, as :func:`json_text` writes it."""
+    return json.dumps(_drop_null_members(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _drop_null_members(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_null_members(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, list):
+        return [_drop_null_members(element) for element in value]
+    return value
 
 
 def _item_id(item: Any, *, children: bool) -> int | None:
