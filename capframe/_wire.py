@@ -187,8 +187,8 @@ def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
     """A column of any dtype read from JSON -> its values as JSON text (strings as they are).
 
     Objects are written as :func:`compact_json` writes them: keys sorted, null members left out.
-    Read beside other objects, an object has their keys too (as nulls, in the order first seen):
-    only so is its text the same whatever was read with it.
+    Read beside other objects, an object gets their keys too (as nulls, in the order first seen);
+    without them, and sorted, its text is the same whatever was read with it.
     """
     name = expr.meta.output_name()
     if have == pl.String:
@@ -199,9 +199,10 @@ def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
         return expr.cast(pl.String)
     # A struct cast matches fields by name: to the same fields, sorted, it only reorders them.
     expr = expr.cast(_sorted_keys(have), strict=False)
-    text = expr.struct.json_encode() if isinstance(have, pl.Struct) else pl.struct(expr.alias("v")).struct.json_encode()
-    if not isinstance(have, pl.Struct):
-        text = text.str.json_path_match("$.v")
+    if isinstance(have, pl.Struct):
+        text = expr.struct.json_encode()
+    else:  # a list: encoded as the one field of a struct, then taken out
+        text = pl.struct(expr.alias("v")).struct.json_encode().str.json_path_match("$.v")
     return _without_null_members(text).alias(name)
 
 
@@ -268,7 +269,9 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
     # (even 5.0), or an integer where a boolean is, goes to the exact reader, which refuses it loudly
     # rather than truncate it or read 2 as true.
     widening = have.is_signed_integer() and (want == pl.Int64 or want == pl.Float64)
-    if have == want or want == pl.String or widening:
+    # Any scalar may be text; an object or array may not (a cast would write "{1}", or null the page).
+    as_text = want == pl.String and not isinstance(have, (pl.Struct, pl.List))
+    if have == want or as_text or widening:
         return want
     raise _Drift(path)
 
@@ -318,34 +321,46 @@ def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
             raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
         if not isinstance(document, dict):
             raise WireFormatError("the body is not a JSON object")
-        rows.append({name: _as_wire(document.get(name), dtype, name in _RAW_FIELDS) for name, dtype in schema.items()})
+        rows.append(
+            {name: _as_wire(document.get(name), dtype, name in _RAW_FIELDS, name) for name, dtype in schema.items()}
+        )
     try:
         return pl.DataFrame(rows, schema=schema, strict=True)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
         raise WireFormatError(f"the body does not have the documented types ({exc.__class__.__name__})") from None
 
 
-def _as_wire(value: Any, dtype: DType, raw: bool) -> Any:
+def _as_wire(value: Any, dtype: DType, raw: bool, path: str) -> Any:
     """A parsed JSON value -> what the wire dtype holds: open-ended JSON as its text."""
+    if value is None:
+        return None
     if raw and dtype == pl.String:
-        return value if value is None or isinstance(value, str) else compact_json(value)
+        return value if isinstance(value, str) else compact_json(value)
     if isinstance(dtype, pl.Struct) and isinstance(value, dict):
-        return {f.name: _as_wire(value.get(f.name), f.dtype, f.name in _RAW_FIELDS) for f in dtype.fields}
+        return {
+            f.name: _as_wire(value.get(f.name), f.dtype, f.name in _RAW_FIELDS, f"{path}.{f.name}")
+            for f in dtype.fields
+        }
     if isinstance(dtype, pl.List) and isinstance(value, list):
-        return [_as_wire(element, dtype.inner, raw) for element in value]
-    if value is None or isinstance(value, (dict, list)):
-        return value  # null, or a shape polars will refuse below
+        return [_as_wire(element, dtype.inner, raw, f"{path}[]") for element in value]
     # The same conversions as the fast path, and no others: integers widen to floats, scalars may be
     # text; a float where an integer is documented, or a number where a boolean is, is refused.
+    if isinstance(value, (dict, list)) or isinstance(dtype, (pl.Struct, pl.List)):
+        raise _wrong_type(value, dtype, path)
     if dtype == pl.Float64 and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if dtype == pl.String and not isinstance(value, str):
         return compact_json(value)
     if (dtype == pl.Int64 and not isinstance(value, int)) or (isinstance(value, bool) != (dtype == pl.Boolean)):
-        # The JSON type, never the value: it may be personal data.
-        kind = "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
-        raise WireFormatError(f"a JSON {kind} where {dtype} is documented")
+        raise _wrong_type(value, dtype, path)
     return value
+
+
+def _wrong_type(value: Any, dtype: DType, path: str) -> WireFormatError:
+    """Says where, and which JSON type was sent; never the value, which may be personal data."""
+    kinds = {bool: "boolean", str: "string", float: "float", int: "integer", dict: "object", list: "array"}
+    documented = "an object" if isinstance(dtype, pl.Struct) else "an array" if isinstance(dtype, pl.List) else dtype
+    return WireFormatError(f"a JSON {kinds.get(type(value), 'value')} at {path} where {documented} is documented")
 
 
 def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, bool]:

@@ -453,6 +453,15 @@ def test_a_number_of_another_type_in_an_integer_field_is_refused_loudly() -> Non
         capframe.tidy_customers([page_of(item)])
 
 
+@pytest.mark.parametrize("value", [{"a": 1}, [1, 2], ["x"]], ids=["object", "array of numbers", "array of text"])
+def test_an_object_or_array_where_text_is_documented_is_refused_naming_the_field(value: Any) -> None:
+    """Not read as "{1}", and not mistaken for a page without data: the error names the field."""
+    item = seed_item()
+    item["entity"]["profiles"][0]["firstName"] = value
+    with pytest.raises(capframe.CapframeError, match=r"at data\[\]\.entity\.profiles\[\]\.firstName where"):
+        capframe.tidy_customers([page_of(item)])
+
+
 @pytest.mark.parametrize("neighbour", [None, True], ids=["alone", "beside a boolean"])
 @pytest.mark.parametrize("primary", [1, 0, 2])
 def test_a_number_in_a_boolean_field_is_refused_loudly(primary: int, neighbour: bool | None) -> None:

@@ -201,8 +201,11 @@ def test_a_value_of_the_wrong_type_is_refused_without_repeating_it(documented: s
     channel = {"type": "mobile", "value": "x", "primary": mobile if documented == "boolean" else True}
     profile = {"userId": mobile if documented == "integer" else 7, "identifiers": [], "commChannels": [channel]}
     body = json.dumps({"data": [{"entity": {"id": 7, "profiles": [profile]}, "errors": [], "success": True}]})
-    dtype = {"integer": "Int64", "boolean": "Boolean"}[documented]
-    with pytest.raises(capframe.CapframeError, match=f"a JSON string where {dtype} is documented") as info:
+    where = {
+        "integer": r"profiles\[\]\.userId where Int64",
+        "boolean": r"profiles\[\]\.commChannels\[\]\.primary where Boolean",
+    }[documented]
+    with pytest.raises(capframe.CapframeError, match=f"a JSON string at data.*{where} is documented") as info:
         capframe.tidy_customers([body.encode()])
     assert_absent(exception_text(info.value), [mobile], "the error")
 
