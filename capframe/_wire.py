@@ -30,8 +30,8 @@ __all__ = [
 ]
 
 # Bump when the schemas below, or the tables read from them, change: cached batches of another
-# version are fetched again. 2: JSON text with keys sorted and null members left out; numbers
-# refused where booleans are documented.
+# version are fetched again. 2: JSON text with keys sorted and null members left out; a number
+# where a boolean is documented, or an object or array where text is, refused.
 WIRE_VERSION = 2
 
 RAW = pl.String()  # an open-ended JSON value, kept as its JSON text
