@@ -372,7 +372,7 @@ def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFra
     entities = items.unnest("data").unnest("entity").rename({"id": "customer_id"})
     if entities["customer_id"].null_count():
         raise WireFormatError("an entity in the body has no id")
-    return entities.select(ENTITY_COLUMNS.names()), page.select("errors", "warnings"), drift
+    return entities.select(ENTITY_COLUMNS.names()), _request_level(page), drift
 
 
 def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool, bool]:
@@ -393,8 +393,19 @@ def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool, bo
     )
     if children["customer_id"].null_count():
         raise WireFormatError("a child in the body has no profiles[].userId")
-    request_level = pl.concat([page.select("errors", "warnings"), entity.select("errors", "warnings")], how="vertical")
+    request_level = pl.concat([_request_level(page), _request_level(entity)])
     return children, request_level, success, drift
+
+
+def _request_level(frame: pl.DataFrame) -> pl.DataFrame:
+    """A page's errors and warnings, each warning as its JSON text. Warnings are undocumented: one
+    page may send objects and the next text, and stacked as read, polars would write an object as
+    "{1}" or refuse. They are a few per page, so Python writes them."""
+    texts = [
+        [w if w is None or isinstance(w, str) else compact_json(w) for w in warnings or ()]
+        for warnings in frame["warnings"].to_list()
+    ]
+    return frame.select("errors", pl.Series("warnings", texts, dtype=pl.List(RAW)))
 
 
 # -- schema drift: the slow path, for a page with fields the schema does not name ----------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import httpx
 import polars as pl
 import pytest
 
@@ -148,3 +152,30 @@ def test_children_state_their_provenance(client: capframe.Client) -> None:
         1,
         capframe.__version__,
     )
+
+
+@pytest.mark.parametrize(
+    ("page_warnings", "entity_warnings"),
+    [(["check the store code"], [{"code": 1, "message": "m"}]), ([7], ["text"]), ([{"a": 1}], [[1, None]])],
+)
+def test_warnings_of_the_page_and_of_its_entity_are_kept_whatever_their_json_types(
+    page_warnings: list[Any], entity_warnings: list[Any]
+) -> None:
+    """The hierarchy answers with warnings at two levels; undocumented, so any JSON may come in each."""
+    child = {"profiles": [{"firstName": "Lalit", "userId": 134094602}], "roleCode": "Manager"}
+    body = {
+        "entity": {"customers": [child], "count": 1, "errors": [], "warnings": entity_warnings},
+        "warnings": page_warnings,
+        "errors": [],
+        "success": True,
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body)
+
+    client = capframe.Client("eu", username="till", password="secret", transport=httpx.MockTransport(handle))
+    tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=client)
+    assert tables.children["customer_id"].to_list() == [134094602]
+    texts = [w if isinstance(w, str) else json.dumps(w, separators=(",", ":")) for w in page_warnings + entity_warnings]
+    warned = tables.errors.filter(pl.col("level") == "warning")
+    assert sorted(warned["message"].to_list()) == sorted(texts)

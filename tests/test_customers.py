@@ -308,3 +308,28 @@ def test_a_pull_killed_with_sigkill_resumes_from_its_cache_dir(tmp_path: Path) -
     clean = capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=20)
     for name, frame in clean.tables().items():
         assert frame.equals(resumed.tables()[name]), name
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        [[{"code": 1, "message": "m"}], ["check the store"], [7]],
+        [[[7, None]], [{"code": 2}], ["text"]],
+    ],
+)
+def test_request_level_warnings_of_any_json_type_are_kept_as_sent_across_batches(sent: list[list[object]]) -> None:
+    """Undocumented, so one answer may warn with an object and the next with text: neither is garbled
+    by the other (stacked as read, polars would write the object as "{1}")."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        (customer_id,) = json.loads(request.content)
+        item = {"entity": {"id": customer_id, "profiles": []}, "errors": [], "success": True}
+        return httpx.Response(200, json={"data": [item], "warnings": sent[customer_id - 1], "errors": []})
+
+    client = capframe.Client(
+        "eu", username="till", password="secret", batch_size=1, transport=httpx.MockTransport(handle)
+    )
+    tables = capframe.fetch_customer_tables([1, 2, 3], "INSTORE", client=client)
+    warned = tables.errors.filter(pl.col("level") == "warning")
+    texts = [w if isinstance(w, str) else json.dumps(w, separators=(",", ":")) for ws in sent for w in ws]
+    assert sorted(warned["message"].to_list()) == sorted(texts)
