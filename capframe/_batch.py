@@ -57,7 +57,7 @@ def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[
             pl.concat([getattr(a, part) for a in answers], how="vertical_relaxed")
             for part in ("entities", "request_level")
         )
-        if any(_stringified(a.entities.schema[c], entities.schema[c]) for a in answers for c in entities.columns):
+        if any(_retyped(a.entities.schema[c], entities.schema[c]) for a in answers for c in entities.columns):
             raise TypeError("JSON of clashing types")
     except (pl.exceptions.PolarsError, TypeError):
         parts = [tidy_answers([a], main=main, main_table=main_table) for a in answers]
@@ -71,16 +71,18 @@ def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[
     return Batch(tables, [i for a in answers for i in a.unexpected], set(unknown["name"]))
 
 
-def _stringified(have: _wire.DType, merged: _wire.DType) -> bool:
-    """Whether merging answers turned one's JSON object or list into text (a cast that would garble it)."""
-    if merged == pl.String:
-        return isinstance(have, (pl.Struct, pl.List))
+def _retyped(have: _wire.DType, merged: _wire.DType) -> bool:
+    """Whether merging answers changed the JSON type of one's values: an object or list garbled into
+    text, 5 written 5.0 beside a float, true written 1 beside an integer. Absent values (Null) and
+    objects gaining the keys of others' are no change."""
+    if have == merged or have == pl.Null:
+        return False
     if isinstance(merged, pl.Struct) and isinstance(have, pl.Struct):
         fields = {f.name: f.dtype for f in merged.fields}
-        return any(_stringified(f.dtype, fields[f.name]) for f in have.fields if f.name in fields)
+        return any(_retyped(f.dtype, fields[f.name]) for f in have.fields)
     if isinstance(merged, pl.List) and isinstance(have, pl.List):
-        return _stringified(have.inner, merged.inner)
-    return False
+        return _retyped(have.inner, merged.inner)
+    return True
 
 
 def synthetic_entities(ids: Sequence[int], message: str) -> pl.DataFrame:

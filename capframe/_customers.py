@@ -171,10 +171,9 @@ def _threads(n: int) -> ThreadPoolExecutor:
 
 # Answers tidied together when nothing is cached per batch: a tidy step has fixed costs that one
 # batch of 100 entities would pay alone (about 3x the cost per entity), and 20 bound the memory held.
-# A group is 20 consecutive chunks, never the first 20 answers to arrive: JSON kept as text takes the
-# types inferred across the answers tidied with it, so the groups must not depend on timing. The last
-# 20 chunks are grouped by 5: their answers come in last, and what is tidied after the last answer
-# waits for it.
+# A group is 20 consecutive chunks, never the first 20 answers to arrive: rows tied to no customer
+# keep the order of their groups, which must not depend on timing. The last 20 chunks are grouped
+# by 5: their answers come in last, and what is tidied after the last answer waits for it.
 _GROUP = 20
 _LAST_GROUP = 5
 
