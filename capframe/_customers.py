@@ -126,6 +126,9 @@ def _bundle(
 def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     """Raw Get Customers Bulk response bodies (saved earlier) -> the same tables a fetch returns.
 
+    Pages are read together, about 8 MB at a time: where a key of JSON kept as text has values of
+    different types across those pages, the text takes their common type (a fetch, each response's).
+
     >>> import capframe
     >>> body = b'{"data":[{"entity":{"id":7,"profiles":[]},"errors":[],"success":true}]}'
     >>> capframe.tidy_customers([body]).customers.select("customer_id", "success").rows()
