@@ -22,7 +22,7 @@ from capframe import _args, _sync, _tidy, _wire
 from capframe._batch import Answer, answer, combine, in_order, tidy_answers
 from capframe._client import Client
 from capframe._customers import _GROUP, ask, tidy_customer_answers
-from capframe._http import RetriesExhausted, Session, call
+from capframe._http import RetriesExhausted, Session, advice, call
 from capframe._progress import Progress, progress_bar
 from capframe._tables import ChildrenTables, Provenance
 from capframe.errors import (
@@ -145,8 +145,11 @@ class _Walk:
             except RetriesExhausted as exc:
                 raise FetchError(
                     f"the lookup of {len(chunk)} parent customer id(s) failed ({exc.reason}); nothing was fetched. "
-                    "The API is failing or limiting this client: try again later, or pass the parents as "
-                    "(identifier_type, value) pairs, which need no lookup.",
+                    + advice(
+                        [exc],
+                        "The API is failing or limiting this client: try again later, or pass the parents as "
+                        "(identifier_type, value) pairs, which need no lookup.",
+                    ),
                     status=exc.status,
                     ids=chunk,
                 ) from None
@@ -290,8 +293,7 @@ async def afetch_children_tables(
     if failures:
         raise FetchError(
             f"the children of {len(failures)} of {len(parents)} parent(s) could not be fetched "
-            f"({failures[0][1].reason}). The API is failing or limiting this client: try again later, or lower "
-            "concurrency and requests_per_minute. What was fetched is in .partial.",
+            f"({failures[0][1].reason}). " + advice(exc for _, exc in failures) + " What was fetched is in .partial.",
             status=failures[0][1].status,
             partial=tables,
         ) from None

@@ -24,7 +24,7 @@ from capframe import _args, _sync, _tidy, _wire
 from capframe._batch import NO_UNKNOWN, Answer, Batch, answer, combine, in_order, synthetic_entities, tidy_answers
 from capframe._cache import BatchCache
 from capframe._client import Client
-from capframe._http import RetriesExhausted, Session, call, dumps
+from capframe._http import RetriesExhausted, Session, advice, call, dumps
 from capframe._progress import Progress, progress_bar
 from capframe._tables import CustomerTables, Provenance
 from capframe.errors import FetchError, InvalidArgumentError
@@ -377,8 +377,8 @@ async def _pull(
         raise FetchError(
             f"{len(failed_ids)} of {len(wanted)} ids could not be fetched ({len(failed)} batch(es); first: {reason}"
             f"{'; statuses ' + ', '.join(map(str, statuses)) if statuses else ''}). "
-            "The API is failing or limiting this client: try again later, or lower concurrency and "
-            "requests_per_minute. Everything fetched is in .partial (failed ids as rows with success=False)"
+            + advice(exc for _, exc in failed)
+            + " Everything fetched is in .partial (failed ids as rows with success=False)"
             + ("; with the same cache_dir a new run fetches only what is missing." if cache else "."),
             status=statuses[-1] if statuses else None,
             ids=tuple(sorted(failed_ids)),

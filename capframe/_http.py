@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,10 +23,10 @@ import httpx
 
 from capframe._auth import TokenUnavailable
 from capframe._client import Client
-from capframe._wire import WireFormatError
+from capframe._wire import WireFormatError, WireTypeError
 from capframe.errors import AccessDeniedError, AuthenticationError, RequestRejectedError
 
-__all__ = ["RetriesExhausted", "Session", "call"]
+__all__ = ["RetriesExhausted", "Session", "advice", "call"]
 
 log = logging.getLogger("capframe")
 
@@ -54,12 +54,31 @@ _MAX_BACKOFF = 30.0
 
 
 class RetriesExhausted(Exception):
-    """Internal: every attempt failed; the caller turns it into a FetchError naming its ids."""
+    """Internal: every attempt failed; the caller turns it into a FetchError naming its ids.
 
-    def __init__(self, reason: str, status: int | None) -> None:
+    ``lasting``: the API answered, with values of types its documentation does not give; asking
+    again gets the same, so it was not asked again.
+    """
+
+    def __init__(self, reason: str, status: int | None, *, lasting: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.lasting = lasting
+
+
+UNDOCUMENTED_TYPES = (
+    "The API answered with values of types its documentation does not give (named above): asking again "
+    "will not help. Report it to Capillary with the X-Cap-Requestid that capframe logs at DEBUG."
+)
+
+
+SLOW_DOWN = "The API is failing or limiting this client: try again later, or lower concurrency and requests_per_minute."
+
+
+def advice(failures: Iterable[RetriesExhausted], transient: str = SLOW_DOWN) -> str:
+    """What a FetchError tells the user to do: ``transient`` unless every failure will last."""
+    return UNDOCUMENTED_TYPES if all(f.lasting for f in failures) else transient
 
 
 @dataclass
@@ -139,7 +158,8 @@ async def call(
 ) -> T:
     """Send one request and read its body with ``read`` (in a worker thread), retrying as above.
 
-    ``read`` raises WireFormatError for a body that is not the documented JSON; that is retried.
+    ``read`` raises WireFormatError for a body that is not the documented JSON; that is retried,
+    unless it is a WireTypeError (the documented shape, other types), which asking again does not change.
     A request keeps its concurrency slot while it waits to retry (a failing API is not asked
     harder), but not while its body is read.
     """
@@ -200,6 +220,8 @@ async def call(
                     raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
         try:
             return await asyncio.to_thread(read, body)
+        except WireTypeError as exc:
+            raise RetriesExhausted(f"an unreadable body: {exc}", None, lasting=True) from None
         except WireFormatError as exc:
             status, failure = None, f"an unreadable body: {exc}"  # the 200 said nothing true
         if not await backoff(None):

@@ -23,6 +23,7 @@ __all__ = [
     "ENTITY_COLUMNS",
     "WIRE_VERSION",
     "WireFormatError",
+    "WireTypeError",
     "children_entities",
     "customer_entities",
     "json_text",
@@ -163,6 +164,10 @@ ENTITY_COLUMNS = pl.Schema(
 
 class WireFormatError(Exception):
     """A body that is not the JSON the endpoint documents (truncated, HTML, another shape)."""
+
+
+class WireTypeError(WireFormatError):
+    """A body of the documented shape with values of other types: asking again gets the same."""
 
 
 # Fields whose value is open-ended JSON, kept as its JSON text (a List of them: each element).
@@ -327,7 +332,7 @@ def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
     try:
         return pl.DataFrame(rows, schema=schema, strict=True)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
-        raise WireFormatError(f"the body does not have the documented types ({exc.__class__.__name__})") from None
+        raise WireTypeError(f"the body does not have the documented types ({exc.__class__.__name__})") from None
 
 
 def _as_wire(value: Any, dtype: DType, raw: bool, path: str) -> Any:
@@ -356,11 +361,11 @@ def _as_wire(value: Any, dtype: DType, raw: bool, path: str) -> Any:
     return value
 
 
-def _wrong_type(value: Any, dtype: DType, path: str) -> WireFormatError:
+def _wrong_type(value: Any, dtype: DType, path: str) -> WireTypeError:
     """Says where, and which JSON type was sent; never the value, which may be personal data."""
     kinds = {bool: "boolean", str: "string", float: "float", int: "integer", dict: "object", list: "array"}
     documented = "an object" if isinstance(dtype, pl.Struct) else "an array" if isinstance(dtype, pl.List) else dtype
-    return WireFormatError(f"a JSON {kinds.get(type(value), 'value')} at {path} where {documented} is documented")
+    return WireTypeError(f"a JSON {kinds.get(type(value), 'value')} at {path} where {documented} is documented")
 
 
 def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, bool]:

@@ -23,6 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -446,7 +447,7 @@ def test_the_seed_page_entity_is_read_as_documented() -> None:
 
 def test_a_number_of_another_type_in_an_integer_field_is_refused_loudly() -> None:
     """Not silently: userId 5.0 where an integer is documented makes the page unreadable, so a pull
-    retries it and, if it stays so, fails the batch with FetchError (never a quiet null)."""
+    fails the batch with FetchError (never a quiet null)."""
     item = seed_item()
     item["entity"]["profiles"][0]["userId"] = 565338404.0
     with pytest.raises(capframe.CapframeError, match="not a Get Customers Bulk response"):
@@ -460,6 +461,38 @@ def test_an_object_or_array_where_text_is_documented_is_refused_naming_the_field
     item["entity"]["profiles"][0]["firstName"] = value
     with pytest.raises(capframe.CapframeError, match=r"at data\[\]\.entity\.profiles\[\]\.firstName where"):
         capframe.tidy_customers([page_of(item)])
+
+
+def test_a_pull_answered_with_undocumented_types_fails_at_once_and_says_so() -> None:
+    """Asking again gets the same types: each batch is asked once, and the error says to report it
+    rather than to try again later."""
+    asked: list[list[int]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        ids = json.loads(request.content)
+        asked.append(ids)
+        items = [seed_item(id=i) for i in ids]
+        for item in items:
+            item["entity"]["profiles"][0]["firstName"] = {"given": "Muhammad"}
+        return httpx.Response(200, content=page_of(*items), headers={"Content-Type": "application/json"})
+
+    client = capframe.Client(
+        "eu", username="till", password="secret", batch_size=2, transport=httpx.MockTransport(handle)
+    )
+    with pytest.raises(capframe.FetchError) as info:
+        capframe.fetch_customer_tables([1, 2, 3], "INSTORE", client=client)
+    assert sorted(map(sorted, asked)) == [[1, 2], [3]]
+    message = str(info.value)
+    assert "a JSON object at data[].entity.profiles[].firstName where String is documented" in message
+    assert "asking again will not help" in message
+    assert "try again later" not in message
+    partial = info.value.partial
+    assert isinstance(partial, capframe.CustomerTables)
+    assert partial.customers.select("customer_id", "success").sort("customer_id").rows() == [
+        (1, False),
+        (2, False),
+        (3, False),
+    ]
 
 
 @pytest.mark.parametrize("neighbour", [None, True], ids=["alone", "beside a boolean"])
