@@ -79,7 +79,7 @@ def _retyped(have: _wire.DType, merged: _wire.DType) -> bool:
         return False
     if isinstance(merged, pl.Struct) and isinstance(have, pl.Struct):
         fields = {f.name: f.dtype for f in merged.fields}
-        return any(_retyped(f.dtype, fields[f.name]) for f in have.fields)
+        return any(_retyped(f.dtype, fields.get(f.name, pl.Null())) for f in have.fields)
     if isinstance(merged, pl.List) and isinstance(have, pl.List):
         return _retyped(have.inner, merged.inner)
     return True
