@@ -244,10 +244,8 @@ async def afetch_children_tables(
     not_found: list[tuple[_Parent, int | None, str]] = []
     answers: list[Answer] = []
     try:
-        async with client._http() as http:
-            walk = _Walk(
-                Session(client, http, asyncio.Semaphore(client.concurrency)), source, association, size, sort_order, bar
-            )
+        async with Session.connect(client) as session:
+            walk = _Walk(session, source, association, size, sort_order, bar)
             resolved = await walk.resolve(parents)
             ready: list[_Parent] = []
             for p in parents:

@@ -349,9 +349,9 @@ async def _pull(
     provenance = Provenance(fetched_at, client.base_url, source, fetched_by, len(wanted), 0)
     bar = progress_bar(len(chunks), f"customers ({source})", progress)
     try:
-        async with client._http() as http:
+        async with Session.connect(client) as session:
             pull = _Pull(
-                Session(http=http, client=client, semaphore=asyncio.Semaphore(client.concurrency)),
+                session,
                 source,
                 cache,
                 bar,

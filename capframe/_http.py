@@ -9,13 +9,14 @@ Not retried: 401 (after one token renewal), 403 and other 4xx: retrying cannot f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -90,8 +91,12 @@ class Session:
     semaphore: asyncio.Semaphore
 
     @classmethod
-    def open(cls, client: Client) -> Session:
-        return cls(client, client._http(), asyncio.Semaphore(client.concurrency))
+    @contextlib.asynccontextmanager
+    async def connect(cls, client: Client) -> AsyncIterator[Session]:
+        """One pull's session: its connection pool is closed when the pull ends. Pulls build their
+        sessions here only, so how a session is made is this module's business."""
+        async with client._http() as http:
+            yield cls(client, http, asyncio.Semaphore(client.concurrency))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
