@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -25,8 +25,11 @@ __all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
 class Provenance:
     """Where a bundle's data came from: what a reproducible report states.
 
-    ``fetched_at`` is when the data left the API: for a pull served from a ``cache_dir``, the time
-    of the first run that filled it, so every rerun states the same.
+    ``fetched_at`` and ``last_fetched_at`` are the earliest and latest times the units a result uses
+    left the API: for a pull served from a snapshot (``cache_dir``), the times recorded there, so
+    every rerun states the same. ``read`` and ``fetched`` say how many units this run read from the
+    snapshot and how many it asked the API for: they describe the run, not the data, so
+    :meth:`as_dict` and ``==`` leave them out.
     """
 
     fetched_at: datetime
@@ -35,9 +38,24 @@ class Provenance:
     capframe_version: str
     asked: int  # ids (or parents) asked, after removing duplicates
     failed: int  # of those, how many failed
+    last_fetched_at: datetime | None = None
+    read: int = field(default=0, compare=False)
+    fetched: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fetched_at": self.fetched_at.isoformat()}
+        data = {k: v for k, v in asdict(self).items() if k not in ("read", "fetched")}
+        last = self.last_fetched_at or self.fetched_at
+        return {**data, "fetched_at": self.fetched_at.isoformat(), "last_fetched_at": last.isoformat()}
+
+    def __str__(self) -> str:
+        last = self.last_fetched_at or self.fetched_at
+        when = f"{self.fetched_at:%Y-%m-%d %H:%M:%S}" + (
+            f" to {last:%Y-%m-%d %H:%M:%S}" if last != self.fetched_at else ""
+        )
+        return (
+            f"{self.source} from {self.host}, fetched {when} UTC; this run read {self.read:,} unit(s) "
+            f"from the snapshot and fetched {self.fetched:,}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +107,7 @@ class _Bundle:
 
     def _origin(self) -> str:
         p = self.provenance
-        return f"; {p.source} from {p.host} at {p.fetched_at:%Y-%m-%d %H:%M:%S} UTC" if p else ""
+        return f"; {p}" if p else ""
 
     def _repr_html_(self) -> str:
         rows = "".join(

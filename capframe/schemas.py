@@ -76,6 +76,9 @@ class Children(_CustomerKeyed):
 
     parent_type: pl.String
     parent_value: pl.String
+    parent_customer_id: pl.Int64 = pa.Field(
+        nullable=True, gt=0, description="the customer id the parent was given as (null if given by identifier)"
+    )
     first_name: pl.String = _nullable()
     last_name: pl.String = _nullable()
     source: pl.String = _nullable()
