@@ -184,13 +184,19 @@ def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
     """The host of a pull with no client: CAPILLARY_HOST, else the snapshot's only host."""
     if os.environ.get("CAPILLARY_HOST"):
         return resolve_host(os.environ["CAPILLARY_HOST"])
-    hosts = snapshot.hosts() if snapshot.root.is_dir() else []
+    hosts, unreadable = snapshot.hosts() if snapshot.root.is_dir() else ([], [])
     if len(hosts) == 1:
         return hosts[0]
     if hosts:
         raise ConfigurationError(
             f"the snapshot {snapshot.root} holds several hosts ({', '.join(hosts)}): set CAPILLARY_HOST "
             "or pass client= to say which one"
+        ) from None
+    if unreadable:
+        raise SnapshotError(
+            f"{', '.join(map(str, unreadable))} is damaged and there are no credentials to fetch again what it "
+            "listed: set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
+            "CAPILLARY_CLIENT_SECRET), or pass client="
         ) from None
     raise cause
 
@@ -214,6 +220,8 @@ class _Run:
     _group_size: Counter[int] = field(default_factory=Counter)
     _waiting: dict[int, dict[int, list[Answer]]] = field(default_factory=dict)  # group -> request -> answers
     _part_groups: list[int] = field(default_factory=list)  # the group of each kept part: their order
+    _done: set[int] = field(default_factory=set)  # groups tidied (or with nothing to tidy)
+    _first_undone: int = 0  # every group before it is done: parts of those groups are final
     _in_progress: asyncio.Semaphore | None = None
 
     async def fetch(self, session: Session, requests: list[tuple[Unit, ...]]) -> None:
@@ -277,17 +285,21 @@ class _Run:
             ready = [a for i in sorted(waiting) for a in waiting[i]]
             if ready:
                 self._append(await asyncio.to_thread(self.endpoint.tidy, ready), group)
+            self._done.add(group)
+            while self._first_undone in self._done:
+                self._first_undone += 1
 
     def _append(self, tidied: Tidied, group: int) -> None:
-        """Keep tidied tables in group order, the order rows tied to no unit keep (a group finishing
-        after later ones were merged goes before them); merge the kept ones now and then."""
+        """Keep tidied tables in group order, the order rows tied to no unit keep; now and then merge
+        those of the groups before the first one not done (a group still to come never goes before them)."""
         tidied.tables = {name: t if name in self.keep else t.clear() for name, t in tidied.tables.items()}
         at = bisect.bisect(self._part_groups, group)
         self._part_groups.insert(at, group)
         self.parts.insert(at, tidied)
-        if len(self.parts) >= MERGE_EVERY:
-            self.parts = [merge(self.parts, self.endpoint.tables)]
-            self._part_groups = [self._part_groups[-1]]
+        final = bisect.bisect_left(self._part_groups, self._first_undone)
+        if len(self.parts) >= MERGE_EVERY and final > 1:
+            self.parts[:final] = [merge(self.parts[:final], self.endpoint.tables)]
+            self._part_groups[:final] = [self._part_groups[final - 1]]
 
 
 def merge(parts: Sequence[Tidied], names: Sequence[str]) -> Tidied:
@@ -338,10 +350,17 @@ async def pull(
     missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
     if missing and client is None:
         where = f" {snapshot.root}" if snapshot is not None else ""
-        raise ConfigurationError(
-            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}: to fetch them, set "
-            "CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
+        fetch = (
+            "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
             "CAPILLARY_CLIENT_SECRET), or pass client="
+        )
+        if notices:  # damage made them missing: say which files
+            raise SnapshotError(
+                f"{'; '.join(message for message, _ in notices)}. {len(missing)} of {len(units)} {unit_words} are "
+                f"not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
+            )
+        raise ConfigurationError(
+            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}: to fetch them, {fetch}"
         )
     if missing and store is not None:
         if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]

@@ -31,6 +31,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -111,6 +112,14 @@ def _write_atomically(target: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _remove(path: Path) -> None:
+    """A snapshot file gone, whatever took its place (a folder, after damage)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
@@ -237,12 +246,16 @@ class Snapshot:
         finally:
             os.close(descriptor)  # closing releases the lock
 
-    def hosts(self) -> list[str]:
+    def hosts(self) -> tuple[list[str], list[Path]]:
+        """(the hosts the snapshot holds units of, index files that could not be read)."""
         hosts: set[str] = set()
+        unreadable: list[Path] = []
         for endpoint in ENDPOINTS:
             if (self.root / endpoint).is_dir():
-                hosts |= set(Store(self, endpoint).units()["host"].unique())
-        return sorted(hosts)
+                store = Store(self, endpoint)
+                hosts |= set(store.units()["host"].unique())
+                unreadable += store.unreadable
+        return sorted(hosts), unreadable
 
     def clean_temporary(self) -> None:
         """Remove temporary files left by runs killed mid-write (old enough that no run is writing them)."""
@@ -505,9 +518,9 @@ class Store:
         if self.damaged_parts:
             units = units.filter(~pl.col("part").is_in(list(self.damaged_parts)))
         if drop_before is not None:
-            old = units.filter(pl.col("fetched_at") < drop_before)
+            old = units.filter(pl.col("fetched_at") <= drop_before)
             dropped = old.height
-            units = units.filter(pl.col("fetched_at") >= drop_before)
+            units = units.filter(pl.col("fetched_at") > drop_before)
         # Parts with fewer units than they hold: rewritten without the others, or deleted when none is left.
         kept = units.group_by("part").agg(pl.col("unit"))
         held = dict(zip(kept["part"].to_list(), kept["unit"].to_list(), strict=True))
@@ -515,7 +528,7 @@ class Store:
             part_files = files.filter(pl.col("part") == part)
             if part not in held:
                 for table in part_files["table"]:
-                    self._path(table, part).unlink(missing_ok=True)
+                    _remove(self._path(table, part))
                 files = files.filter(pl.col("part") != part)
                 continue
             stored_units = pl.concat(
@@ -530,7 +543,8 @@ class Store:
         for path in [*entries, *(p for p in self.unreadable if p.parent.name == "journal")]:
             path.unlink(missing_ok=True)
         self.damaged_parts = set()
-        self._remove_orphans(files)
+        # With the index lost, no file is known to be any run's: every file it does not name now goes.
+        self._remove_orphans(files, every=self.folder / "index.parquet" in self.unreadable)
         return dropped
 
     def _rewrite(self, part: str, part_files: pl.DataFrame, keep: list[object], files: pl.DataFrame) -> pl.DataFrame:
@@ -551,18 +565,18 @@ class Store:
             )
         return files
 
-    def _remove_orphans(self, files: pl.DataFrame) -> None:
+    def _remove_orphans(self, files: pl.DataFrame, *, every: bool = False) -> None:
         """Table files no index or journal entry names, old enough not to be a part being written now."""
         named = {f"{table}/{part}.parquet" for part, table in files.select("part", "table").iter_rows()}
         if (self.folder / "journal").is_dir():
             for entry in (self.folder / "journal").glob("*.json"):
                 named |= {f"{t}/{entry.stem}.parquet" for t in os.listdir(self.folder) if (self.folder / t).is_dir()}
-        cutoff = time.time() - _STALE
+        cutoff = time.time() - (0 if every else _STALE)
         for path in self.folder.glob("*/*.parquet"):
             if f"{path.parent.name}/{path.name}" not in named:
                 with contextlib.suppress(OSError):
-                    if path.stat().st_mtime < cutoff:
-                        path.unlink()
+                    if path.stat().st_mtime <= cutoff:
+                        _remove(path)
 
     # -- reading ------------------------------------------------------------------------------------
 
