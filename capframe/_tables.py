@@ -103,7 +103,10 @@ class _Bundle:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={frame.height}x{frame.width}" for name, frame in self.tables().items())
-        return f"{type(self).__name__}({shapes}; failed ids: {_ids_text(self.failed_ids)}{self._origin()})"
+        return f"{type(self).__name__}({shapes}; {self._failures()}{self._origin()})"
+
+    def _failures(self) -> str:
+        return f"failed ids: {_ids_text(self.failed_ids)}"
 
     def _origin(self) -> str:
         p = self.provenance
@@ -114,15 +117,15 @@ class _Bundle:
             f"<tr><td><code>{name}</code></td><td>{frame.height:,}</td><td>{frame.width}</td></tr>"
             for name, frame in self.tables().items()
         )
-        failed = html.escape(_ids_text(self.failed_ids))
+        failed = html.escape(self._failures())
         return (
             f"<div><strong>{type(self).__name__}</strong>"
             "<table><thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>failed ids: {failed}{html.escape(self._origin())}</p></div>"
+            f"<tbody>{rows}</tbody></table><p>{failed}{html.escape(self._origin())}</p></div>"
         )
 
 
-def _ids_text(ids: list[int], shown: int = 5) -> str:
+def _ids_text(ids: list[int] | list[str], shown: int = 5) -> str:
     if not ids:
         return "none"
     text = ", ".join(map(str, ids[:shown]))
@@ -172,6 +175,11 @@ class ChildrenTables(_Bundle):
 
     _MAIN: ClassVar[str] = "children"
     NAMES: ClassVar[tuple[str, ...]] = ("children", *_SHARED)
+
+    def _failures(self) -> str:
+        """Parents, however they were given (an identifier has no customer id), as the errors table names them."""
+        labels = self.errors.filter(pl.col("level") == "error")["message"].str.extract(r"^(parent #\d+ \([^)]*\))")
+        return f"failed parents: {_ids_text(labels.drop_nulls().to_list())}"
 
 
 # Set after the classes are made: @dataclass reads class attributes, which would import the models.
