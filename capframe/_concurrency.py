@@ -11,10 +11,12 @@ ages of those still in flight: an outstanding request's age is a lower bound on 
 the first answer (or when the API slows down) the limit grows as requests wait, instead of stalling
 until they return. A cap below the target (the ceiling) holds it back when the server degrades:
 
-- a 5xx or a timeout cuts the ceiling to 0.7 of the limit, once per round: failures of requests sent
-  before the last cut are old news (a burst of them is one signal, not many);
-- server queueing: when the median latency of the last answers is well above (1.5x) its baseline and
-  concurrency grew by enough to explain it, the ceiling drops to the concurrency the baseline latency
+- 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth (two at least) of the
+  last limit's worth of requests: a lone 5xx among many answers is not the server failing under its
+  load (cutting on each would hold a slow API with a few random errors to a handful in flight).
+  Once per round: failures of requests sent before the last cut are old news, not a new signal;
+- server queueing: when the median latency of a round of answers is well above (1.3x) its baseline
+  and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency the baseline latency
   would serve at the throughput seen now (concurrency x baseline / latency), an estimate of the
   server's capacity. Latency that grows while concurrency does not is the API getting slower: that
   becomes the new baseline and the target grows to match (what Little's law asks for);
@@ -46,7 +48,8 @@ __all__ = ["AdaptiveLimit", "Outcome", "Slot"]
 
 _HEADROOM = 1.25  # in flight beyond rate x p90: latency varies, and an answer is read before a slot frees
 _SAMPLES = 64  # answers the p90 is taken over
-_CUT = 0.7  # the ceiling after a 5xx or a timeout, as a share of the limit
+_CUT = 0.7  # the ceiling after 5xx or timeouts, as a share of the limit
+_FAILING = 0.1  # failing: this share of the last limit's worth of requests (two at least) failed
 _NEAR = 1.1  # a latency within 10% of the baseline counts as the baseline
 _QUEUEING = 1.3  # a latency this far above the baseline is the server queueing (if concurrency explains it)
 _GREW = 1.2  # concurrency this far above the baseline's grew (not just the jitter of a paced pull)
@@ -89,6 +92,7 @@ class AdaptiveLimit:
         self._ceiling = float(self.max_concurrency)
         self._latencies: deque[float] = deque(maxlen=_SAMPLES)
         self._outstanding: set[_Sent] = set()  # requests in flight, for their ages
+        self._ends: deque[bool] = deque(maxlen=_SAMPLES)  # whether each request sent since the last cut failed
         self._round: list[tuple[float, int, bool]] = []  # (latency, in flight, news) of answers since the last look
         self._baseline: tuple[float, float] | None = None  # (latency, in flight) when latency was at its base
         self._sends = 0
@@ -134,11 +138,14 @@ class AdaptiveLimit:
         if self.fixed is not None:
             return
         news = sent.number > self._sends_at_cut  # sent after the last cut: what it says is about the limit now
-        if outcome is Outcome.OVERLOADED:
-            if news:
-                self._cut(self.limit * _CUT)
-            return
         if outcome is Outcome.THROTTLED:
+            return
+        if news:
+            self._ends.append(outcome is Outcome.OVERLOADED)
+        if outcome is Outcome.OVERLOADED:
+            recent = list(self._ends)[-max(10, self.limit) :]
+            if news and sum(recent) >= max(2, _FAILING * len(recent)):
+                self._cut(self.limit * _CUT)
             return
         latency = now - sent.at
         self._latencies.append(latency)
@@ -180,6 +187,7 @@ class AdaptiveLimit:
     def _cut(self, ceiling: float) -> None:
         self._ceiling = max(1.0, min(self._ceiling, ceiling))
         self._sends_at_cut = self._sends
+        self._ends.clear()
 
     def describe(self) -> str:
         """The limit and what it is made of, for a DEBUG log line."""

@@ -67,7 +67,7 @@ class Pacer:
         while (delay := slot - self._clock()) > 0:
             await asyncio.sleep(delay)
 
-    def throttled(self, retry_after: float | None) -> None:
+    def pause(self, retry_after: float | None) -> None:
         """A 429: hold every later request back for ``retry_after`` seconds and slow the pace.
 
         The 429s of requests already in flight when the first arrived are one signal: the pace is

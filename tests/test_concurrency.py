@@ -157,11 +157,23 @@ def test_failures_cut_multiplicatively_once_per_round() -> None:
         limit.done(sent, Outcome.OVERLOADED)
     after = limit.limit
     assert after == int(before * 0.7)
-    # A failure of a request sent after the cut is news: it cuts again.
-    sent = limit.sent()
-    clock.now += 0.1
-    limit.done(sent, Outcome.OVERLOADED)
+    # Failures of requests sent after the cut are news: two of them cut again.
+    for _ in range(2):
+        sent = limit.sent()
+        clock.now += 0.1
+        limit.done(sent, Outcome.OVERLOADED)
     assert limit.limit == int(after * 0.7)
+
+
+def test_a_few_random_5xx_among_many_answers_do_not_cut() -> None:
+    count = itertools.count()
+
+    def flaky(n: int, t: float) -> tuple[float, Outcome]:  # one request in 40 fails: not overloaded
+        return (3.0, Outcome.OVERLOADED) if next(count) % 40 == 39 else (3.0, Outcome.ANSWERED)
+
+    run = simulate(flaky, 600)
+    assert {limit for t, limit in run.limits if t > 7} == {64}
+    assert run.seconds <= floor(615, 3.0) + 3.0  # the last retries add a latency
 
 
 def test_the_ceiling_grows_back_by_about_one_a_round() -> None:

@@ -46,7 +46,7 @@ def test_a_429_pauses_then_halves_the_pace_and_it_recovers_over_a_minute() -> No
     clock = Clock()
     pacer = paced(clock)
     send(pacer, clock)
-    pacer.throttled(2.0)
+    pacer.pause(2.0)
     assert pacer.share() == 0.5
     resumed = send(pacer, clock)
     assert resumed == pytest.approx(2.0)
@@ -62,19 +62,19 @@ def test_the_429s_of_one_burst_slow_the_pace_once() -> None:
     clock = Clock()
     pacer = paced(clock)
     for _ in range(8):  # every request in flight answered 429 at about the same time
-        pacer.throttled(1.0)
+        pacer.pause(1.0)
         clock.now += 0.01
     assert pacer.share() == 0.5
     clock.now = 1.1  # the pause is over: a 429 now is a second signal
     for _ in range(8):  # without Retry-After, as one burst
-        pacer.throttled(None)
+        pacer.pause(None)
     assert pacer.share() == pytest.approx(0.25, abs=0.001)
     clock.now += 0.5
-    pacer.throttled(None)
+    pacer.pause(None)
     assert pacer.share() == pytest.approx(0.25, abs=0.001)
     clock.now += 1.0  # a second later: a third
     recovering = pacer.share()
-    pacer.throttled(None)
+    pacer.pause(None)
     assert pacer.share() == pytest.approx(recovering / 2)
 
 
@@ -86,7 +86,7 @@ def test_never_over_the_budget_in_any_60_s_window() -> None:
     for _ in range(4000):
         times.append(send(pacer, clock))
         if rng.random() < 0.002:
-            pacer.throttled(rng.choice([None, 0.5, 3.0]))
+            pacer.pause(rng.choice([None, 0.5, 3.0]))
         clock.now += rng.choice([0.0, 0.0, 0.01, 0.5])  # a busy loop, or an idle moment
     most = max(bisect.bisect_left(times, t + 60.0) - i for i, t in enumerate(times))
     assert most <= RPM
@@ -98,5 +98,5 @@ def test_unpaced_has_no_rate_but_still_pauses_for_a_429() -> None:
     pacer = Pacer(None, clock=clock)
     assert pacer.rate() is None
     assert send(pacer, clock) == send(pacer, clock) == 0.0
-    pacer.throttled(3.0)
+    pacer.pause(3.0)
     assert send(pacer, clock) == 3.0
