@@ -219,7 +219,7 @@ def test_children_tables_html_repr(client: capframe.Client) -> None:
     html = children._repr_html_()
     assert "<strong>ChildrenTables</strong>" in html
     assert f"<code>children</code></td><td>{children.children.height:,}</td>" in html
-    assert "failed ids: none" in html
+    assert "failed parents: none" in html  # parents, however given: an identifier has no customer id
 
 
 def test_errors_have_readable_reprs(client: capframe.Client) -> None:
