@@ -75,6 +75,26 @@ class _Bundle:
         for name in tables if names is None else names:
             self.MODELS[name].validate(tables[name])
 
+    def returned(self) -> Self:
+        """The bundle with only the customers the API returned: what shares and counts are computed over.
+
+        The API sends data for some ids it reports as failed: a customer "not in this source" (8065)
+        comes with its ``segments``, ``fields``, ``cards`` and loyalty summary, a PII-deleted one
+        (8109) with its loyalty summary. Every table keeps it (nothing is dropped silently); this
+        view keeps, in every table, the rows of returned customers only (``customers`` its
+        ``success`` rows), rows about no customer (a response's warnings) and, in ``errors``,
+        warnings only: the errors are those of the ids left out.
+        """
+        kept = self._returned_ids()
+        about_returned = pl.col("customer_id").is_null() | pl.col("customer_id").is_in(kept.implode())
+        tables = {name: frame.filter(about_returned) for name, frame in self.tables().items()}
+        tables["errors"] = tables["errors"].filter(pl.col("level") == "warning")
+        return self.of(tables, self.provenance)
+
+    def _returned_ids(self) -> pl.Series:
+        main: pl.DataFrame = getattr(self, self._MAIN)
+        return (main.filter("success") if "success" in main.columns else main)["customer_id"].unique()
+
     @property
     def failed_ids(self) -> list[int]:
         main = getattr(self, self._MAIN)

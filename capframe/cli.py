@@ -154,10 +154,11 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
         print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=out)
         print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=out)
-        print("\nLifetime purchases of found customers, by loyalty type:", file=out)
+        # Over the returned customers only: the API sends loyalty data with some failed ids too.
+        returned = tables.returned().customers
+        print("\nLifetime purchases of returned customers, by loyalty type:", file=out)
         print(
-            customers.filter("success")
-            .group_by("loyalty_type")
+            returned.group_by("loyalty_type")
             .agg(
                 pl.len().alias("customers"),
                 pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
@@ -165,9 +166,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             .sort("loyalty_type"),
             file=out,
         )
-        print("\nIdentifier coverage (share of found customers with one):", file=out)
+        print("\nIdentifier coverage (share of returned customers with one):", file=out)
         print(
-            customers.filter("success").select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
+            returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
             file=out,
         )
     customers.write_parquet(args.output)
