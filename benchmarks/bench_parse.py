@@ -43,6 +43,7 @@ import orjson
 import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 from _pages import best_of, customer_pages, fmt_table, revision  # also puts the checkout on sys.path
+from _report import add_write_flag, report
 
 import capframe
 from capframe import _wire
@@ -251,7 +252,13 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="ids per page (default 100)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N timings (default 3)")
     parser.add_argument("--skip-pandas", action="store_true", help="leave out the (slow) pandas route")
+    add_write_flag(parser)
     args = parser.parse_args()
+    with report("bench_parse", write=args.write):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     n = 100_000 if args.full else args.entities
 
     pages = customer_pages(n, batch=args.batch)
@@ -315,6 +322,7 @@ def main() -> int:
             produced[key] = ", ".join(f"{k} {len(v):,}" for k, v in result.items())
         print(
             f"  ({key}) done: best {best:.3f} s of {args.repeat}, {time.perf_counter() - started:.1f} s in all",
+            file=sys.stderr,
             flush=True,
         )
         del result
