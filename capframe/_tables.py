@@ -11,11 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import polars as pl
 
+from capframe import _export
+
 if TYPE_CHECKING:
+    import pandas as pd
     import pandera.polars as pa
 
 __all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
@@ -68,6 +72,26 @@ class _Bundle:
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
         return {name: getattr(self, name) for name in self.NAMES}
+
+    def write_parquet(self, folder: str | Path) -> dict[str, Path]:
+        """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
+        return _export.write_parquet(self.tables(), folder)
+
+    def write_csv(self, folder: str | Path) -> dict[str, Path]:
+        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read."""
+        return _export.write_csv(self.tables(), folder)
+
+    def write_excel(self, path: str | Path) -> Path:
+        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``).
+
+        Identifiers and mobiles are text, so leading zeros stay; timestamps are UTC without a zone.
+        """
+        return _export.write_excel(self.tables(), path)
+
+    def to_pandas(self) -> dict[str, pd.DataFrame]:
+        """Table name -> pandas DataFrame with nullable dtypes: an integer column with nulls stays
+        ``Int64``, not float64 (needs ``capframe[pandas]``)."""
+        return _export.to_pandas(self.tables())
 
     def validate(self, names: Iterable[str] | None = None) -> None:
         """Check every table (or those named) against its pandera model (capframe does this before returning)."""
