@@ -219,8 +219,8 @@ async def call(
                     wait = _retry_after(response)
                     if wait is not None:
                         wait = min(wait, client.max_retry_after)
-                        if status == 429:
-                            client._pacer.pause(wait)
+                    if status == 429:
+                        client._pacer.pause(wait)
                 if not await backoff(wait):
                     raise RetriesExhausted(f"{failure} after {client.max_retries + 1} attempts", status)
         try:

@@ -209,7 +209,14 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     from capframe.sandbox import Sandbox, serve
 
     faults = [kind for kind in args.faults.split(",") if kind] if args.faults else None
-    org = Sandbox(args.customers, seed=args.seed, latency=args.latency, faults=faults, requests_per_minute=args.rpm)
+    org = Sandbox(
+        args.customers,
+        seed=args.seed,
+        latency=args.latency,
+        faults=faults,
+        requests_per_minute=args.rpm,
+        capacity=args.capacity,
+    )
     if args.print_ids:
         print("\n".join(map(str, org.customer_ids(args.print_ids))), file=out)
         return 0
@@ -344,6 +351,12 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     sandbox.add_argument("--rpm", type=int, help="enforce this many requests per minute with 429s")
+    sandbox.add_argument(
+        "--capacity",
+        type=int,
+        metavar="C",
+        help="degrade past C requests in flight: latency grows in proportion, and past 2C the answer is a 503",
+    )
     sandbox.add_argument("--faults", help="comma-separated faults for the first requests, e.g. 503,429,truncate")
     sandbox.add_argument("--print-ids", type=int, metavar="N", help="print N customer ids of the organisation and exit")
     sandbox.set_defaults(run=_sandbox)
