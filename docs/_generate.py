@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import io
 import re
+import textwrap
 
 import capframe
 from capframe import cli, errors, schemas
@@ -85,5 +86,6 @@ def cli_help(*command: str) -> str:
 def error_tree() -> str:
     """The tree drawn in ``capframe/errors.py``'s docstring."""
     doc = inspect.cleandoc(errors.__doc__ or "")
-    tree = doc[doc.index("CapframeError") : doc.index("Messages never")].rstrip()
+    start = doc.rindex("\n", 0, doc.index("CapframeError")) + 1
+    tree = textwrap.dedent(doc[start : doc.index("Messages never")]).strip()
     return "```text\n" + tree + "\n```"

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import capframe
 from capframe import schemas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +55,25 @@ def test_capframe_testing_works_after_a_plain_import() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "filter_headers" in result.stdout
+
+
+def test_client_options_are_rendered_from_the_docstring_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agreed format: `Options:`, entries `    name: text`, continuation lines indented 8."""
+    monkeypatch.syspath_prepend(str(DOCS))
+    import _generate  # type: ignore[import-not-found]
+
+    doc = """Which cluster to call.
+
+    Options:
+        batch_size: ids per request
+            (1 to 1000)
+        timeout: seconds | per request
+
+    Other text.
+    """
+    monkeypatch.setattr(capframe.Client, "__doc__", doc)
+    table = _generate.client_options().splitlines()
+    assert table[2:] == [
+        "| `batch_size` | `100` | ids per request (1 to 1000) |",
+        "| `timeout` | `30.0` | seconds \\| per request |",
+    ]
