@@ -11,6 +11,7 @@ data. Keys the wire schema does not name show up in the comparison of the two sc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "children_entities",
     "customer_entities",
     "json_text",
+    "loads",
     "recover_unknown",
 ]
 
@@ -281,6 +283,70 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
     raise _Drift(path)
 
 
+# -- JSON from the wire, read defensively ------------------------------------------------------
+
+# A \\uXXXX escape of half a surrogate pair, not part of a pair (after an even run of backslashes: an
+# escaped backslash followed by "ud800" is text). polars reads one as "\\x00" and Python's encoders refuse
+# it: it is kept as its six characters of text instead, so nothing is changed without trace.
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+# Python's parser and the slow paths below recurse once per level: deeper JSON is refused, never a
+# RecursionError. The documented shapes nest under 10 levels.
+MAX_DEPTH = 128
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def escape_lone_surrogates(body: bytes) -> bytes:
+    """``body`` with each lone surrogate escape written as text (``"\\ud800"`` -> the text ``\\ud800``)."""
+    if not _SURROGATE_HINT.search(body):  # the common case: one scan, no copy
+        return body
+    return _LONE_SURROGATE.sub(rb"\1\\\2", body)
+
+
+def nesting(body: bytes) -> int:
+    """How deep the JSON text nests (brackets inside strings do not count)."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return len(brackets) // 2
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _dtype_depth(dtype: DType) -> int:
+    """How deep a dtype nests, counted without recursion (polars' own dtype comparison recurses)."""
+    deepest, stack = 0, [(dtype, 1)]
+    while stack:
+        dtype, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(dtype, pl.List):
+            stack.append((dtype.inner, depth + 1))
+        elif isinstance(dtype, pl.Struct):
+            stack.extend((f.dtype, depth + 1) for f in dtype.fields)
+    return deepest
+
+
+def _too_deep() -> WireTypeError:
+    return WireTypeError(f"the body nests JSON more than {MAX_DEPTH} levels deep, which capframe does not read")
+
+
+def loads(body: bytes) -> Any:
+    """Python's JSON parser, refusing what it cannot read safely: nesting beyond MAX_DEPTH (WireTypeError:
+    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text."""
+    if nesting(body) > MAX_DEPTH:
+        raise _too_deep()
+    try:
+        return json.loads(escape_lone_surrogates(body))
+    except ValueError:  # also: not UTF-8, an integer of more than 4,300 digits
+        raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+
+
 def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFrame, bool]:
     """Response bodies -> (a frame of the wire schema, one row per body; whether any holds unknown fields).
 
@@ -293,10 +359,13 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    bodies = [escape_lone_surrogates(body) for body in bodies]
     drift: list[str] = []
     try:
         page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
         have = page.schema
+        if any(_dtype_depth(dtype) > MAX_DEPTH for dtype in have.values()):
+            raise _too_deep()
         page = page.select(
             # strict=False lets a struct cast add the fields a page lacks; _target allows only casts
             # that cannot fail on a value (same type, integer widening, to text).
@@ -320,10 +389,7 @@ def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
     is documented is refused, not truncated). Slow, and rare."""
     rows = []
     for body in bodies:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+        document = loads(body)
         if not isinstance(document, dict):
             raise WireFormatError("the body is not a JSON object")
         rows.append(
@@ -434,7 +500,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
 
     The slow path, taken only for a page whose schema names keys the wire schema does not.
     """
-    document = json.loads(body)
+    document = loads(body)
     rows: list[tuple[int | None, str, str]] = []
     schema = CHILDREN_PAGE if children else CUSTOMERS_PAGE
     items: list[Any]
@@ -489,5 +555,5 @@ def _item_id(item: Any, *, children: bool) -> int | None:
         if children:
             return int(item["profiles"][0]["userId"])
         return int(item["entity"]["id"])
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):  # OverflowError: an id of 1e999
         return None
