@@ -105,7 +105,9 @@ class OAuth(httpx.Auth, _Redacting):
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         refused: str | None = None  # the token a 401 answered: renew it once
         while True:
-            async with self._lock():
+            lock = self._lock()
+            late = lock.locked()  # another request is getting a token: this one's turn will have passed
+            async with lock:
                 if self._token is None or self._token == refused or time.monotonic() >= self._expires_at:
                     await self._pacer.wait()
                     answer = yield httpx.Request(
@@ -113,8 +115,11 @@ class OAuth(httpx.Auth, _Redacting):
                     )
                     await answer.aread()
                     self._accept(answer)
+                    late = True
                 token = self._token
             assert token is not None
+            if late:  # the turn this request waited for went by, or went to the token request: a new one
+                await self._pacer.wait()
             request.headers["X-CAP-API-OAUTH-TOKEN"] = token
             response = yield request
             if response.status_code != 401 or refused is not None:

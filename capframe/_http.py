@@ -33,22 +33,26 @@ __all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "ad
 log = logging.getLogger("capframe")
 
 
-class _RedactParent(logging.Filter):
-    """httpx logs each request's URL at INFO; a hierarchy request's URL holds the parent's mobile or
-    email (associationEntityIdentifierValue), which is personal data. This blanks that value."""
+class _Redact(logging.Filter):
+    """Log records of httpx and httpcore hold what the wire held: a hierarchy request's URL holds the
+    parent's mobile or email (associationEntityIdentifierValue, personal data), and httpcore's DEBUG
+    lines hold response headers, where a hostile server may repeat a credential. This blanks the
+    first, and the credentials of every session open (each registers its redaction in ``active``)."""
 
     _VALUE = re.compile(r"(associationEntityIdentifierValue=)[^&\s\"']*")
+    active: list[Callable[[str], str]] = []  # noqa: RUF012 - shared by every session, on purpose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._VALUE.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a for a in record.args
-            )
-        record.msg = self._VALUE.sub(r"\1***", str(record.msg))
+        message = self._VALUE.sub(r"\1***", record.getMessage())
+        for redact in list(self.active):
+            message = redact(message)
+        record.msg, record.args = message, ()
         return True
 
 
-logging.getLogger("httpx").addFilter(_RedactParent())
+_REDACT = _Redact()
+for _name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
+    logging.getLogger(_name).addFilter(_REDACT)
 T = TypeVar("T")
 
 
@@ -81,8 +85,12 @@ class Session:
             event_hooks={"response": [_body.guard(client.max_body_bytes)]},
         )
         policy = RetryPolicy(client.max_retries, client.retry_backoff, client.max_retry_after)
-        async with http:
-            yield cls(client, http, asyncio.Semaphore(client.concurrency), auth, pacer, policy)
+        _Redact.active.append(auth.redact)
+        try:
+            async with http:
+                yield cls(client, http, asyncio.Semaphore(client.concurrency), auth, pacer, policy)
+        finally:
+            _Redact.active.remove(auth.redact)
 
 
 async def call(

@@ -10,6 +10,8 @@ data. Keys the wire schema does not name show up in the comparison of the two sc
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -293,11 +295,15 @@ _LONE_SURROGATE = re.compile(
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
-# Python's parser and the slow paths below recurse once per level: deeper JSON is refused, never a
-# RecursionError. The documented shapes nest under 10 levels.
+# Python's parser and the slow paths recurse once per level, and polars takes time cubic in the depth
+# (10 s for one page nesting 600 levels): deeper JSON is refused before either reads it. The
+# documented shapes nest under 10 levels.
 MAX_DEPTH = 128
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKET_OR_QUOTE = bytes(b for b in range(256) if b not in b'[]{}"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind of bracket does not change the depth
+_STEP = bytes.maketrans(b"[]", b"\x01\xff")
 
 
 def escape_lone_surrogates(body: bytes) -> bytes:
@@ -307,29 +313,27 @@ def escape_lone_surrogates(body: bytes) -> bytes:
     return _LONE_SURROGATE.sub(rb"\1\\\2", body)
 
 
-def nesting(body: bytes) -> int:
-    """How deep the JSON text nests (brackets inside strings do not count)."""
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
-    if len(brackets) <= 2 * MAX_DEPTH:
-        return len(brackets) // 2
-    depth = deepest = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+def too_deep(body: bytes) -> bool:
+    """Whether the JSON text nests deeper than MAX_DEPTH (brackets inside strings do not count).
 
-
-def _dtype_depth(dtype: DType) -> int:
-    """How deep a dtype nests, counted without recursion (polars' own dtype comparison recurses)."""
-    deepest, stack = 0, [(dtype, 1)]
-    while stack:
-        dtype, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(dtype, pl.List):
-            stack.append((dtype.inner, depth + 1))
-        elif isinstance(dtype, pl.Struct):
-            stack.extend((f.dtype, depth + 1) for f in dtype.fields)
-    return deepest
+    On the hot path, so it works with whole-buffer byte operations, not a loop per byte: the
+    brackets outside strings are kept (as ``[`` and ``]``), then innermost pairs removed, one level a pass.
+    """
+    if b'\\"' in body:  # an escaped quote: strings are found exactly, by regex (slower)
+        brackets = _STRING.sub(b"", body).translate(_SQUARE, _NOT_BRACKET)
+    else:  # every quote delimits a string: a string holding no bracket is left as "" and removed
+        brackets = body.translate(_SQUARE, _NOT_BRACKET_OR_QUOTE).replace(b'""', b"")
+        if b'"' in brackets:  # some string holds a bracket
+            brackets = _STRING.sub(b"", body).translate(_SQUARE, _NOT_BRACKET)
+    for removed in range(MAX_DEPTH + 1):
+        if removed + len(brackets) <= MAX_DEPTH:
+            return False
+        shorter = brackets.replace(b"[]", b"")  # bytes.replace does not rescan what it joined: one level
+        if len(shorter) == len(brackets):  # unbalanced (a body cut short): count the rest exactly
+            steps = array.array("b", brackets.translate(_STEP))
+            return removed + max(itertools.accumulate(steps), default=0) > MAX_DEPTH
+        brackets = shorter
+    return True
 
 
 def _too_deep() -> WireTypeError:
@@ -339,7 +343,7 @@ def _too_deep() -> WireTypeError:
 def loads(body: bytes) -> Any:
     """Python's JSON parser, refusing what it cannot read safely: nesting beyond MAX_DEPTH (WireTypeError:
     asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text."""
-    if nesting(body) > MAX_DEPTH:
+    if too_deep(body):
         raise _too_deep()
     try:
         return json.loads(escape_lone_surrogates(body))
@@ -359,13 +363,13 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    if any(too_deep(body) for body in bodies):
+        raise _too_deep()
     bodies = [escape_lone_surrogates(body) for body in bodies]
     drift: list[str] = []
     try:
         page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
         have = page.schema
-        if any(_dtype_depth(dtype) > MAX_DEPTH for dtype in have.values()):
-            raise _too_deep()
         page = page.select(
             # strict=False lets a struct cast add the fields a page lacks; _target allows only casts
             # that cannot fail on a value (same type, integer widening, to text).
