@@ -14,7 +14,6 @@ import hashlib
 import os
 import resource
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ if str(ROOT) not in sys.path:  # run from a checkout: benchmark the working tree
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from _report import revision  # noqa: E402
 
 from capframe.sandbox import Sandbox  # noqa: E402
 
@@ -105,7 +105,10 @@ def customer_pages(
         pages.append(response.content)
     _write(path, pages)
     if verbose:
-        print(f"(generated {len(pages)} pages in {time.perf_counter() - started:.1f} s, cached at {path})")
+        print(
+            f"(generated {len(pages)} pages in {time.perf_counter() - started:.1f} s, cached at {path})",
+            file=sys.stderr,
+        )
     return pages
 
 
@@ -141,23 +144,6 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
-
-
-def revision() -> str:
-    """The checkout being measured: commit, and whether capframe/ has uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "capframe"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"capframe at {head}{' + uncommitted changes' if dirty else ''}"
 
 
 def fmt_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -19,6 +19,7 @@ import sys
 import time
 
 from _pages import child_env, fmt_table, revision
+from _report import add_write_flag, report
 
 CASES = {"python -c pass": "pass", "import polars": "import polars", "import capframe": "import capframe"}
 _LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
@@ -51,7 +52,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="best of N fresh processes (default 5)")
     parser.add_argument("--top", type=int, default=8, help="modules to list (default 8)")
+    add_write_flag(parser)
     args = parser.parse_args()
+    with report("bench_import", write=args.write):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     env = child_env()
     print(
         f"bench_import ({revision()}): {sys.executable}; best of {args.repeat}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}",

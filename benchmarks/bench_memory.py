@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from _pages import ROOT, child_env, fmt_table, revision
+from _report import add_write_flag, report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,7 +123,13 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="numbers of ids (default 10000 100000)")
     parser.add_argument("--full", action="store_true", help="N = 10k, 100k, 1M")
     parser.add_argument("--alt-max", type=int, help="largest N for the pandas case (default 10000; 100000 with --full)")
+    add_write_flag(parser)
     args = parser.parse_args()
+    with report("bench_memory", write=args.write):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = args.sizes or ([10_000, 100_000, 1_000_000] if args.full else [10_000, 100_000])
     sizes = sorted(sizes)
     if args.alt_max is None:
@@ -141,7 +148,11 @@ def main() -> int:
             if case == "pandas" and n > args.alt_max:
                 continue
             r = run_case(case, n)
-            print(f"  {case} N={n:,}: peak {r['rusage_peak_mb']:.0f} MB, {r['seconds']:.1f} s", flush=True)
+            print(
+                f"  {case} N={n:,}: peak {r['rusage_peak_mb']:.0f} MB, {r['seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             results.append(r)
 
     rows = []

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:  # run from a checkout: soak the working tree
     sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
+from _report import add_write_flag, report  # noqa: E402
 
 import capframe  # noqa: E402
 from capframe.sandbox import FAULT_KINDS, Faults  # noqa: E402
@@ -48,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-retries", type=int, default=10)
+    add_write_flag(parser)
     return parser.parse_args()
 
 
@@ -97,6 +99,11 @@ def row_difference(got: pl.DataFrame, want: pl.DataFrame) -> int:
 
 def main() -> int:
     args = parse_args()
+    with report("soak", write=args.write):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     each = args.rate / len(KINDS)
     faulty = client(args, Faults(rates=dict.fromkeys(KINDS, each), seed=args.seed))
     reference = client(args, None)

@@ -131,7 +131,7 @@ class Client:
         retry_backoff: seconds before the first retry, doubling with each retry up to 30 seconds,
             with jitter (default 0.5).
         max_retry_after: cap in seconds on a Retry-After the API asks for (seconds or an HTTP date;
-            default 60); a 429 holds back every request of the client.
+            default 60); a 429 holds back every request of the client and slows the pace for a minute.
         max_body_bytes: the largest answer read, in bytes after decompression (default 64 MiB, far
             above the largest real page); a larger one fails its request with a FetchError that says so.
         transport: an httpx.AsyncBaseTransport to send requests through instead of the network,

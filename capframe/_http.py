@@ -122,8 +122,8 @@ async def call(
         wait = session.policy.wait(attempt, retry.after)
         if wait is None:
             return False
-        if retry.pause:
-            session.pacer.pause(wait)
+        if retry.pause:  # a 429: every request waits out what it asked for (capped), and the pace slows
+            session.pacer.pause(None if retry.after is None else min(retry.after, session.policy.max_retry_after))
         log.debug(
             "%s failed with %s; retry %d of %d in %.2fs", what, retry.failure, attempt, session.policy.max_retries, wait
         )

@@ -8,6 +8,8 @@ import datetime as dt
 import email.utils
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -788,3 +790,59 @@ def test_loopback_server() -> None:
 def test_serve_refuses_non_loopback_hosts(host: str) -> None:
     with pytest.raises(ValueError, match="loopback"):
         serve(Sandbox(customers=1), host=host)
+
+
+def test_capacity_slows_answers_past_it_and_refuses_past_twice_it() -> None:
+    """A request finding n in flight waits latency x n/C; past 2C it gets a 503 at once."""
+    sb = Sandbox(customers=100, latency=0.2, capacity=2)
+
+    async def timed(c: httpx.AsyncClient, i: int) -> tuple[int, float]:
+        await asyncio.sleep(0.02 * i)  # arrive in order, while the earlier ones are still in flight
+        start = time.perf_counter()
+        r = await c.post(BULK, params={"source": "INSTORE"}, json=[sb.customer_ids(1)[0]])
+        return r.status_code, time.perf_counter() - start
+
+    async def main() -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=GOOD_AUTH) as c:
+            return await asyncio.gather(*(timed(c, i) for i in range(5)))
+
+    answers = asyncio.run(main())
+    assert [status for status, _ in answers] == [200, 200, 200, 200, 503]
+    seconds = [s for _, s in answers]  # 0.2, 0.2, 0.3, 0.4 s: C/latency answers a second past C
+    assert seconds[0] >= 0.19
+    assert seconds[1] < seconds[2] < seconds[3]
+    assert seconds[2] >= 0.29
+    assert seconds[3] >= 0.39
+    assert seconds[4] < 0.15
+    assert [(r.status, r.fault) for r in sb.request_log] == [(503, "capacity")] + [(200, None)] * 4
+    # Once the load is gone, the server answers at its latency again.
+    assert asyncio.run(main())[0] == (200, pytest.approx(0.2, abs=0.07))
+
+
+def test_capacity_is_validated() -> None:
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
+        Sandbox(customers=1, capacity=0)
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_the_sandbox_command_serves_a_degrading_server_from_its_own_process() -> None:
+    """What benchmarks and users' pipeline tests run: ``capframe sandbox --port 0`` with the load options."""
+    command = [sys.executable, "-m", "capframe", "sandbox", "--port", "0", "--customers", "100"]
+    server = subprocess.Popen(
+        [*command, "--latency", "0.2", "--capacity", "1", "--rpm", "1000"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().rsplit(" at ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        ids = Sandbox(customers=100).customer_ids(1)
+
+        async def main() -> list[int]:
+            async with httpx.AsyncClient(base_url=url, headers=GOOD_AUTH, timeout=5) as c:
+                calls = [c.post(BULK, params={"source": "INSTORE"}, json=ids) for _ in range(3)]
+                return sorted(r.status_code for r in await asyncio.gather(*calls))
+
+        assert asyncio.run(main()) == [200, 200, 503]
+    finally:
+        server.kill()
+        server.wait()

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
@@ -21,7 +22,7 @@ import secrets
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
@@ -145,6 +146,7 @@ class Faults:
 class RequestRecord:
     """One handled request. ``status`` is 0 when no response was sent ("reset", "timeout").
 
+    ``fault`` is the injected fault, or "capacity" for the 503 of a server past twice its capacity.
     ``n_ids`` is the number of ids asked for (bulk endpoint) or children returned (hierarchy).
     """
 
@@ -175,6 +177,13 @@ class _Abort(Exception):
 class Sandbox:
     """A faithful in-process emulator of Capillary's bulk customer and hierarchy endpoints.
 
+    ``latency`` (seconds) delays every answer; ``requests_per_minute`` answers 429 past that many
+    API requests in any 60 s window; ``faults`` injects failures (see :class:`Faults`).
+    ``capacity=C`` makes a server that degrades under load, to test a pipeline against one: a
+    request that finds n requests in flight (itself included) is answered after
+    ``latency x max(1, n / C)`` seconds, so past C in flight the server answers no more requests a
+    second, only later; past 2C it answers 503 at once. Every request counts, token requests too.
+
     >>> sandbox = Sandbox(customers=100)
     >>> with httpx.Client(transport=sandbox.sync_transport(), base_url=Sandbox.BASE_URL) as client:
     ...     creds = {"key": Sandbox.CLIENT_KEY, "secret": Sandbox.CLIENT_SECRET}
@@ -202,11 +211,14 @@ class Sandbox:
         latency: float = 0.0,
         faults: Faults | Mapping[str, float] | Sequence[str] | None = None,
         requests_per_minute: int | None = None,
+        capacity: int | None = None,
         token_ttl: int = 300,
         max_page_size: int = 200,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0 seconds")
+        if capacity is not None and capacity < 1:
+            raise ValueError("capacity must be >= 1 request in flight (or None for a server that never degrades)")
         if requests_per_minute is not None and requests_per_minute < 1:
             raise ValueError("requests_per_minute must be >= 1 (or None for no limit)")
         if token_ttl < 1:
@@ -219,6 +231,7 @@ class Sandbox:
         self.latency = latency
         self.faults = Faults.coerce(faults)
         self.requests_per_minute = requests_per_minute
+        self.capacity = capacity
         self.token_ttl = token_ttl
         self.max_page_size = max_page_size
         self.request_log: list[RequestRecord] = []
@@ -232,6 +245,7 @@ class Sandbox:
         self._fault_table = [(k, self.faults.rates[k]) for k in FAULT_KINDS if self.faults.rates.get(k)]
         self._tokens: dict[str, float] = {}  # token -> time.monotonic() deadline
         self._window: collections.deque[float] = collections.deque()
+        self._in_flight = 0
         digest = hashlib.md5(self.PASSWORD.encode()).hexdigest().lower()  # the API's own scheme
         self._basic_credentials = f"{self.USERNAME}:{digest}".encode()
 
@@ -275,15 +289,46 @@ class Sandbox:
         return httpx.MockTransport(self._handle_with_latency)
 
     def _handle_with_latency(self, request: httpx.Request) -> httpx.Response:
-        if self.latency:
-            time.sleep(self.latency)
-        return self.handle(request)
+        with self.occupancy() as delay:
+            if delay is None:
+                return self.overloaded(request)
+            if delay:
+                time.sleep(delay)
+            return self.handle(request)
 
     async def ahandle(self, request: httpx.Request) -> httpx.Response:
-        """Wait ``latency`` seconds, then answer like :meth:`handle`."""
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        return self.handle(request)
+        """Wait ``latency`` seconds (more past ``capacity``), then answer like :meth:`handle`."""
+        with self.occupancy() as delay:
+            if delay is None:
+                return self.overloaded(request)
+            if delay:
+                await asyncio.sleep(delay)
+            return self.handle(request)
+
+    @contextlib.contextmanager
+    def occupancy(self) -> Iterator[float | None]:
+        """Count a request in flight while it is served: how long to wait before answering it, or
+        None when more than twice ``capacity`` are in flight (answer with :meth:`overloaded`)."""
+        with self._lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+        try:
+            if self.capacity is None:
+                yield self.latency
+            elif in_flight > 2 * self.capacity:
+                yield None
+            else:
+                yield self.latency * max(1.0, in_flight / self.capacity)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def overloaded(self, request: httpx.Request) -> httpx.Response:
+        """The 503 of a server with more than twice its ``capacity`` in flight."""
+        reply = _Reply(503, _errors_body(503, "Service temporarily unavailable"))
+        self._record(request, reply.status, "capacity", 0)
+        headers = {"Content-Type": reply.content_type, "X-Cap-Requestid": "sbx-overloaded"}
+        return httpx.Response(reply.status, headers=headers, content=reply.body, request=request)
 
     # --- the core ---
 

@@ -92,10 +92,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
         url = f"{self.server.url}{self.path}"
         request = httpx.Request(self.command, url, headers=headers, content=body)
-        if sandbox.latency:
-            time.sleep(sandbox.latency)
         try:
-            response = sandbox.handle(request)
+            with sandbox.occupancy() as delay:
+                if delay is None:
+                    response = sandbox.overloaded(request)
+                else:
+                    time.sleep(delay)
+                    response = sandbox.handle(request)
         except httpx.RemoteProtocolError:
             # "reset": close the socket without a byte of response.
             self.close_connection = True

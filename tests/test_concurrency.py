@@ -1,0 +1,273 @@
+"""The adaptive in-flight limit, driven in simulated time: synthetic latencies and outcomes, no sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from capframe._concurrency import AdaptiveLimit, Outcome
+
+RPM = 1000
+RATE = RPM / 60
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# What a simulated server does with a request that finds n requests in flight (itself included):
+# its latency and how it ends.
+Server = Callable[[int, float], tuple[float, Outcome]]
+
+
+def steady(latency: float) -> Server:
+    return lambda n, t: (latency, Outcome.ANSWERED)
+
+
+def degrading(latency: float, capacity: int) -> Server:
+    """Latency grows in proportion to the requests in flight beyond ``capacity``; 503s beyond twice it
+    (what ``Sandbox(capacity=...)`` does)."""
+
+    def serve(n: int, t: float) -> tuple[float, Outcome]:
+        if n > 2 * capacity:
+            return 0.001, Outcome.OVERLOADED
+        return latency * max(1.0, n / capacity), Outcome.ANSWERED
+
+    return serve
+
+
+@dataclass
+class Run:
+    seconds: float = 0.0
+    sent: int = 0
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+    limits: list[tuple[float, int]] = field(default_factory=list)  # (time, limit) at each send
+
+    def limit_at(self, t: float) -> int:
+        return [limit for when, limit in self.limits if when <= t][-1]
+
+
+def simulate(server: Server, requests: int, *, rpm: float | None = RPM, max_concurrency: int = 64) -> Run:
+    """``requests`` requests paced at ``rpm``, as many in flight as the limit allows; failed ones are
+    asked again. Time jumps from event to event."""
+    clock = Clock()
+    interval = 60 / rpm if rpm else 0.0
+    limit = AdaptiveLimit(max_concurrency, (lambda: 1 / interval) if interval else (lambda: None), clock=clock)
+    run = Run()
+    pending, next_send, order = requests, 0.0, itertools.count()
+    in_flight: list[tuple[float, int, object, Outcome]] = []
+    while pending or in_flight:
+        if pending and clock.now >= next_send and len(in_flight) < limit.limit:
+            sent = limit.sent()
+            latency, outcome = server(sent.in_flight, clock.now)
+            heapq.heappush(in_flight, (clock.now + latency, next(order), sent, outcome))
+            run.limits.append((clock.now, limit.limit))
+            run.sent += 1
+            pending -= 1
+            next_send = clock.now + interval
+            continue
+        times = [in_flight[0][0]] if in_flight else []
+        if pending:
+            # At the limit, the limit itself grows as requests age: look again a little later.
+            times.append(max(next_send, clock.now + 0.05) if len(in_flight) >= limit.limit else next_send)
+        clock.now = max(clock.now, min(times))
+        while in_flight and in_flight[0][0] <= clock.now:
+            _, _, done, outcome = heapq.heappop(in_flight)
+            limit.done(done, outcome)  # type: ignore[arg-type]
+            run.outcomes[outcome] = run.outcomes.get(outcome, 0) + 1
+            if outcome is not Outcome.ANSWERED:
+                pending += 1
+    run.seconds = clock.now
+    return run
+
+
+def floor(requests: int, latency: float) -> float:
+    """The soonest the budget allows: the last request sent (requests - 1) x 60/R in, answered latency later."""
+    return (requests - 1) * 60 / RPM + latency
+
+
+@pytest.mark.parametrize("latency", [0.05, 0.5, 1.0, 2.0, 3.0])
+def test_the_pacer_not_the_concurrency_is_the_limit_at_any_latency(latency: float) -> None:
+    run = simulate(steady(latency), 100)
+    assert run.seconds <= 1.02 * floor(100, latency)
+    # A fixed 8 in flight serves 8 / latency requests a second: slower than the budget beyond 0.48 s.
+    fixed_eight = (100 - 1) / min(RATE, 8 / latency) + latency
+    if latency >= 1.0:
+        assert fixed_eight > 1.5 * run.seconds
+
+
+@pytest.mark.parametrize("latency", [0.5, 1.0, 3.0])
+def test_the_target_is_littles_law_with_headroom(latency: float) -> None:
+    run = simulate(steady(latency), 400)
+    expected = min(64, math.ceil(RATE * latency * 1.25) + 1)
+    late = [limit for t, limit in run.limits if t > 2 * latency + 1]
+    assert set(late) == {expected}
+
+
+def test_before_the_first_answer_requests_keep_the_pace() -> None:
+    """Outstanding requests' ages bound their latency from below: the limit grows while they wait."""
+    run = simulate(steady(3.0), 100)
+    sends_before_first_answer = [t for t, _ in run.limits if t < 3.0]
+    assert len(sends_before_first_answer) == math.ceil(3.0 * RATE)
+
+
+def test_unpaced_allows_max_concurrency() -> None:
+    run = simulate(steady(1.0), 200, rpm=None, max_concurrency=20)
+    assert {limit for _, limit in run.limits} == {20}
+
+
+def test_a_fixed_limit_stays_fixed() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, lambda: RATE, fixed=8, clock=clock)
+    sent = [limit.sent() for _ in range(8)]
+    clock.now = 5.0
+    for s in sent:
+        limit.done(s, Outcome.OVERLOADED)
+    assert limit.limit == 8
+
+
+def steady_limit(latency: float = 1.0) -> tuple[AdaptiveLimit, Clock]:
+    """A limit that has seen answers at a steady latency, pacer-bound."""
+    clock = Clock()
+    limit = AdaptiveLimit(64, lambda: RATE, clock=clock)
+    for _ in range(64):
+        sent = limit.sent()
+        clock.now += latency
+        limit.done(sent, Outcome.ANSWERED)
+    return limit, clock
+
+
+def test_failures_cut_multiplicatively_once_per_round() -> None:
+    limit, clock = steady_limit()
+    before = limit.limit
+    assert before == math.ceil(RATE * 1.25) + 1
+    in_flight = [limit.sent() for _ in range(before)]
+    clock.now += 1.0
+    for sent in in_flight:  # one burst of 5xx/timeouts: every request in flight failed
+        limit.done(sent, Outcome.OVERLOADED)
+    after = limit.limit
+    assert after == int(before * 0.7)
+    # Failures of requests sent after the cut are news: two of them cut again.
+    for _ in range(2):
+        sent = limit.sent()
+        clock.now += 0.1
+        limit.done(sent, Outcome.OVERLOADED)
+    assert limit.limit == int(after * 0.7)
+
+
+def test_a_few_random_5xx_among_many_answers_do_not_cut() -> None:
+    count = itertools.count()
+
+    def flaky(n: int, t: float) -> tuple[float, Outcome]:  # one request in 40 fails: not overloaded
+        return (3.0, Outcome.OVERLOADED) if next(count) % 40 == 39 else (3.0, Outcome.ANSWERED)
+
+    run = simulate(flaky, 600)
+    assert {limit for t, limit in run.limits if t > 7} == {64}
+    assert run.seconds <= floor(615, 3.0) + 3.0  # the last retries add a latency
+
+
+def test_the_ceiling_grows_back_by_about_one_a_round() -> None:
+    limit, clock = steady_limit()
+    for sent in [limit.sent() for _ in range(20)]:
+        limit.done(sent, Outcome.OVERLOADED)
+    cut = limit.limit
+    for _ in range(3 * cut):  # about three rounds of answers at the old latency
+        sent = limit.sent()
+        clock.now += 1.0
+        limit.done(sent, Outcome.ANSWERED)
+    assert cut + 2 <= limit.limit <= cut + 4
+
+
+def test_429s_and_fast_failures_are_not_latency_samples() -> None:
+    limit, clock = steady_limit(latency=2.0)
+    before = limit.p90()
+    for outcome in (Outcome.THROTTLED, Outcome.OVERLOADED):
+        for _ in range(64):
+            sent = limit.sent()
+            clock.now += 0.001
+            limit.done(sent, outcome)
+    assert limit.p90() == before
+
+
+def test_a_server_at_capacity_holds_concurrency_near_it_with_few_503s() -> None:
+    # Capacity 8 at 1 s serves 8 requests a second, half the budget: asking more only queues.
+    run = simulate(degrading(1.0, capacity=8), 600)
+    overloaded = run.outcomes.get(Outcome.OVERLOADED, 0)
+    assert overloaded / run.sent < 0.01
+    settled = [limit for t, limit in run.limits if t > 10]
+    assert min(settled) >= 6
+    assert max(settled) <= 14
+    assert 7 <= sum(settled) / len(settled) <= 12
+    # Throughput stays at the server's capacity: 600 requests at 8 a second take about 75 s.
+    assert run.seconds < 600 / 8 * 1.15
+
+
+def test_an_api_that_slows_at_the_same_concurrency_gets_more_in_flight() -> None:
+    """Latency that grows while concurrency does not is the API, not queueing: no cut, Little's law."""
+
+    def slows_down(n: int, t: float) -> tuple[float, Outcome]:
+        return (0.5 if t < 10 else 2.0), Outcome.ANSWERED
+
+    run = simulate(slows_down, 800)
+    assert run.limit_at(9.9) == math.ceil(RATE * 0.5 * 1.25) + 1
+    assert run.limit_at(40) == math.ceil(RATE * 2.0 * 1.25) + 1
+    # Sent at the pace throughout: the slowdown costs about the new latency, not a stall.
+    assert run.seconds <= 1.05 * floor(800, 2.0)
+
+
+def test_slots_wait_for_the_limit_and_free_on_exit() -> None:
+    asyncio.run(asyncio.wait_for(_slots_wait_for_the_limit(), 10))
+
+
+async def _slots_wait_for_the_limit() -> None:
+    limit = AdaptiveLimit(64, lambda: RATE, fixed=2)
+    held: list[int] = []
+    release = asyncio.Event()
+
+    async def request(i: int) -> None:
+        async with limit.slot() as slot:
+            slot.sent()
+            held.append(i)
+            await release.wait()
+            slot.done(Outcome.ANSWERED)
+
+    tasks = [asyncio.create_task(request(i)) for i in range(5)]
+    await asyncio.sleep(0.1)
+    assert held == [0, 1]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert sorted(held) == [0, 1, 2, 3, 4]
+
+
+def test_a_waiting_request_gets_a_slot_as_the_limit_grows_with_age() -> None:
+    """No answer arrives, yet the limit rises as the first requests age: waiters must notice."""
+    asyncio.run(asyncio.wait_for(_limit_grows_with_age(), 10))
+
+
+async def _limit_grows_with_age() -> None:
+    limit = AdaptiveLimit(64, lambda: 100.0)  # 100 a second: 0.1 s in flight asks for ~14
+    started = asyncio.Event()
+    count = 0
+
+    async def request() -> None:
+        nonlocal count
+        async with limit.slot() as slot:
+            slot.sent()
+            count += 1
+            await started.wait()
+
+    tasks = [asyncio.create_task(request()) for _ in range(10)]
+    await asyncio.sleep(0.3)
+    assert count == 10
+    started.set()
+    await asyncio.gather(*tasks)
