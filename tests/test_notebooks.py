@@ -347,3 +347,9 @@ def test_report_with_papermill_parameters_gives_shares_of_at_most_100_percent(
     # Each segment's values add up to at most the returned customers.
     returned = pl.read_parquet(output / "customers.parquet")["success"].sum()
     assert segments.group_by("segment").agg(pl.col("customers").sum())["customers"].max() <= returned  # type: ignore[operator]
+
+
+def test_hypothesis_writes_into_the_suites_temporary_folder() -> None:
+    from hypothesis.configuration import storage_directory
+
+    assert not storage_directory("constants").path.resolve().is_relative_to(NOTEBOOKS.parent)
