@@ -59,7 +59,7 @@ from _pages import best_of, customer_pages, fmt_table, revision  # also puts the
 from _report import add_write_flag, report
 
 import capframe
-from capframe import _wire
+from capframe import _customers, _wire
 
 # -- (b) pandas, written the way an analyst would ---------------------------------------------------
 
@@ -267,6 +267,26 @@ def parse_and_drop(pages: list[bytes]) -> None:
         orjson.loads(page)
 
 
+def phases(pages: list[bytes], repeat: int) -> list[tuple[str, float]]:
+    """tidy_customers' steps one after the other on one thread, best of ``repeat`` each: where its time goes.
+
+    The same calls tidy_customers makes per group of pages (capframe._customers), and pandera's
+    validation of the result; the ordering and concatenation of groups are not timed apart.
+    """
+    groups = _customers._groups(pages)
+    arrays = [b"[" + b",".join(group) + b"]" for group in groups]
+    read_json, _ = best_of(lambda: [pl.read_json(array) for array in arrays], repeat)
+    read, answers = best_of(lambda: [_customers.read_customers(group) for group in groups], repeat)
+    tidy, _ = best_of(lambda: [_customers.tidy_customer_answers([answer]) for answer in answers], repeat)
+    validate, _ = best_of(capframe.tidy_customers(pages).validate, repeat)
+    return [
+        ("read: the wire read (capframe._wire), per group of pages", read),
+        ("tidy: eight tables from the entities", tidy),
+        ("validate: pandera, eight tables", validate),
+        ("(of the read) pl.read_json alone, schema inferred", read_json),
+    ]
+
+
 def _without_gc(fn: Callable[[], T]) -> T:
     """Python's cyclic GC runs over every dict a dict-building parser makes: show its share."""
     gc.disable()
@@ -390,6 +410,22 @@ def run(args: argparse.Namespace) -> int:
     print()
     for key in produced:
         print(f"rows produced by ({key}): {produced[key]}")
+    print()
+    steps = phases(pages, args.repeat)
+    print(
+        f"where tidy_customers' time goes: its steps one after the other on one thread, best of {args.repeat} each "
+        f"(tidy_customers itself reads and tidies groups of pages on {pl.thread_pool_size()} thread(s)):"
+    )
+    total = sum(step for _, step in steps[:3])
+    print(
+        fmt_table(
+            ["step", "seconds", "x floor", "share"],
+            [
+                (name, f"{step:.3f}", f"{step / floor:.2f}", f"{step / total:.0%}")
+                for name, step in [*steps[:3], ("sum of the three", total), steps[3]]
+            ],
+        )
+    )
     print()
     print("context ratios (not the headline):")
     print(
