@@ -11,9 +11,10 @@ ages of those still in flight: an outstanding request's age is a lower bound on 
 the first answer (or when the API slows down) the limit grows as requests wait, instead of stalling
 until they return. A cap below the target (the ceiling) holds it back when the server degrades:
 
-- 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth (two at least) of the
-  last limit's worth of requests: a lone 5xx among many answers is not the server failing under its
-  load (cutting on each would hold a slow API with a few random errors to a handful in flight).
+- 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth of the requests that
+  ended since the last cut (of the last limit's worth, 10 at least): a lone 5xx among many answers
+  is not the server failing under its load (cutting on each would hold a slow API with a few random
+  errors to a handful in flight), but one before any answer is.
   Once per round: failures of requests sent before the last cut are old news, not a new signal;
 - server queueing: when the median latency of a round of answers is well above (1.3x) its baseline
   and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency the baseline latency
@@ -49,7 +50,7 @@ __all__ = ["AdaptiveLimit", "Outcome", "Slot"]
 _HEADROOM = 1.25  # in flight beyond rate x p90: latency varies, and an answer is read before a slot frees
 _SAMPLES = 64  # answers the p90 is taken over
 _CUT = 0.7  # the ceiling after 5xx or timeouts, as a share of the limit
-_FAILING = 0.1  # failing: this share of the last limit's worth of requests (two at least) failed
+_FAILING = 0.1  # failing: this share of the last limit's worth of requests failed
 _NEAR = 1.1  # a latency within 10% of the baseline counts as the baseline
 _QUEUEING = 1.3  # a latency this far above the baseline is the server queueing (if concurrency explains it)
 _GREW = 1.2  # concurrency this far above the baseline's grew (not just the jitter of a paced pull)
@@ -144,7 +145,7 @@ class AdaptiveLimit:
             self._ends.append(outcome is Outcome.OVERLOADED)
         if outcome is Outcome.OVERLOADED:
             recent = list(self._ends)[-max(10, self.limit) :]
-            if news and sum(recent) >= max(2, _FAILING * len(recent)):
+            if news and sum(recent) >= _FAILING * len(recent):
                 self._cut(self.limit * _CUT)
             return
         latency = now - sent.at

@@ -157,11 +157,10 @@ def test_failures_cut_multiplicatively_once_per_round() -> None:
         limit.done(sent, Outcome.OVERLOADED)
     after = limit.limit
     assert after == int(before * 0.7)
-    # Failures of requests sent after the cut are news: two of them cut again.
-    for _ in range(2):
-        sent = limit.sent()
-        clock.now += 0.1
-        limit.done(sent, Outcome.OVERLOADED)
+    # The failure of a request sent after the cut is news: with nothing but failures since, it cuts again.
+    sent = limit.sent()
+    clock.now += 0.1
+    limit.done(sent, Outcome.OVERLOADED)
     assert limit.limit == int(after * 0.7)
 
 
