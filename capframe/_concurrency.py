@@ -23,6 +23,9 @@ until they return. A cap below the target (the ceiling) holds it back when the s
   becomes the new baseline and the target grows to match (what Little's law asks for);
 - the ceiling grows back by one per round of answers while it is what holds the limit down.
 
+Unpaced (``requests_per_minute=None``) there is no rate to multiply: the ceiling is the limit. It
+starts at 8 and doubles each round of answers until the first cut, then grows by one a round.
+
 The baseline is measured from ordinary traffic: this never pins concurrency low to re-measure a
 minimum latency (Envoy's gradient controller does, and stalls a slow API while it measures). Like the
 other designs this draws on (Netflix's Gradient2 and AIMD limits, TCP's once-per-round cut, BBR's
@@ -54,6 +57,7 @@ _FAILING = 0.1  # failing: this share of the last limit's worth of requests fail
 _NEAR = 1.1  # a latency within 10% of the baseline counts as the baseline
 _QUEUEING = 1.3  # a latency this far above the baseline is the server queueing (if concurrency explains it)
 _GREW = 1.2  # concurrency this far above the baseline's grew (not just the jitter of a paced pull)
+_UNPACED_START = 8  # the ceiling an unpaced pull starts at
 _POLL = 0.05  # s: how often a waiting request looks again when nothing else wakes it (the limit grows with age)
 
 
@@ -90,7 +94,10 @@ class AdaptiveLimit:
         self.fixed = fixed
         self._rate = rate
         self._clock = clock
-        self._ceiling = float(self.max_concurrency)
+        # Unpaced, Little's law gives no target: start where a fixed limit would, and double each
+        # round until the server first says it is enough (TCP's slow start).
+        self._ceiling = float(self.max_concurrency if rate() is not None else min(_UNPACED_START, self.max_concurrency))
+        self._slow_start = rate() is None
         self._latencies: deque[float] = deque(maxlen=_SAMPLES)
         self._outstanding: set[_Sent] = set()  # requests in flight, for their ages
         self._ends: deque[bool] = deque(maxlen=_SAMPLES)  # whether each request sent since the last cut failed
@@ -151,7 +158,7 @@ class AdaptiveLimit:
         latency = now - sent.at
         self._latencies.append(latency)
         if news and self._ceiling < self.max_concurrency and self._binds():
-            self._ceiling = min(self.max_concurrency, self._ceiling + 1 / self._ceiling)
+            self._ceiling = min(self.max_concurrency, self._ceiling + (1 if self._slow_start else 1 / self._ceiling))
         self._round.append((latency, sent.in_flight, news))
         if len(self._round) >= max(4, math.ceil(self.limit / 2)):
             self._look()
@@ -187,6 +194,7 @@ class AdaptiveLimit:
 
     def _cut(self, ceiling: float) -> None:
         self._ceiling = max(1.0, min(self._ceiling, ceiling))
+        self._slow_start = False
         self._sends_at_cut = self._sends
         self._ends.clear()
 

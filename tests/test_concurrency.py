@@ -121,9 +121,16 @@ def test_before_the_first_answer_requests_keep_the_pace() -> None:
     assert len(sends_before_first_answer) == math.ceil(3.0 * RATE)
 
 
-def test_unpaced_allows_max_concurrency() -> None:
-    run = simulate(steady(1.0), 200, rpm=None, max_concurrency=20)
-    assert {limit for _, limit in run.limits} == {20}
+def test_unpaced_starts_at_8_and_doubles_each_round_up_to_the_max() -> None:
+    run = simulate(steady(1.0), 300, rpm=None, max_concurrency=40)
+    assert [run.limit_at(t) for t in (0.5, 1.5, 2.5, 3.5)] == [8, 16, 32, 40]
+
+
+def test_unpaced_against_a_server_at_capacity_settles_near_it() -> None:
+    run = simulate(degrading(1.0, capacity=12), 600, rpm=None)
+    assert run.outcomes.get(Outcome.OVERLOADED, 0) / run.sent < 0.01
+    settled = [limit for t, limit in run.limits if t > 10]
+    assert 10 <= sum(settled) / len(settled) <= 16
 
 
 def test_a_fixed_limit_stays_fixed() -> None:
