@@ -7,7 +7,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -130,7 +130,8 @@ class Client:
         client_key: str | None = None,
         client_secret: str | None = None,
         batch_size: int = 100,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = "auto",
+        max_concurrency: int = 64,
         requests_per_minute: int | None = 1000,
         timeout: float = 30.0,
         max_retries: int = 5,
@@ -140,7 +141,10 @@ class Client:
     ) -> None:
         self.base_url = resolve_host(host)
         self.batch_size = _positive("batch_size", batch_size)
-        self.concurrency = _positive("concurrency", concurrency)
+        self.concurrency: int | Literal["auto"] = (
+            "auto" if concurrency == "auto" else _positive("concurrency (an int or 'auto')", concurrency)
+        )
+        self.max_concurrency = _positive("max_concurrency", max_concurrency)
         self.requests_per_minute = _positive("requests_per_minute", requests_per_minute, allow_none=True)
         self.timeout = _positive("timeout", timeout, kind=float)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -182,19 +186,27 @@ class Client:
         latency: float = 0.0,
         faults: Faults | Mapping[str, float] | list[str] | tuple[str, ...] | None = None,
         sandbox_requests_per_minute: int | None = None,
+        capacity: int | None = None,
         oauth: bool = False,
         **options: Any,
     ) -> Client:
         """A client of the embedded sandbox: a synthetic organisation served in-process, no network.
 
         ``faults`` injects failures (see :class:`capframe.sandbox.Faults`);
-        ``sandbox_requests_per_minute`` makes the sandbox enforce a rate limit with 429s.
+        ``sandbox_requests_per_minute`` makes the sandbox enforce a rate limit with 429s;
+        ``capacity`` makes it a server that degrades past that many requests in flight (see
+        :class:`capframe.sandbox.Sandbox`).
         The sandbox itself is ``client.sandbox_org``.
         """
         from capframe.sandbox import Sandbox
 
         org = Sandbox(
-            customers, seed=seed, latency=latency, faults=faults, requests_per_minute=sandbox_requests_per_minute
+            customers,
+            seed=seed,
+            latency=latency,
+            faults=faults,
+            requests_per_minute=sandbox_requests_per_minute,
+            capacity=capacity,
         )
         if oauth:
             client = cls(
@@ -221,11 +233,17 @@ class Client:
         """An HTTP client for one pull (httpx clients belong to one event loop). TLS verification stays on."""
         return httpx.AsyncClient(
             base_url=self.base_url,
-            timeout=self.timeout,
+            # No pool timeout: a request waits for a connection only while the concurrency limit says so.
+            timeout=httpx.Timeout(self.timeout, pool=None),
             transport=self._transport,
             headers={"Accept": "application/json", "User-Agent": "capframe"},
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            limits=httpx.Limits(max_connections=self.most_in_flight, max_keepalive_connections=self.most_in_flight),
         )
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests a pull has in flight: ``concurrency``, or ``max_concurrency`` when it is "auto"."""
+        return self.max_concurrency if self.concurrency == "auto" else self.concurrency
 
     def __repr__(self) -> str:
         kind = "sandbox" if self.sandbox_org is not None else self._auth.describe()

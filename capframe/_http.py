@@ -24,6 +24,7 @@ import httpx
 
 from capframe._auth import TokenUnavailable
 from capframe._client import Client
+from capframe._concurrency import AdaptiveLimit, Outcome
 from capframe._wire import WireFormatError, WireTypeError
 from capframe.errors import AccessDeniedError, AuthenticationError, RequestRejectedError
 
@@ -88,7 +89,7 @@ class Session:
 
     client: Client
     http: httpx.AsyncClient
-    semaphore: asyncio.Semaphore
+    limit: AdaptiveLimit
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -96,7 +97,8 @@ class Session:
         """One pull's session: its connection pool is closed when the pull ends. Pulls build their
         sessions here only, so how a session is made is this module's business."""
         async with client._http() as http:
-            yield cls(client, http, asyncio.Semaphore(client.concurrency))
+            fixed = None if client.concurrency == "auto" else client.concurrency
+            yield cls(client, http, AdaptiveLimit(client.most_in_flight, client._pacer.rate, fixed=fixed))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -189,22 +191,32 @@ async def call(
 
     while True:
         body: bytes | None = None
-        async with session.semaphore:
+        async with session.limit.slot() as slot:
             while body is None:
                 wait: float | None = None
                 await client._pacer.wait()  # after the slot is ours, so a paced request is sent at once
                 try:
                     auth = await client._auth.headers(session.http)
+                    slot.sent()
+                    log.debug("%s %s sent; %s", method, path, session.limit.describe())
                     response = await session.http.request(
                         method, path, params=params, content=content, headers={**headers, **auth}
                     )
                     content_read = await response.aread()
                 except httpx.TransportError as exc:
+                    slot.done(Outcome.OVERLOADED)
                     status, failure = None, f"{exc.__class__.__name__} (the connection failed)"
                 except TokenUnavailable as exc:
                     status, failure = None, str(exc)
                 else:
                     status = response.status_code
+                    slot.done(
+                        Outcome.THROTTLED
+                        if status == 429
+                        else Outcome.OVERLOADED
+                        if status in _RETRYABLE or status >= 500
+                        else Outcome.ANSWERED
+                    )
                     request_id = response.headers.get("X-Cap-Requestid", "-")
                     log.debug("%s %s -> %s, X-Cap-Requestid %s", method, path, status, request_id)
                     if status == 200:
