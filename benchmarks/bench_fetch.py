@@ -329,6 +329,7 @@ class Trace(logging.Handler):
 
     sends: list[tuple[float, int, int]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    last_answer: float = 0.0
 
     def __post_init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -339,6 +340,11 @@ class Trace(logging.Handler):
             self.sends.append((record.created, int(sent[1]), int(sent[2])))
         elif answer := _ANSWER.search(message):
             self.statuses.append(int(answer[1]))
+            self.last_answer = record.created
+
+    def requests_seconds(self) -> float:
+        """From the first request sent to the last answer: the pull without its setup and last tidying."""
+        return self.last_answer - self.sends[0][0]
 
     def trajectory(self, step: float) -> str:
         """The limit every ``step`` seconds from the first send."""
@@ -401,6 +407,7 @@ def latency_sweep(args: argparse.Namespace) -> None:
                 f"{floor:.2f}",
                 f"{t_auto:.2f}",
                 f"{t_auto / floor:.2f}",
+                f"{auto.requests_seconds() / floor:.2f}",
                 f"{max(limit for _, limit, _ in auto.sends)}",
                 f"{t_fixed:.2f}",
                 f"{t_fixed / floor:.2f}",
@@ -417,6 +424,7 @@ def latency_sweep(args: argparse.Namespace) -> None:
                 "floor s",
                 "auto s",
                 "auto / floor",
+                "requests only / floor",
                 "auto peak limit",
                 "fixed 8 s",
                 "fixed 8 / floor",
@@ -429,6 +437,10 @@ def latency_sweep(args: argparse.Namespace) -> None:
     print("concurrency='auto': the limit every 0.5 s from the first request:")
     print("\n".join(trajectories))
     print(f"worst auto / floor {worst:.2f} (target <= 1.10: {'meets target' if worst <= 1.1 else 'MISSES target'})")
+    print(
+        "auto s and fixed 8 s are the whole fetch_customers call: setup, requests, and the tidying and validation "
+        "of the last answers; 'requests only' is from the first request sent to the last answer."
+    )
     print()
 
 
