@@ -14,13 +14,13 @@ until they return. A cap below the target (the ceiling) holds it back when the s
 - 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth of the requests that
   ended since the last cut (of the last limit's worth, 10 at least): a lone 5xx among many answers
   is not the server failing under its load (cutting on each would hold a slow API with a few random
-  errors to a handful in flight), but one before any answer is.
-  Once per round: failures of requests sent before the last cut are old news, not a new signal;
+  errors to a handful in flight), but one before any answer is. Failures of requests sent before
+  the last cut are old news: a burst of them is one signal (TCP's once-per-round cut);
 - server queueing: when the median latency of a round of answers is well above (1.3x) its baseline
-  and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency the baseline latency
-  would serve at the throughput seen now (concurrency x baseline / latency), an estimate of the
-  server's capacity. Latency that grows while concurrency does not is the API getting slower: that
-  becomes the new baseline and the target grows to match (what Little's law asks for);
+  and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency
+  that the baseline latency would serve at the throughput seen now (concurrency x baseline /
+  latency): an estimate of the server's capacity. Latency that grows while concurrency does not is
+  the API getting slower: that becomes the new baseline, and the target grows to match;
 - the ceiling grows back by one per round of answers while it is what holds the limit down.
 
 Unpaced (``requests_per_minute=None``) there is no rate to multiply: the ceiling is the limit. It
@@ -29,7 +29,7 @@ starts at 8 and doubles each round of answers until the first cut, then grows by
 The baseline is measured from ordinary traffic: this never pins concurrency low to re-measure a
 minimum latency (Envoy's gradient controller does, and stalls a slow API while it measures). Like the
 other designs this draws on (Netflix's Gradient2 and AIMD limits, TCP's once-per-round cut, BBR's
-in-flight cap), answers that carry no latency information are not samples: a 429 is the pacer's
+in-flight cap) and their known pitfalls, answers that carry no latency information are not samples: a 429 is the pacer's
 business, and a fast 503 would drag the p90 down and raise the limit.
 
 The logic is synchronous and takes its clock as an argument, so tests drive it in milliseconds with
