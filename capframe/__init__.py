@@ -38,10 +38,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # capframe.schemas imports pandera, and pandera pandas: loaded when first asked for, not on import.
-    if name == "schemas":
-        return importlib.import_module("capframe.schemas")  # `from capframe import` would come back here
+    # capframe.schemas imports pandera (and pandera pandas), capframe.testing vcrpy: each is loaded when
+    # first asked for, not on import, and `capframe.testing.vcr_config()` works after `import capframe`.
+    if name in _LAZY:
+        return importlib.import_module(f"capframe.{name}")  # `from capframe import` would come back here
     raise AttributeError(f"module 'capframe' has no attribute {name!r}")
+
+
+_LAZY = ("schemas", "testing")
 
 
 __all__ = [

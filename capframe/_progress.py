@@ -27,6 +27,27 @@ class _Silent:
         pass
 
 
+class _WidgetBar:
+    """tqdm's widget bar, displayed with a display id so that closing it rewrites its output: a saved
+    notebook keeps a widget's text as it was first displayed (0%), not as the pull ended."""
+
+    def __init__(self, total: int, description: str) -> None:
+        import ipywidgets  # type: ignore[import-untyped]  # noqa: F401
+        from IPython.display import display
+        from tqdm.notebook import tqdm as widget_bar
+
+        self._bar = widget_bar(total=total, desc=description, unit="req", display=False)
+        self._handle = display(self._bar.container, display_id=True)  # type: ignore[no-untyped-call]
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+        if self._handle is not None:
+            self._handle.update(self._bar.container)
+
+
 def _in_notebook() -> bool:
     shell = sys.modules.get("IPython")
     ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
@@ -39,11 +60,7 @@ def progress_bar(total: int, description: str, enabled: bool | None) -> Progress
         return _Silent()
     if notebook:
         try:
-            import ipywidgets  # type: ignore[import-untyped]  # noqa: F401
-            from tqdm.notebook import tqdm as widget_bar
-
-            bar: Progress = widget_bar(total=total, desc=description, unit="req")
-            return bar
+            return _WidgetBar(total, description)
         except ImportError:
             pass
     from tqdm.std import tqdm as text_bar

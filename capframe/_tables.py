@@ -11,11 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import polars as pl
 
+from capframe import _export
+
 if TYPE_CHECKING:
+    import pandas as pd
     import pandera.polars as pa
 
 __all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
@@ -69,11 +73,51 @@ class _Bundle:
         """Table name -> DataFrame, main table first."""
         return {name: getattr(self, name) for name in self.NAMES}
 
+    def write_parquet(self, folder: str | Path) -> dict[str, Path]:
+        """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
+        return _export.write_parquet(self.tables(), folder)
+
+    def write_csv(self, folder: str | Path) -> dict[str, Path]:
+        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read."""
+        return _export.write_csv(self.tables(), folder)
+
+    def write_excel(self, path: str | Path) -> Path:
+        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``).
+
+        Identifiers and mobiles are text, so leading zeros stay; timestamps are UTC without a zone.
+        """
+        return _export.write_excel(self.tables(), path)
+
+    def to_pandas(self) -> dict[str, pd.DataFrame]:
+        """Table name -> pandas DataFrame with nullable dtypes: an integer column with nulls stays
+        ``Int64``, not float64 (needs ``capframe[pandas]``)."""
+        return _export.to_pandas(self.tables())
+
     def validate(self, names: Iterable[str] | None = None) -> None:
         """Check every table (or those named) against its pandera model (capframe does this before returning)."""
         tables = self.tables()
         for name in tables if names is None else names:
             self.MODELS[name].validate(tables[name])
+
+    def returned(self) -> Self:
+        """The bundle with only the customers the API returned: what shares and counts are computed over.
+
+        The API sends data for some ids it reports as failed: a customer "not in this source" (8065)
+        comes with its ``segments``, ``fields``, ``cards`` and loyalty summary, a PII-deleted one
+        (8109) with its loyalty summary. Every table keeps it (nothing is dropped silently); this
+        view keeps, in every table, the rows of returned customers only (``customers`` its
+        ``success`` rows), rows about no customer (a response's warnings) and, in ``errors``,
+        warnings only: the errors are those of the ids left out.
+        """
+        kept = self._returned_ids()
+        about_returned = pl.col("customer_id").is_null() | pl.col("customer_id").is_in(kept.implode())
+        tables = {name: frame.filter(about_returned) for name, frame in self.tables().items()}
+        tables["errors"] = tables["errors"].filter(pl.col("level") == "warning")
+        return self.of(tables, self.provenance)
+
+    def _returned_ids(self) -> pl.Series:
+        main: pl.DataFrame = getattr(self, self._MAIN)
+        return (main.filter("success") if "success" in main.columns else main)["customer_id"].unique()
 
     @property
     def failed_ids(self) -> list[int]:

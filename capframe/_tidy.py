@@ -101,6 +101,9 @@ def _identifiers(profiles: pl.LazyFrame) -> pl.LazyFrame:
     ]
     return (
         pl.concat(lists)
+        # `identifiers` comes first, so a pair listed in both keeps in_identifiers=True. Before the
+        # types are mapped: `identifiersAll` mostly repeats `identifiers`, so half the rows go first.
+        .unique(["customer_id", "profile_index", "type", "value"], keep="first", maintain_order=True)
         .select(
             "customer_id",
             "profile_index",
@@ -111,8 +114,6 @@ def _identifiers(profiles: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("statusLabel").alias("status_label"),
             "in_identifiers",
         )
-        # `identifiers` comes first, so a pair listed in both keeps in_identifiers=True.
-        .unique(["customer_id", "profile_index", "raw_type", "value"], keep="first", maintain_order=True)
     )
 
 
@@ -171,19 +172,20 @@ def _map_to_long(maps: pl.LazyFrame) -> pl.LazyFrame:
     if not _as_sent(raw):
         # Values whose inferred type may not be their own (see _as_sent): read row by row, exactly.
         return _map_rows(maps.with_columns(json_text(pl.col("raw"), raw).alias("raw")).collect())
-    maps = maps.filter(pl.col("raw").is_not_null()).with_row_index(_ROW)
-    keys = [f.name for f in raw.fields]
-    long = (
-        maps.select(_ROW, "raw")
-        .unnest("raw")
-        .select(_ROW, *(json_text(pl.col(f.name), f.dtype).alias(f.name) for f in raw.fields))
-        .unpivot(keys, index=_ROW, variable_name="name", value_name="value")
-        .drop_nulls("value")
-    )
+    # The map's keys become columns: every other column, the map's own ones carried through the
+    # unpivot (cheaper than joining them back) and the unpivot's, takes a name no JSON key takes.
+    scratch = {name: f"{_ROW}.{name}" for name in FIELDS.names()}
+    index = [_ROW, scratch["customer_id"], scratch["profile_index"], scratch["scope"]]
     return (
-        long.join(maps.select(_ROW, "customer_id", "profile_index", "scope"), on=_ROW)
-        .sort(_ROW, "name")
-        .select(FIELDS.names())
+        maps.filter(pl.col("raw").is_not_null())
+        .with_row_index(_ROW)
+        .select(_ROW, *(pl.col(name).alias(scratch[name]) for name in ("customer_id", "profile_index", "scope")), "raw")
+        .unnest("raw")
+        .select(*index, *(json_text(pl.col(f.name), f.dtype).alias(f.name) for f in raw.fields))
+        .unpivot([f.name for f in raw.fields], index=index, variable_name=scratch["name"], value_name=scratch["value"])
+        .drop_nulls(scratch["value"])
+        .sort(_ROW, scratch["name"])
+        .select(pl.col(alias).alias(name) for name, alias in scratch.items())
     )
 
 

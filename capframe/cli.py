@@ -11,6 +11,8 @@ Credentials come from CAPILLARY_* variables, or ``--sandbox`` uses the emulator.
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import re
 import sys
 import time
@@ -20,7 +22,7 @@ from typing import TextIO
 
 import polars as pl
 
-from capframe import _args
+from capframe import _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
@@ -36,19 +38,61 @@ _ENV_HELP = (
 )
 
 
-def _read_ids(source: str, stdin: TextIO) -> list[int]:
-    """Ids separated by commas, spaces or new lines; lines starting with # are comments."""
+def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int]:
+    """Ids separated by commas, spaces or new lines (lines starting with # are comments), or a CSV
+    file's column: the one ``column`` names, else ``customer_id``, else its only column."""
     text = stdin.read() if source == "-" else Path(source).read_text()
+    lines = [(number, line.split("#", 1)[0].strip()) for number, line in enumerate(text.splitlines(), 1)]
+    lines = [(number, line) for number, line in lines if line]
+    header = lines[0][1] if lines else ""
+    # A header: names such as customer_id (a missing value such as NaN is no name).
+    if column is not None or (
+        re.fullmatch(r'"?[A-Za-z_][\w ]*"?(,"?[A-Za-z_][\w ]*"?)*', header) and not _is_missing(header)
+    ):
+        return _ids_of_column(source, lines, column)
     ids: list[int] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        for token in re.split(r"[\s,;]+", line.split("#", 1)[0].strip()):
-            if not token:
-                continue
-            if not token.isdigit():
-                raise InvalidArgumentError(
-                    f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)"
-                )
-            ids.append(int(token))
+    for number, line in lines:
+        ids.extend(_id(source, number, token) for token in re.split(r"[\s,;]+", line) if token)
+    return ids
+
+
+_MISSING = {"nan", "na", "n/a", "null", "none", "<na>", "nat"}
+
+
+def _is_missing(token: str) -> bool:
+    return token.strip('"').lower() in _MISSING
+
+
+def _id(source: str, number: int, token: str) -> int:
+    token = token.strip().strip('"')
+    if token.isdigit():
+        return int(token)
+    if re.fullmatch(r"\d+\.0*", token):  # pandas writes an integer column with a gap as floats: 565338404.0
+        return int(token.split(".")[0])
+    if not token or _is_missing(token):
+        raise InvalidArgumentError(
+            f"{source}: line {number}: {token or 'an empty value'!r} is a missing value, not a customer id"
+            " (pandas writes a missing id as NaN or leaves it empty): drop the rows without an id"
+            " (DataFrame.dropna) and write the file again"
+        )
+    raise InvalidArgumentError(f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)")
+
+
+def _ids_of_column(source: str, lines: list[tuple[int, str]], column: str | None) -> list[int]:
+    """A CSV file (a header line, then rows): the ids of one column."""
+    names = [name.strip().strip('"') for name in lines[0][1].split(",")]
+    if column is None:
+        column = "customer_id" if "customer_id" in names else names[0] if len(names) == 1 else None
+    if column is None or column not in names:
+        raise InvalidArgumentError(
+            f"{source}: its header names the columns {', '.join(names)}: "
+            + ("say which holds the customer ids with --column NAME" if column is None else f"no column {column!r}")
+        )
+    index = names.index(column)
+    ids = []
+    for number, line in lines[1:]:
+        cells = next(csv.reader([line]))
+        ids.append(_id(source, number, cells[index] if index < len(cells) else ""))
     return ids
 
 
@@ -61,20 +105,63 @@ def _parent(text: str) -> tuple[str, str] | int:
     return kind, value
 
 
-def _write(frame: pl.DataFrame, output: str | None, out: TextIO) -> None:
+_KEY_COLUMNS = {
+    "customers": ["customer_id", "success", "error_code", "first_name", "loyalty_type", "lifetime_purchases"],
+    "children": ["parent_type", "customer_id", "first_name", "role_code", "no_of_children"],
+}
+_SHOWN_ROWS = 10
+
+
+def _write(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, out: TextIO) -> str | None:
+    """Write what ``-o`` asks for; say what was written (None: nothing was)."""
+    output: str | None = args.output
     if output is None:
-        with pl.Config(tbl_rows=20, tbl_cols=12):
-            print(frame, file=out)
-    elif output == "-":
-        out.write(frame.write_csv())
-    elif output.endswith(".parquet"):
+        return None
+    if output == "-":
+        out.write(_table(tables, args.table).write_csv(datetime_format=_export.CSV_DATETIME_FORMAT))
+        return "the table as CSV on stdout"
+    suffix = Path(output).suffix.lower()
+    if suffix == ".xlsx":
+        tables.write_excel(output)
+        return f"every table to {output}, one sheet each"
+    if not suffix:
+        written = tables.write_csv(output) if args.format == "csv" else tables.write_parquet(output)
+        return f"every table to {output}/ ({', '.join(path.name for path in written.values())})"
+    frame = _table(tables, args.table)
+    if suffix == ".parquet":
         frame.write_parquet(output)
-    elif output.endswith(".csv"):
-        frame.write_csv(output)
-    elif output.endswith((".ndjson", ".jsonl")):
+    elif suffix == ".csv":
+        frame.write_csv(output, datetime_format=_export.CSV_DATETIME_FORMAT)
+    elif suffix in (".ndjson", ".jsonl"):
         frame.write_ndjson(output)
     else:
-        raise InvalidArgumentError(f"-o {output}: write to a .parquet, .csv or .ndjson file, or - for CSV on stdout")
+        raise InvalidArgumentError(
+            f"-o {output}: write to a .xlsx workbook or a folder (every table), a .parquet, .csv or .ndjson"
+            " file (one table), or - for CSV on stdout"
+        )
+    return f"{args.table} ({frame.height:,} rows) to {output}"
+
+
+def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out: TextIO) -> None:
+    """What a terminal has room for: the outcome, a few key columns of a few rows, where the rest is."""
+    main, frame = next(iter(tables.tables().items()))
+    failed = tables.failed_ids
+    print(f"{main}: {frame.height:,} rows, {len(failed):,} failed ids", file=out, end="")
+    if "error_code" in frame.columns and failed:
+        codes = frame.filter(~pl.col("success")).group_by("error_code").len().sort("error_code", nulls_last=True)
+        print(
+            " (" + ", ".join(f"{code or 'no answer'}: {n:,}" for code, n in codes.iter_rows()) + ")", file=out, end=""
+        )
+    print(file=out)
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_cols=-1, fmt_str_lengths=24):
+        print(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS), file=out)
+    more = f"{frame.height - _SHOWN_ROWS:,} more rows, " if frame.height > _SHOWN_ROWS else ""
+    tables_text = ", ".join(f"{name} {f.height:,}x{f.width}" for name, f in tables.tables().items())
+    print(f"({more}{frame.width} columns; tables: {tables_text})", file=out)
+    if written:
+        print(f"Wrote {written}", file=out)
+    else:
+        print("Every column of every table: -o report.xlsx, or -o FOLDER (one file per table)", file=out)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -90,12 +177,11 @@ def _table(tables: CustomerTables | ChildrenTables, name: str) -> pl.DataFrame:
 
 
 def _customers(args: argparse.Namespace, out: TextIO) -> int:
-    ids = _read_ids(args.ids, sys.stdin)
+    ids = _read_ids(args.ids, sys.stdin, args.column)
     tables = fetch_customer_tables(
         ids, args.source, client=_client(args), progress=False if args.no_progress else None, cache_dir=args.cache_dir
     )
-    _write(_table(tables, args.table), args.output, out)
-    print(f"{tables!r}", file=sys.stderr)
+    _report(tables, args, out)
     return 0
 
 
@@ -109,9 +195,14 @@ def _children(args: argparse.Namespace, out: TextIO) -> int:
         sort_order=args.sort_order,
         progress=False if args.no_progress else None,
     )
-    _write(_table(tables, args.table), args.output, out)
-    print(f"{tables!r}", file=sys.stderr)
+    _report(tables, args, out)
     return 0
+
+
+def _report(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, out: TextIO) -> None:
+    _table(tables, args.table)  # a wrong --table is refused before anything is written
+    written = _write(tables, args, out)
+    _summarise(tables, written, sys.stderr if args.output == "-" else out)
 
 
 def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
@@ -148,10 +239,15 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.ids is not None:
+        raise InvalidArgumentError(
+            f"demo --ids {args.ids}: say --count {args.ids} (how many sandbox customers to fetch); --ids names a"
+            " file of ids, in `capframe customers`"
+        )
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
     org = client.sandbox_org
-    ids = org.customer_ids(args.ids)
+    ids = org.customer_ids(args.count)
     ids += [*org.unknown_ids(3), *[i for i in org.pii_deleted_ids() if i not in set(ids)][:2]]
     started = time.perf_counter()
     tables = fetch_customer_tables(ids, "INSTORE", client=client, progress=False if args.no_progress else None)
@@ -161,10 +257,11 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
         print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=out)
         print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=out)
-        print("\nLifetime purchases of found customers, by loyalty type:", file=out)
+        # Over the returned customers only: the API sends loyalty data with some failed ids too.
+        returned = tables.returned().customers
+        print("\nLifetime purchases of returned customers, by loyalty type:", file=out)
         print(
-            customers.filter("success")
-            .group_by("loyalty_type")
+            returned.group_by("loyalty_type")
             .agg(
                 pl.len().alias("customers"),
                 pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
@@ -172,9 +269,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             .sort("loyalty_type"),
             file=out,
         )
-        print("\nIdentifier coverage (share of found customers with one):", file=out)
+        print("\nIdentifier coverage (share of returned customers with one):", file=out)
         print(
-            customers.filter("success").select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
+            returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
             file=out,
         )
     customers.write_parquet(args.output)
@@ -182,16 +279,21 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(width: int | None = None) -> argparse.ArgumentParser:
+    """The parser; ``width`` fixes the help's width (the docs render it at 100 columns)."""
+    formatter = functools.partial(argparse.HelpFormatter, width=width) if width else argparse.HelpFormatter
     parser = argparse.ArgumentParser(
         prog="capframe",
+        formatter_class=formatter,
         description="Capillary CRM customers as tidy, validated tables (polars), from a cluster or the embedded sandbox.",
         epilog=_ENV_HELP,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_command = functools.partial(commands.add_parser, formatter_class=formatter)
 
-    demo = commands.add_parser("demo", help="fetch customers from the embedded sandbox, print a summary, write parquet")
-    demo.add_argument("--ids", type=int, default=3000, help="how many sandbox customers to fetch (default 3000)")
+    demo = add_command("demo", help="fetch customers from the embedded sandbox, print a summary, write parquet")
+    demo.add_argument("--count", type=int, default=3000, help="how many sandbox customers to fetch (default 3000)")
+    demo.add_argument("--ids", help=argparse.SUPPRESS)  # its old name: refused with the new one
     demo.add_argument("--customers", type=int, default=10_000, help="size of the synthetic organisation")
     demo.add_argument(
         "-o", "--output", default="customers.parquet", help="parquet file to write (default customers.parquet)"
@@ -208,20 +310,31 @@ def _parser() -> argparse.ArgumentParser:
             "--table", default=main, help=f"which table to write: {', '.join(tables)} (default {main})"
         )
         command.add_argument(
-            "-o", "--output", help="a .parquet, .csv or .ndjson file, or - for CSV on stdout (default: print)"
+            "-o",
+            "--output",
+            help="every table: a .xlsx workbook (one sheet each) or a FOLDER (one file each); one table (--table):"
+            " a .parquet, .csv or .ndjson file, or - for CSV on stdout. Default: print a summary",
+        )
+        command.add_argument(
+            "--format", default="parquet", choices=["parquet", "csv"], help="the files of -o FOLDER (default parquet)"
         )
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    customers = commands.add_parser("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)
+    customers = add_command("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)
     customers.add_argument(
-        "--ids", required=True, help="file of customer ids (commas, spaces or lines), or - for stdin"
+        "--ids",
+        required=True,
+        help="file of customer ids (commas, spaces or lines), or a CSV file with a header line; - for stdin",
+    )
+    customers.add_argument(
+        "--column", help="the CSV column holding the ids (default customer_id, or the file's only column)"
     )
     common(customers, CustomerTables.NAMES, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")
     customers.add_argument("--cache-dir", help="keep finished batches here; a rerun fetches only what is missing")
     customers.set_defaults(run=_customers)
 
-    children = commands.add_parser("children", help="the child customers of one or more parents", epilog=_ENV_HELP)
+    children = add_command("children", help="the child customers of one or more parents", epilog=_ENV_HELP)
     children.add_argument(
         "--parent", required=True, action="append", type=_parent,
         help="TYPE:VALUE (mobile:917799889933, email:..., externalId:...) or a customer id; repeat for several",
@@ -232,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     children.add_argument("--sort-order", default="DESC", choices=SORT_ORDERS)
     children.set_defaults(run=_children)
 
-    sandbox = commands.add_parser("sandbox", help="serve the embedded sandbox over HTTP on loopback")
+    sandbox = add_command("sandbox", help="serve the embedded sandbox over HTTP on loopback")
     sandbox.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks one)")
     sandbox.add_argument("--customers", type=int, default=10_000, help="size of the synthetic organisation")
     sandbox.add_argument("--seed", type=int, default=0)

@@ -4,6 +4,7 @@
     ├── InvalidArgumentError   (also ValueError)  a bad id, source, parent, host or option; raised before any request
     ├── ArgumentTypeError      (also TypeError)   an argument of the wrong type; raised before any request
     ├── ConfigurationError     (also ValueError)  no credentials or host configured
+    ├── MissingDependencyError (also ImportError) an optional dependency is missing: the message names the extra to install
     ├── AuthenticationError                       HTTP 401: the till code and password, or the OAuth key and secret, were refused
     ├── AccessDeniedError                         HTTP 403: the API client lacks an access group, or v2 is not enabled
     ├── RequestRejectedError                      HTTP 4xx that retrying cannot fix (bad source, batch too large, ...)
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "FetchError",
     "InvalidArgumentError",
+    "MissingDependencyError",
     "ParentNotFoundError",
     "RequestRejectedError",
     "SchemaDriftWarning",
@@ -54,6 +56,10 @@ class ArgumentTypeError(CapframeError, TypeError):
 
 class ConfigurationError(CapframeError, ValueError):
     """capframe does not know which cluster to call or with which credentials."""
+
+
+class MissingDependencyError(CapframeError, ImportError):
+    """A feature needs an optional dependency that is not installed (e.g. ``pip install 'capframe[excel]'``)."""
 
 
 class _HTTPError(CapframeError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,21 @@ import capframe.testing
 from capframe.sandbox import Sandbox, SandboxServer, serve
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+_REPORT_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The report notebook, run by nbmake where it lies, keeps its snapshot and output in the folder
+    ``CAPFRAME_REPORT_DIR`` names: a temporary one, so that the suite leaves nothing in the source tree
+    (a snapshot left in ``notebooks/`` would be read by the next manual run of the report)."""
+    if "CAPFRAME_REPORT_DIR" not in os.environ:
+        os.environ["CAPFRAME_REPORT_DIR"] = config.stash[_REPORT_DIR] = tempfile.mkdtemp(prefix="capframe-report-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REPORT_DIR in config.stash:
+        shutil.rmtree(config.stash[_REPORT_DIR], ignore_errors=True)
+        del os.environ["CAPFRAME_REPORT_DIR"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

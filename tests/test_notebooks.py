@@ -9,6 +9,7 @@ tests of their own by nbmake (``pytest --nbmake``).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -63,10 +64,14 @@ def _requests_sent(nb: Any) -> int:
 # --- the reproducible report ----------------------------------------------------------------------
 
 
-def test_report_rerun_offline_gives_byte_identical_tables_and_figures(tmp_path: Path) -> None:
+def test_report_rerun_offline_gives_byte_identical_tables_and_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report_dir = tmp_path / "elsewhere"
+    monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(report_dir))  # the kernel inherits it
     shutil.copy(REPORT, tmp_path)
     shutil.copy(REPORT_IDS, tmp_path)
-    output, snapshot = tmp_path / "report-output", tmp_path / "report-snapshot"
+    output, snapshot = report_dir / "report-output", report_dir / "report-snapshot"
 
     first = _execute(tmp_path / REPORT.name, tmp_path)
     written = {path.name: path.read_bytes() for path in sorted(output.iterdir())}
@@ -92,6 +97,8 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(tmp_path: 
     assert again == same
     assert not _stderr(first)
     assert not _stderr(second)
+    # Nothing was written beside the notebook: the snapshot and the output went where the variable said.
+    assert {path.name for path in tmp_path.iterdir()} == {REPORT.name, REPORT_IDS.name, "elsewhere"}
 
     # What the report states as its provenance.
     provenance = dict(pl.read_parquet(output / "provenance.parquet").rows())
@@ -105,6 +112,26 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(tmp_path: 
     assert provenance["failed ids"] == ", ".join(map(str, failed["customer_id"]))
     assert set(org.unknown_ids(5)) <= set(failed["customer_id"])
     assert 564332013 in failed["customer_id"]  # PII-deleted
+
+    # Shares are over the returned customers: the API sends the segments of 8065 ids too, and over
+    # all segment rows, Activity/Active would count 67 customers (15.62%).
+    segments = pl.read_parquet(output / "segments_summary.parquet")
+    active = segments.filter(segment="Activity segment", value="Active").row(0, named=True)
+    returned = pl.read_parquet(output / "customers.parquet")["success"].sum()
+    assert (returned, active["customers"], active["percent"]) == (429, 60, 13.99)
+    by_loyalty = pl.read_parquet(output / "by_loyalty.parquet")
+    assert by_loyalty["customers"].sum() == 429
+
+    # What a reader sees: the provenance line as HTML (an HTML export shows no literal ** and no link
+    # to a host), and "not applicable" where a share has no meaning, not 0.
+    shown = [o.get("data", {}) for _, outputs in _outputs(first) for o in outputs]
+    line = next(d["text/html"] for d in shown if "Data fetched" in d.get("text/html", ""))
+    assert "**" not in line
+    assert "<a " not in line
+    assert "<code>https://sandbox.capframe.invalid</code>" in line
+    coverage = pl.read_parquet(output / "coverage.parquet")
+    assert coverage.filter(type="externalId")["channel"].to_list() == [None]
+    assert any("not applicable" in d.get("text/plain", "") for d in shown)
 
 
 def test_a_complete_snapshot_sends_no_request_even_when_the_cluster_is_unreachable(tmp_path: Path) -> None:
@@ -134,6 +161,14 @@ def test_a_complete_snapshot_sends_no_request_even_when_the_cluster_is_unreachab
     assert again.provenance == first.provenance
     for name, frame in first.tables().items():
         assert_frame_equal(again.tables()[name], frame)
+
+
+def test_the_suite_runs_the_report_in_a_temporary_folder() -> None:
+    """nbmake runs the report where it lies (in notebooks/): the suite names a temporary folder for its
+    snapshot and output (tests/conftest.py), which the test above shows the report uses."""
+    folder = Path(os.environ["CAPFRAME_REPORT_DIR"]).resolve()
+    assert folder.is_dir()
+    assert not folder.is_relative_to(NOTEBOOKS.parent)
 
 
 # --- notebooks in git -----------------------------------------------------------------------------
@@ -178,7 +213,10 @@ def test_quickstart_runs_in_a_fresh_kernel_without_warnings_with_widget_progress
     nb = _execute(tmp_path / QUICKSTART.name, tmp_path)
     assert not _stderr(nb), "the quickstart printed on stderr (a warning?)"
     data = [o.get("data", {}) for _, outputs in _outputs(nb) for o in outputs]
-    assert any(WIDGET in d for d in data), "a pull of many requests should show a widget progress bar in Jupyter"
+    bars = [d["text/plain"] for d in data if WIDGET in d]
+    assert bars, "a pull of many requests should show a widget progress bar in Jupyter"
+    # The saved text of each bar is its final state, not the 0% it started at.
+    assert all("100%" in bar for bar in bars), bars
     assert any("<strong>CustomerTables</strong>" in d.get("text/html", "") for d in data)
     assert any("<strong>ChildrenTables</strong>" in d.get("text/html", "") for d in data)
     assert sum("image/png" in d for d in data) >= 3
