@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from capframe._client import Client
 from capframe.errors import ArgumentTypeError, InvalidArgumentError
 
-__all__ = ["SOURCES", "client", "count", "customer_ids", "source"]
+if TYPE_CHECKING:
+    from capframe._client import Client
+
+__all__ = ["MAX_BATCH", "SOURCES", "client", "count", "customer_ids", "seconds", "source"]
 
 # Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
 SOURCES = frozenset(
@@ -21,10 +24,13 @@ SOURCES = frozenset(
     }
 )  # fmt: skip
 _MAX_ID = 2**63 - 1
+MAX_BATCH = 1000  # ids per Get Customers Bulk request: the sandbox's limit, and Capillary's usual one (1060 past it)
 
 
 def client(value: Any) -> Client:
     """``None`` -> ``Client.from_env()``; a Client as it is; anything else is refused."""
+    from capframe._client import Client  # the Client checks its own options with this module
+
     if value is None:
         return Client.from_env()
     if not isinstance(value, Client):
@@ -35,15 +41,39 @@ def client(value: Any) -> Client:
     return value
 
 
-def count(name: str, value: Any, high: int | None = None) -> int:
-    """A positive int option such as batch_size (at most ``high``)."""
+# One rule per kind of mistake, for every option: a value of the wrong type is an ArgumentTypeError,
+# a value of the right type out of range an InvalidArgumentError, and both name the option and the value.
+
+
+def count(name: str, value: Any, high: int | None = None, *, low: int = 1) -> int:
+    """A whole number option such as batch_size, from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArgumentTypeError(f"{name} must be an int, not {type(value).__name__} {value!r}")
-    if value <= 0 or (high is not None and value > high):
-        raise InvalidArgumentError(
-            f"{name} must be from 1 to {high}, not {value}" if high else f"{name} must be positive, not {value}"
-        )
+    if value < low or (high is not None and value > high):
+        within = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InvalidArgumentError(f"{name} must be {within}, not {value}")
     return value
+
+
+def concurrency(value: Any) -> int | Literal["auto"]:
+    """``concurrency``: "auto" (requests in flight follow latency) or a fixed whole number."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise InvalidArgumentError(f'concurrency must be "auto" or an int, not {value!r}')
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f'concurrency must be "auto" or an int, not {type(value).__name__} {value!r}')
+    return count("concurrency", value)
+
+
+def seconds(name: str, value: Any, *, zero: bool = True) -> float:
+    """A duration option in seconds: finite, not negative (nor zero unless ``zero``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"{name} must be a number of seconds, not {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        within = ">= 0" if zero else "> 0"
+        raise InvalidArgumentError(f"{name} must be a finite number of seconds {within}, not {value!r}")
+    return float(value)
 
 
 def source(value: Any) -> str:

@@ -1,6 +1,9 @@
-"""Credentials: Basic (till code + MD5 of the password) and OAuth client credentials.
+"""Credentials as httpx authentication flows: Basic (till code + MD5 of the password) and OAuth
+client credentials, whose flow gets a token, sends it, and renews it once on a 401.
 
 Neither object keeps a secret in a form that ``repr`` shows; the OAuth token lives only in memory.
+Both redact their own secrets from any text (a gateway may repeat a credential in its error).
+Errors about a credential never repeat it, nor chain to an exception that does.
 """
 
 from __future__ import annotations
@@ -8,42 +11,68 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
+import math
+import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import replace
 
 import httpx
 
+from capframe._body import HEADERS
+from capframe._classify import Done, Refuse, Retry, classify
+from capframe._pacing import Pacer
+from capframe._wire import WireFormatError, loads
 from capframe.errors import AuthenticationError
 
-__all__ = ["BasicAuth", "Credentials", "OAuth", "TokenUnavailable"]
+__all__ = ["TOKEN_PATH", "BasicAuth", "Credentials", "OAuth", "TokenUnavailable"]
 
+TOKEN_PATH = "/v3/oauth/token/generate"
 # Renew a token this long before the API says it expires, so no request carries a stale one.
 _TOKEN_MARGIN = 30.0
+# A token's lifetime as the API states it, brought within these bounds: a lifetime of 0 or less
+# would cost a token request per data request (an expired token still gets its 401 and one renewal).
+_MIN_TTL, _MAX_TTL = 60.0, 86_400.0
+_TOKEN_BODY = 1 << 16  # a token answer longer than this is not one
 
 
 class TokenUnavailable(Exception):
     """Internal: the token endpoint failed in a way a retry can fix (a 5xx, a 429, a dropped connection)."""
 
+    def __init__(self, retry: Retry) -> None:
+        super().__init__(retry.failure)
+        self.retry = retry
 
-@dataclass(frozen=True, repr=False)
-class BasicAuth:
-    """``Authorization: Basic base64(till_code:md5_hex(password))``, as Capillary documents it."""
 
-    username: str
-    _header: str = field(compare=False)
+class _Redacting:
+    """Replaces the credential's secrets in any text with ``***``."""
 
-    @classmethod
-    def from_password(cls, username: str, password: str) -> BasicAuth:
+    _secrets: set[str]
+
+    def redact(self, text: str) -> str:
+        secrets = sorted((s for s in self._secrets if len(s) >= 4), key=len, reverse=True)
+        if not secrets:
+            return text
+        return re.sub("|".join(map(re.escape, secrets)), "***", text, flags=re.IGNORECASE)
+
+
+class BasicAuth(httpx.Auth, _Redacting):
+    """``Authorization: Basic base64(till_code:md5_hex(password))``, as Capillary documents it.
+
+    Credentials are checked by the Client (text that encodes as UTF-8) before one is made.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
         digest = hashlib.md5(password.encode(), usedforsecurity=False).hexdigest()
         token = base64.b64encode(f"{username}:{digest}".encode()).decode()
-        return cls(username, f"Basic {token}")
+        self._header = f"Basic {token}"
+        self._secrets = {password, digest, token}
 
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
-        return {"Authorization": self._header}
-
-    def invalidate(self) -> bool:
-        """A 401 with Basic auth is final: nothing to renew."""
-        return False
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request  # a 401 with Basic auth is final: nothing to renew
 
     def describe(self) -> str:
         return f"basic auth as till {self.username!r}"
@@ -52,15 +81,19 @@ class BasicAuth:
         return f"BasicAuth(username={self.username!r}, password=***)"
 
 
-class OAuth:
+class OAuth(httpx.Auth, _Redacting):
     """A token from ``POST /v3/oauth/token/generate``, sent as ``X-CAP-API-OAUTH-TOKEN``.
 
-    Renewed shortly before ``ttlSeconds`` runs out, and once when the API answers 401.
+    Renewed shortly before ``ttlSeconds`` runs out, and once when the API answers 401. Token requests
+    wait for their turn of the client's pacer, like every other request.
     """
 
-    def __init__(self, client_key: str, client_secret: str) -> None:
+    def __init__(self, client_key: str, client_secret: str, *, base_url: str, pacer: Pacer) -> None:
         self.client_key = client_key
-        self._secret = client_secret
+        self._body = json.dumps({"key": client_key, "secret": client_secret}, separators=(",", ":")).encode()
+        self._url = base_url + TOKEN_PATH
+        self._pacer = pacer
+        self._secrets = {client_secret}
         self._token: str | None = None
         self._expires_at = 0.0
         # Token requests of one event loop wait for each other; a pull runs in one loop.
@@ -69,48 +102,84 @@ class OAuth:
     def _lock(self) -> asyncio.Lock:
         return self._locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
 
-    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
-        async with self._lock():
-            if self._token is None or time.monotonic() >= self._expires_at:
-                await self._generate(http)
-            assert self._token is not None
-            return {"X-CAP-API-OAUTH-TOKEN": self._token}
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        refused: str | None = None  # the token a 401 answered: renew it once
+        while True:
+            lock = self._lock()
+            late = lock.locked()  # another request is getting a token: this one's turn will have passed
+            async with lock:
+                if self._token is None or self._token == refused or time.monotonic() >= self._expires_at:
+                    await self._pacer.wait()
+                    answer = yield httpx.Request(
+                        "POST", self._url, content=self._body, headers={**HEADERS, "Content-Type": "application/json"}
+                    )
+                    await answer.aread()
+                    self._accept(answer)
+                    late = True
+                token = self._token
+            assert token is not None
+            if late:  # the turn this request waited for went by, or went to the token request: a new one
+                await self._pacer.wait()
+            request.headers["X-CAP-API-OAUTH-TOKEN"] = token
+            response = yield request
+            if response.status_code != 401 or refused is not None:
+                return
+            refused = token
 
-    def invalidate(self) -> bool:
-        """Forget the token after a 401, so the next request asks for a new one."""
-        self._token = None
-        return True
-
-    async def _generate(self, http: httpx.AsyncClient) -> None:
-        try:
-            response = await http.post(
-                "/v3/oauth/token/generate", json={"key": self.client_key, "secret": self._secret}
-            )
-        except httpx.TransportError as exc:
-            raise TokenUnavailable(f"the OAuth token request failed: {exc.__class__.__name__}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TokenUnavailable(f"the OAuth token request got HTTP {response.status_code}")
-        if response.status_code in (400, 401, 403):
+    def _accept(self, response: httpx.Response) -> None:
+        """Take the token of a token answer, or raise what its failure means."""
+        status = response.status_code
+        if status in (400, 401, 403):
             raise AuthenticationError(
                 f"the API refused the OAuth client key {self.client_key!r} and its secret "
-                f"(HTTP {response.status_code}); check CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET",
-                status=response.status_code,
+                f"(HTTP {status}); check CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET",
+                status=status,
             )
-        try:
-            data = response.json()["data"]
-            token, ttl = str(data["accessToken"]), float(data["ttlSeconds"])
-        except (ValueError, KeyError, TypeError):
-            raise TokenUnavailable(
-                f"the OAuth token endpoint answered HTTP {response.status_code} without a token"
-            ) from None
+        verdict = classify(response, "the OAuth token request", self.redact)
+        if isinstance(verdict, Refuse):
+            raise verdict.error
+        if isinstance(verdict, Retry):
+            raise TokenUnavailable(replace(verdict, failure=f"the OAuth token request got {verdict.failure}"))
+        token, ttl = _token(verdict)
+        if token is None:
+            raise TokenUnavailable(Retry(f"the OAuth token endpoint answered HTTP {status} without a token", status))
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            self._secrets.add(token)
+            raise AuthenticationError(
+                "the OAuth token endpoint answered a token that cannot be sent in a header (characters that are "
+                "not printable ASCII): report it to Capillary",
+                status=status,
+            )
+        self._secrets.add(token)
         self._token = token
-        self._expires_at = time.monotonic() + max(ttl - min(_TOKEN_MARGIN, ttl / 10), 0.0)
+        ttl = min(max(ttl, _MIN_TTL), _MAX_TTL)
+        self._expires_at = time.monotonic() + ttl - min(_TOKEN_MARGIN, ttl / 10)
 
     def describe(self) -> str:
         return f"OAuth client {self.client_key!r}"
 
     def __repr__(self) -> str:
         return f"OAuth(client_key={self.client_key!r}, client_secret=***)"
+
+
+def _token(answer: Done) -> tuple[str | None, float]:
+    """(accessToken, ttlSeconds) of a token answer: (None, 0) where the token is missing or not text."""
+    if len(answer.body) > _TOKEN_BODY:
+        return None, 0.0
+    try:
+        document = loads(answer.body)
+    except WireFormatError:
+        return None, 0.0
+    data = document.get("data") if isinstance(document, dict) else None
+    token = data.get("accessToken") if isinstance(data, dict) else None
+    ttl = data.get("ttlSeconds") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        return None, 0.0
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        return token, 0.0
+    # An int of 401 digits does not fit a float: clamp it first. NaN counts as no lifetime.
+    ttl = float(max(min(ttl, _MAX_TTL), -1)) if isinstance(ttl, int) else ttl
+    return token, 0.0 if math.isnan(ttl) else ttl
 
 
 Credentials = BasicAuth | OAuth

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from capframe import _args
 from capframe._auth import BasicAuth, Credentials, OAuth
 from capframe._pacing import Pacer
 from capframe.errors import ArgumentTypeError, ConfigurationError, InvalidArgumentError
@@ -96,16 +97,6 @@ def resolve_host(host: str) -> str:
     return str(url).rstrip("/")
 
 
-def _positive(name: str, value: Any, *, kind: type = int, allow_none: bool = False, allow_zero: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise ArgumentTypeError(f"{name} must be a positive {kind.__name__}, not {value!r}")
-    if value < 0 or (value == 0 and not allow_zero) or value != value:  # value != value: NaN
-        raise InvalidArgumentError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, not {value!r}")
-    return kind(value)
-
-
 class Client:
     """A Capillary cluster, its credentials, and the limits a pull keeps to.
 
@@ -118,7 +109,38 @@ class Client:
     For a cluster: ``Client(host, username=..., password=...)`` (Basic auth: the till code and its
     password, sent as its MD5) or ``Client(host, client_key=..., client_secret=...)`` (OAuth).
     ``Client.from_env()`` reads the same from ``CAPILLARY_*`` variables; ``Client.sandbox()``
-    is the embedded emulator and needs no network.
+    is the embedded emulator and needs no network. Options are checked here, before any request:
+    a value of the wrong type is an ``ArgumentTypeError``, one out of range an ``InvalidArgumentError``.
+
+    Options:
+        host: a cluster alias (eu, apac, in, apac2, sea, us, cn), a host name or an https:// base URL;
+            plain http only for loopback addresses such as a local sandbox.
+        username: the till code, for Basic auth (with password).
+        password: the till's password; only its MD5 is sent.
+        client_key: the OAuth client key, for OAuth (with client_secret).
+        client_secret: the OAuth client secret; it is sent only to get a token.
+        batch_size: ids per Get Customers Bulk request, 1 to 1000 (default 100); Capillary answers
+            error 1060 past its limit.
+        concurrency: requests in flight at once: "auto" (the default) follows the API's latency, so
+            that requests_per_minute, not concurrency, is the limit (rate x p90 latency x 1.25 + 1,
+            lower when the server answers 5xx, times out or slows down as more is asked); an int
+            fixes it, at least 1.
+        max_concurrency: the most requests in flight when concurrency is "auto", at least 1
+            (default 64); the connection pool holds as many connections.
+        requests_per_minute: requests sent per minute at most, evenly spaced, token requests included
+            (default 1000); None for no limit.
+        timeout: seconds one request may take from connecting to its last byte, a token request
+            too (default 30); past it the request is retried.
+        max_retries: how many times a failed request is sent again, at least 0 (default 5): 429, 5xx,
+            dropped connections, timeouts and unreadable bodies, with exponential backoff and jitter.
+        retry_backoff: seconds before the first retry, doubling with each retry up to 30 seconds,
+            with jitter (default 0.5).
+        max_retry_after: cap in seconds on a Retry-After the API asks for (seconds or an HTTP date;
+            default 60); a 429 holds back every request of the client and slows the pace for a minute.
+        max_body_bytes: the largest answer read, in bytes after decompression (default 64 MiB, far
+            above the largest real page); a larger one fails its request with a FetchError that says so.
+        transport: an httpx.AsyncBaseTransport to send requests through instead of the network,
+            such as httpx.MockTransport in tests (default None: the network, TLS verified).
     """
 
     def __init__(
@@ -137,24 +159,27 @@ class Client:
         max_retries: int = 5,
         retry_backoff: float = 0.5,
         max_retry_after: float = 60.0,
+        max_body_bytes: int = 64 << 20,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = resolve_host(host)
-        self.batch_size = _positive("batch_size", batch_size)
-        self.concurrency: int | Literal["auto"] = (
-            "auto" if concurrency == "auto" else _positive("concurrency (an int or 'auto')", concurrency)
+        self.batch_size = _args.count("batch_size", batch_size, _args.MAX_BATCH)
+        self.concurrency = _args.concurrency(concurrency)
+        self.max_concurrency = _args.count("max_concurrency", max_concurrency)
+        self.requests_per_minute = (
+            None if requests_per_minute is None else _args.count("requests_per_minute", requests_per_minute)
         )
-        self.max_concurrency = _positive("max_concurrency", max_concurrency)
-        self.requests_per_minute = _positive("requests_per_minute", requests_per_minute, allow_none=True)
-        self.timeout = _positive("timeout", timeout, kind=float)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidArgumentError(f"max_retries must be an int >= 0, not {max_retries!r}")
-        self.max_retries = max_retries
-        self.retry_backoff = _positive("retry_backoff", retry_backoff, kind=float, allow_zero=True)
-        self.max_retry_after = _positive("max_retry_after", max_retry_after, kind=float, allow_zero=True)
+        self.timeout = _args.seconds("timeout", timeout, zero=False)
+        self.max_retries = _args.count("max_retries", max_retries, low=0)
+        self.retry_backoff = _args.seconds("retry_backoff", retry_backoff)
+        self.max_retry_after = _args.seconds("max_retry_after", max_retry_after)
+        self.max_body_bytes = _args.count("max_body_bytes", max_body_bytes)
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ArgumentTypeError(f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}")
+        # The request layer's own state, read only by _http.Session.connect.
         self._transport = transport
-        self._auth = _credentials(username, password, client_key, client_secret)
         self._pacer = Pacer(self.requests_per_minute)
+        self._auth = _credentials(username, password, client_key, client_secret, self.base_url, self._pacer)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Client:
@@ -192,11 +217,12 @@ class Client:
     ) -> Client:
         """A client of the embedded sandbox: a synthetic organisation served in-process, no network.
 
-        ``faults`` injects failures (see :class:`capframe.sandbox.Faults`);
-        ``sandbox_requests_per_minute`` makes the sandbox enforce a rate limit with 429s;
-        ``capacity`` makes it a server that degrades past that many requests in flight (see
-        :class:`capframe.sandbox.Sandbox`).
-        The sandbox itself is ``client.sandbox_org``.
+        ``customers`` and ``seed`` make the organisation (the same seed, the same customers);
+        ``latency`` adds seconds to each answer; ``faults`` injects failures (see
+        :class:`capframe.sandbox.Faults`); ``sandbox_requests_per_minute`` makes the sandbox enforce a
+        rate limit with 429s; ``capacity`` makes it a server that degrades past that many requests in
+        flight (see :class:`capframe.sandbox.Sandbox`); ``oauth=True`` signs in with the sandbox's OAuth client key and secret
+        instead of Basic auth. Other options as for ``Client``. The sandbox itself is ``client.sandbox_org``.
         """
         from capframe.sandbox import Sandbox
 
@@ -229,17 +255,6 @@ class Client:
 
     sandbox_org: Sandbox | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        """An HTTP client for one pull (httpx clients belong to one event loop). TLS verification stays on."""
-        return httpx.AsyncClient(
-            base_url=self.base_url,
-            # No pool timeout: a request waits for a connection only while the concurrency limit says so.
-            timeout=httpx.Timeout(self.timeout, pool=None),
-            transport=self._transport,
-            headers={"Accept": "application/json", "User-Agent": "capframe"},
-            limits=httpx.Limits(max_connections=self.most_in_flight, max_keepalive_connections=self.most_in_flight),
-        )
-
     @property
     def most_in_flight(self) -> int:
         """The most requests a pull has in flight: ``concurrency``, or ``max_concurrency`` when it is "auto"."""
@@ -252,14 +267,22 @@ class Client:
     __str__ = __repr__
 
 
-def _credentials(username: str | None, password: str | None, key: str | None, secret: str | None) -> Credentials:
-    for name, value in (("username", username), ("password", password), ("client_key", key), ("client_secret", secret)):
+def _credentials(
+    username: str | None, password: str | None, key: str | None, secret: str | None, base_url: str, pacer: Pacer
+) -> Credentials:
+    given = {"username": username, "password": password, "client_key": key, "client_secret": secret}
+    for name, value in given.items():
         if value is not None and not isinstance(value, str):
             raise ArgumentTypeError(f"{name} must be a string")
+        if value is not None and not _encodable(value):  # checked outside any except: no chained error holds it
+            raise ConfigurationError(
+                f"{name} holds a character that is not text (a lone surrogate: a variable such as "
+                f"CAPILLARY_{name.upper()} holding a byte that is not UTF-8?); set it again, as UTF-8 text"
+            )
     if username and password:
-        return BasicAuth.from_password(username, password)
+        return BasicAuth(username, password)
     if key and secret:
-        return OAuth(key, secret)
+        return OAuth(key, secret, base_url=base_url, pacer=pacer)
     if username or password or key or secret:
         raise ConfigurationError(
             "incomplete credentials: pass username and password (Basic auth: the till code and its password) "
@@ -269,3 +292,11 @@ def _credentials(username: str | None, password: str | None, key: str | None, se
         "no credentials: pass username and password (Basic auth) or client_key and client_secret (OAuth), "
         "or set " + ", ".join(_ENV) + "; for the embedded sandbox use capframe.Client.sandbox()"
     )
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -40,7 +40,6 @@ __all__ = [
     "tidy_customers",
 ]
 
-_MAX_BATCH = 1000  # the sandbox's limit, and Capillary's usual one (error 1060 past it)
 _NOT_RETURNED = "not in the API's answer, though asked twice"
 # The main table last: the cache writes it last, as the mark of a finished batch.
 TABLES = (*CustomerTables.NAMES[1:], "customers")
@@ -146,7 +145,7 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     except _wire.WireFormatError:
         for number, body in enumerate(bodies):  # which page, and why: read them one by one
             try:
-                _wire.customer_entities([bytes(body)])
+                read_customers([bytes(body)])
             except _wire.WireFormatError as exc:
                 raise InvalidArgumentError(f"page {number} is not a Get Customers Bulk response: {exc}") from None
         raise
@@ -337,7 +336,7 @@ async def _pull(
     """The pull behind both fetch functions; tables not in ``keep`` are not held (memory), and are empty."""
     wanted = _args.customer_ids(ids)
     source = _args.source(source)
-    size = _args.count("batch_size", batch_size, _MAX_BATCH) if batch_size is not None else None
+    size = _args.count("batch_size", batch_size, _args.MAX_BATCH) if batch_size is not None else None
     client = _args.client(client)
     if not wanted:
         return CustomerTables.empty()

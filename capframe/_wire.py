@@ -10,7 +10,10 @@ data. Keys the wire schema does not name show up in the comparison of the two sc
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +30,7 @@ __all__ = [
     "children_entities",
     "customer_entities",
     "json_text",
+    "loads",
     "recover_unknown",
 ]
 
@@ -281,6 +285,72 @@ def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) ->
     raise _Drift(path)
 
 
+# -- JSON from the wire, read defensively ------------------------------------------------------
+
+# A \\uXXXX escape of half a surrogate pair, not part of a pair (after an even run of backslashes: an
+# escaped backslash followed by "ud800" is text). polars reads one as "\\x00" and Python's encoders refuse
+# it: it is kept as its six characters of text instead, so nothing is changed without trace.
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+# Python's parser and the slow paths recurse once per level, and polars takes time cubic in the depth
+# (10 s for one page nesting 600 levels): deeper JSON is refused before either reads it. The
+# documented shapes nest under 10 levels.
+MAX_DEPTH = 128
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKET_OR_QUOTE = bytes(b for b in range(256) if b not in b'[]{}"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind of bracket does not change the depth
+_STEP = bytes.maketrans(b"[]", b"\x01\xff")
+
+
+def escape_lone_surrogates(body: bytes) -> bytes:
+    """``body`` with each lone surrogate escape written as text (``"\\ud800"`` -> the text ``\\ud800``)."""
+    if not _SURROGATE_HINT.search(body):  # the common case: one scan, no copy
+        return body
+    return _LONE_SURROGATE.sub(rb"\1\\\2", body)
+
+
+def too_deep(body: bytes) -> bool:
+    """Whether the JSON text nests deeper than MAX_DEPTH (brackets inside strings do not count).
+
+    On the hot path, so it works with whole-buffer byte operations, not a loop per byte: the
+    brackets outside strings are kept (as ``[`` and ``]``), then innermost pairs removed, one level a pass.
+    """
+    if b'\\"' in body:  # an escaped quote: strings are found exactly, by regex (slower)
+        brackets = _STRING.sub(b"", body).translate(_SQUARE, _NOT_BRACKET)
+    else:  # every quote delimits a string: a string holding no bracket is left as "" and removed
+        brackets = body.translate(_SQUARE, _NOT_BRACKET_OR_QUOTE).replace(b'""', b"")
+        if b'"' in brackets:  # some string holds a bracket
+            brackets = _STRING.sub(b"", body).translate(_SQUARE, _NOT_BRACKET)
+    for removed in range(MAX_DEPTH + 1):
+        if removed + len(brackets) <= MAX_DEPTH:
+            return False
+        shorter = brackets.replace(b"[]", b"")  # bytes.replace does not rescan what it joined: one level
+        if len(shorter) == len(brackets):  # unbalanced (a body cut short): count the rest exactly
+            steps = array.array("b", brackets.translate(_STEP))
+            return removed + max(itertools.accumulate(steps), default=0) > MAX_DEPTH
+        brackets = shorter
+    return True
+
+
+def _too_deep() -> WireTypeError:
+    return WireTypeError(f"the body nests JSON more than {MAX_DEPTH} levels deep, which capframe does not read")
+
+
+def loads(body: bytes) -> Any:
+    """Python's JSON parser, refusing what it cannot read safely: nesting beyond MAX_DEPTH (WireTypeError:
+    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text."""
+    if too_deep(body):
+        raise _too_deep()
+    try:
+        return json.loads(escape_lone_surrogates(body))
+    except ValueError:  # also: not UTF-8, an integer of more than 4,300 digits
+        raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+
+
 def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFrame, bool]:
     """Response bodies -> (a frame of the wire schema, one row per body; whether any holds unknown fields).
 
@@ -293,6 +363,9 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    if any(too_deep(body) for body in bodies):
+        raise _too_deep()
+    bodies = [escape_lone_surrogates(body) for body in bodies]
     drift: list[str] = []
     try:
         page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
@@ -320,10 +393,7 @@ def _read_exactly(bodies: Sequence[bytes], schema: pl.Schema) -> pl.DataFrame:
     is documented is refused, not truncated). Slow, and rare."""
     rows = []
     for body in bodies:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+        document = loads(body)
         if not isinstance(document, dict):
             raise WireFormatError("the body is not a JSON object")
         rows.append(
@@ -434,7 +504,7 @@ def recover_unknown(body: bytes, *, children: bool) -> pl.DataFrame:
 
     The slow path, taken only for a page whose schema names keys the wire schema does not.
     """
-    document = json.loads(body)
+    document = loads(body)
     rows: list[tuple[int | None, str, str]] = []
     schema = CHILDREN_PAGE if children else CUSTOMERS_PAGE
     items: list[Any]
@@ -489,5 +559,5 @@ def _item_id(item: Any, *, children: bool) -> int | None:
         if children:
             return int(item["profiles"][0]["userId"])
         return int(item["entity"]["id"])
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):  # OverflowError: an id of 1e999
         return None

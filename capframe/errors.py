@@ -3,12 +3,15 @@
     CapframeError
     ├── InvalidArgumentError   (also ValueError)  a bad id, source, parent, host or option; raised before any request
     ├── ArgumentTypeError      (also TypeError)   an argument of the wrong type; raised before any request
-    ├── ConfigurationError     (also ValueError)  no credentials or host configured
+    ├── ConfigurationError     (also ValueError)  no credentials or host configured, a credential that is not text, or a host
+    │                                             that cannot be reached (connection refused, unknown name, TLS failed)
     ├── MissingDependencyError (also ImportError) an optional dependency is missing: the message names the extra to install
     ├── AuthenticationError                       HTTP 401: the till code and password, or the OAuth key and secret, were refused
     ├── AccessDeniedError                         HTTP 403: the API client lacks an access group, or v2 is not enabled
-    ├── RequestRejectedError                      HTTP 4xx that retrying cannot fix (bad source, batch too large, ...)
-    ├── FetchError                                a batch still failed after every retry; ``.partial`` holds what was fetched
+    ├── RequestRejectedError                      HTTP 4xx that retrying cannot fix (bad source, batch too large, ...), or a
+    │                                             redirect (never followed: check the host)
+    ├── FetchError                                a batch still failed after every retry, or its answer passed max_body_bytes;
+    │                                             ``.partial`` holds what was fetched
     └── ParentNotFoundError                       fetch_children: the API does not know the parent (e.g. code 8015)
 
     CapframeWarning (UserWarning)
@@ -55,7 +58,7 @@ class ArgumentTypeError(CapframeError, TypeError):
 
 
 class ConfigurationError(CapframeError, ValueError):
-    """capframe does not know which cluster to call or with which credentials."""
+    """capframe does not know which cluster to call or with which credentials, or cannot reach it."""
 
 
 class MissingDependencyError(CapframeError, ImportError):

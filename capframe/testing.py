@@ -38,8 +38,9 @@ What the configuration does:
   ``CAPFRAME_SCRUB_KEY`` to a private value when recording real data: with the public default key,
   the small space of phone numbers could be searched for a given placeholder.
 * The scrubbers are idempotent (vcrpy applies them again when it loads a cassette and while it
-  matches requests), never fail on odd bodies, and leave bodies that are not JSON alone (a JSON
-  body cut short is still scrubbed, as far as it goes).
+  matches requests), and leave bodies that are not JSON alone (a JSON body cut short is still
+  scrubbed, as far as it goes; bytes that are not UTF-8 are kept as they are, the text around them
+  scrubbed). A body they cannot scrub is refused loudly, never recorded as it is.
 
 >>> response = {
 ...     "status": {"code": 200, "message": "OK"},
@@ -196,7 +197,7 @@ def scrub_request(request: R, *, personal_data: bool = True) -> R:
     """A copy of a vcrpy request without credentials (and without personal data in its query and body).
 
     Drops credential headers, redacts the ``key`` and ``secret`` of ``POST /v3/oauth/token/generate``
-    and secrets anywhere in a JSON body. Idempotent; a request it cannot read is returned as it is.
+    and secrets anywhere in a JSON body. Idempotent; a request it cannot scrub raises ``ValueError``.
     """
     try:
         request = copy.copy(request)
@@ -212,16 +213,24 @@ def scrub_request(request: R, *, personal_data: bool = True) -> R:
             if new is not body:
                 request.body = new
                 _fix_length(request.headers, new)
-    except Exception:  # a scrubber must never break a test run
-        return request
+    except Exception:
+        raise _Unscrubbable("request") from None
     return request
+
+
+class _Unscrubbable(ValueError):
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"capframe.testing could not scrub a recorded {what}: it is not recorded, since it may hold "
+            "credentials or personal data. Please report this with the shape (not the content) of the body."
+        )
 
 
 def scrub_response(response: Any, *, personal_data: bool = True) -> Any:
     """A copy of a vcrpy response dict without ``set-cookie`` and other credential headers, without
     tokens, and (by default) with personal data in a JSON body replaced by placeholders.
 
-    Keeps ``content-length`` true to the new body. Idempotent; anything it cannot read is returned as it is.
+    Keeps ``content-length`` true to the new body. Idempotent; a body it cannot scrub raises ``ValueError``.
     """
     if not isinstance(response, dict):
         return response
@@ -238,8 +247,8 @@ def scrub_response(response: Any, *, personal_data: bool = True) -> Any:
         return response
     try:
         new = _scrub_body(text, token_request=False, personal_data=personal_data)
-    except Exception:  # a scrubber must never break a test run
-        return response
+    except Exception:
+        raise _Unscrubbable("response") from None
     if new is not text:
         response["body"] = {**body, "string": new}
         _fix_length(headers, new)
@@ -272,8 +281,12 @@ class _Obj(list[tuple[str, Any]]):
 
 
 def _scrub_body(body: bytes | str, *, token_request: bool, personal_data: bool) -> bytes | str:
-    """``body`` itself when nothing needs to change (so a clean body is byte for byte the same)."""
-    raw = body.decode("utf-8") if isinstance(body, bytes) else body
+    """``body`` itself when nothing needs to change (so a clean body is byte for byte the same).
+
+    Bytes that are not UTF-8 are carried through as they are (``surrogateescape``): the text around
+    them is scrubbed all the same.
+    """
+    raw = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
     stripped = raw.lstrip("\ufeff \t\r\n")
     if not stripped.startswith(("{", "[")):
         return body  # not JSON: an HTML error page, a form, binary data
@@ -285,13 +298,16 @@ def _scrub_body(body: bytes | str, *, token_request: bool, personal_data: bool) 
             return body
         out: list[str] = []
         _dump(new_tree, out)
-        text = "".join(out)
-    except (ValueError, RecursionError):
+        return _encoded("".join(out), body)
+    except (ValueError, RecursionError):  # ValueError: also a lone surrogate escape that cannot be written back
         # JSON cut short (or nested beyond reach): scrub the "key": "value" pairs it has.
+        scrubber = _Scrubber(token_request=token_request, personal_data=personal_data)
         text = scrubber.text(raw)
-        if not scrubber.changed:
-            return body
-    return text.encode("utf-8") if isinstance(body, bytes) else text
+        return _encoded(text, body) if scrubber.changed else body
+
+
+def _encoded(text: str, body: bytes | str) -> bytes | str:
+    return text.encode("utf-8", "surrogateescape") if isinstance(body, bytes) else text
 
 
 def _dump(node: Any, out: list[str]) -> None:

@@ -10,25 +10,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import capframe.testing
 from capframe.sandbox import Sandbox, SandboxServer, serve
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-_REPORT_DIR = pytest.StashKey[str]()
+_SCRATCH = pytest.StashKey[str]()
+_SET_REPORT_DIR = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The report notebook, run by nbmake where it lies, keeps its snapshot and output in the folder
-    ``CAPFRAME_REPORT_DIR`` names: a temporary one, so that the suite leaves nothing in the source tree
-    (a snapshot left in ``notebooks/`` would be read by the next manual run of the report)."""
+    """The suite writes only to a temporary folder, never into the source tree:
+    - the report notebook, run by nbmake where it lies, keeps its snapshot and output in the folder
+      ``CAPFRAME_REPORT_DIR`` names (a snapshot left in ``notebooks/`` would be read by the next
+      manual run of the report);
+    - hypothesis keeps its files (example database, caches) there instead of ``.hypothesis/``."""
+    config.stash[_SCRATCH] = scratch = tempfile.mkdtemp(prefix="capframe-tests-")
+    set_hypothesis_home_dir(os.path.join(scratch, "hypothesis"))
     if "CAPFRAME_REPORT_DIR" not in os.environ:
-        os.environ["CAPFRAME_REPORT_DIR"] = config.stash[_REPORT_DIR] = tempfile.mkdtemp(prefix="capframe-report-")
+        os.environ["CAPFRAME_REPORT_DIR"] = os.path.join(scratch, "report")
+        os.mkdir(os.environ["CAPFRAME_REPORT_DIR"])
+        config.stash[_SET_REPORT_DIR] = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _REPORT_DIR in config.stash:
-        shutil.rmtree(config.stash[_REPORT_DIR], ignore_errors=True)
+    if _SCRATCH in config.stash:
+        shutil.rmtree(config.stash[_SCRATCH], ignore_errors=True)
+    if config.stash.get(_SET_REPORT_DIR, False):
         del os.environ["CAPFRAME_REPORT_DIR"]
 
 

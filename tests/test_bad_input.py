@@ -218,7 +218,16 @@ def test_bad_batch_sizes_are_refused_before_any_request(
         ("timeout", 0, InvalidArgumentError),
         ("timeout", "30", ArgumentTypeError),
         ("max_retries", -1, InvalidArgumentError),
-        ("max_retries", 2.0, InvalidArgumentError),
+        # One rule per kind of mistake: a float where an int is wanted is a type error, for every option.
+        ("max_retries", 2.0, ArgumentTypeError),
+        ("batch_size", 2000, InvalidArgumentError),  # the per-call argument's limit, 1 to 1000, holds here too
+        ("batch_size", 1001, InvalidArgumentError),
+        ("timeout", float("inf"), InvalidArgumentError),
+        ("timeout", float("nan"), InvalidArgumentError),
+        ("retry_backoff", -0.5, InvalidArgumentError),
+        ("max_body_bytes", 0, InvalidArgumentError),
+        ("max_body_bytes", 1e6, ArgumentTypeError),
+        ("requests_per_minute", 60.0, ArgumentTypeError),
     ],
 )
 def test_bad_client_options_name_the_option_and_value(option: str, value: Any, error: type[CapframeError]) -> None:
@@ -227,7 +236,9 @@ def test_bad_client_options_name_the_option_and_value(option: str, value: Any, e
     assert_refused(info.value, error, option, repr(value))
 
 
-@pytest.mark.parametrize(("option", "value"), [("retry_backoff", "fast"), ("max_retry_after", None)])
+@pytest.mark.parametrize(
+    ("option", "value"), [("retry_backoff", "fast"), ("max_retry_after", None), ("transport", "http://proxy")]
+)
 def test_bad_retry_timings_are_capframe_errors(option: str, value: Any) -> None:
     with pytest.raises(CapframeError) as info:
         capframe.Client("eu", username="till", password="pw", **{option: value})

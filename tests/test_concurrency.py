@@ -290,8 +290,10 @@ def test_concurrency_is_auto_by_default_and_an_int_still_fixes_it() -> None:
     client = capframe.Client("eu", username="u", password="p")
     assert (client.concurrency, client.max_concurrency) == ("auto", 64)
     assert capframe.Client("eu", username="u", password="p", concurrency=3).concurrency == 3
-    with pytest.raises(ArgumentTypeError, match="auto"):
+    with pytest.raises(InvalidArgumentError, match='"auto" or an int'):
         capframe.Client("eu", username="u", password="p", concurrency="fast")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match='"auto" or an int'):
+        capframe.Client("eu", username="u", password="p", concurrency=1.5)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="max_concurrency"):
         capframe.Client("eu", username="u", password="p", max_concurrency=0)
 

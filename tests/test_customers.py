@@ -122,7 +122,7 @@ def test_tidy_customers_reads_saved_response_bodies_the_same_way() -> None:
     client = sandbox()
     ids = client.sandbox_org.customer_ids(30)  # type: ignore[union-attr]
     fetched = capframe.fetch_customer_tables(ids, "INSTORE", client=client, batch_size=10)
-    auth = {"Authorization": BasicAuth.from_password(Sandbox.USERNAME, Sandbox.PASSWORD)._header}
+    auth = {"Authorization": BasicAuth(Sandbox.USERNAME, Sandbox.PASSWORD)._header}
     url = f"{client.base_url}/v2/bulk/getCustomers?source=INSTORE"
     bodies = [
         client.sandbox_org.handle(httpx.Request("POST", url, json=sorted(ids[i : i + 10]), headers=auth)).content  # type: ignore[union-attr]

@@ -28,6 +28,7 @@ import vcr
 
 import capframe
 import capframe.testing
+from capframe._http import Session
 from capframe.sandbox import Faults, Sandbox
 
 FAST: dict[str, Any] = {"retry_backoff": 0.001, "max_retry_after": 0.01, "requests_per_minute": None}
@@ -371,16 +372,16 @@ def test_cache_files_are_owner_only(tmp_path: Path) -> None:
     ],
 )
 def test_tls_verification_stays_on(client: Any) -> None:
-    http = client()._http()
-    try:
-        transport = http._transport
-        assert isinstance(transport, httpx.AsyncHTTPTransport)
-        context = transport._pool._ssl_context
-        assert context.verify_mode == ssl.CERT_REQUIRED
-        assert context.check_hostname is True
-        assert str(http.base_url).startswith("https://")
-    finally:
-        asyncio.run(http.aclose())
+    async def check() -> None:
+        async with Session.connect(client()) as session:
+            transport = session.http._transport
+            assert isinstance(transport, httpx.AsyncHTTPTransport)
+            context = transport._pool._ssl_context
+            assert context.verify_mode == ssl.CERT_REQUIRED
+            assert context.check_hostname is True
+            assert str(session.http.base_url).startswith("https://")
+
+    asyncio.run(check())
 
 
 def test_no_code_turns_tls_verification_off() -> None:
