@@ -221,7 +221,7 @@ class _Pull:
         # Requests in flight are bounded by the client's concurrency; this bounds the chunks between
         # asking and storing. Without it, answers arriving faster than they are tidied and written
         # pile up: a million ids held 5 GB of answers waiting for a worker thread.
-        self._in_progress = asyncio.Semaphore(2 * self.session.client.concurrency)
+        self._in_progress = asyncio.Semaphore(2 * self.session.client.most_in_flight)
         first = len(self._group_of)
         self._group_of += _group_numbers(len(chunks), self._group_of[-1] + 1 if self._group_of else 0)
         self._group_size.update(self._group_of[first:])

@@ -42,11 +42,7 @@ def identifier_types() -> str:
 def client_options() -> str:
     """The ``Options:`` section of Client's docstring (entries ``    name: text``, continuation lines
     indented 8), with each option's default from the signature."""
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(capframe.Client).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    defaults = {name: parameter.default for name, parameter in inspect.signature(capframe.Client).parameters.items()}
     doc = inspect.cleandoc(capframe.Client.__doc__ or "")
     section = re.search(r"^Options:\n((?:(?: {4}.*)?\n?)+)", doc, re.MULTILINE)
     entries: dict[str, str] = {}
@@ -72,7 +68,7 @@ def client_options() -> str:
 
 
 def _default(value: object) -> str:
-    return "" if value is inspect.Parameter.empty else f"`{value!r}`"
+    return "required" if value is inspect.Parameter.empty else f"`{value!r}`"
 
 
 def cli_help(*command: str) -> str:
