@@ -109,7 +109,7 @@ def in_progress_limit(session: Session) -> int:
     """Requests between asking and storing. Requests in flight are bounded by the client's
     concurrency; without this bound, answers arriving faster than they are tidied and written pile
     up (a million ids held 5 GB of answers waiting for a worker thread)."""
-    return 2 * int(session.client.concurrency)
+    return 2 * int(session.client.most_in_flight)
 
 
 @dataclass
