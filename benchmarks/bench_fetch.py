@@ -20,6 +20,20 @@
     no 60 s window can refuse: only a longer run (--full: 90 s) tests for 429s. The usual alternative, measured on a fresh sandbox
     with the same limit: a limiter with a whole minute of capacity (what aiolimiter.AsyncLimiter(R, 60)
     does), the same concurrency, no retries, which sends the batches as a burst.
+(c) latency sweep. For each latency in ``--latencies`` (0.05, 0.5, 1, 2, 3 s) a sandbox server in its own
+    process (``capframe sandbox --port 0 --latency L --rpm R``, enforcing R with 429s), and
+    ``--sweep-batches`` (100) batches fetched at ``requests_per_minute=R`` (1,000) with the default
+    ``concurrency="auto"``, then with a fixed ``concurrency=8``. The floor is what the budget allows:
+    the last request cannot leave before (n - 1) x 60/R s, and is answered L s later. Target: auto at
+    most 1.1x the floor at every latency. The concurrency trajectory comes from capframe's DEBUG line
+    logged at each send ("concurrency N (k in flight, p90 ..., pace .../min)").
+(d) a degrading server: ``capframe sandbox --latency 1 --capacity 8 --rpm R``: past 8 requests in
+    flight latency grows in proportion (the server answers no more than 8 a second, half the budget)
+    and past 16 it answers 503. ``--degrading-batches`` (200) batches with concurrency="auto", and
+    with a fixed 8 (the capacity, which only an oracle knows). Target: auto settles near 8 in flight,
+    503s under 1% of requests, time near the server's own floor (n / 8 a second).
+    (c) and (d) take about three minutes: ``--only cd``. ``--write`` puts (a)+(b) and (c)+(d) into their
+    sections of benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -27,14 +41,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
+import logging
 import math
 import os
+import re
+import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
-from _pages import auth_header, best_of, fmt_table, revision  # also puts the checkout on sys.path
+from _pages import auth_header, best_of, child_env, fmt_table, revision  # also puts the checkout on sys.path
+from _report import add_write_flag, report
 
 import capframe
 from capframe.sandbox import Sandbox
@@ -277,6 +299,200 @@ def rate_bound(args: argparse.Namespace) -> None:
     )
 
 
+# -- (c) and (d) -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sandbox_process(customers: int, *options: str) -> Iterator[str]:
+    """``capframe sandbox`` in its own process, as a real API is elsewhere: its base URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "capframe", "sandbox", "--port", "0", "--customers", str(customers), *options],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().rsplit(" at ", 1)[-1].strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
+_SENT = re.compile(r" sent; concurrency (\d+) \((\d+) in flight")
+_ANSWER = re.compile(r" -> (\d+),")
+
+
+@dataclass(eq=False)  # handlers are kept in weak sets: hashed by identity
+class Trace(logging.Handler):
+    """capframe's DEBUG lines of one pull: (time, limit, in flight) at each send, and each status."""
+
+    sends: list[tuple[float, int, int]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    last_answer: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__init__(logging.DEBUG)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if sent := _SENT.search(message):
+            self.sends.append((record.created, int(sent[1]), int(sent[2])))
+        elif answer := _ANSWER.search(message):
+            self.statuses.append(int(answer[1]))
+            self.last_answer = record.created
+
+    def requests_seconds(self) -> float:
+        """From the first request sent to the last answer: the pull without its setup and last tidying."""
+        return self.last_answer - self.sends[0][0]
+
+    def trajectory(self, step: float) -> str:
+        """The limit every ``step`` seconds from the first send."""
+        if not self.sends:
+            return "-"
+        start, end = self.sends[0][0], self.sends[-1][0]
+        points, i = [], 0
+        for k in range(int((end - start) / step) + 1):
+            while i + 1 < len(self.sends) and self.sends[i + 1][0] <= start + k * step:
+                i += 1
+            points.append(str(self.sends[i][1]))
+        return " ".join(points)
+
+
+def timed_pull(url: str, ids: list[int], rpm: int, concurrency: int | str) -> tuple[float, Trace]:
+    client = capframe.Client(
+        url,
+        username=Sandbox.USERNAME,
+        password=Sandbox.PASSWORD,
+        requests_per_minute=rpm,
+        concurrency=concurrency,  # type: ignore[arg-type]
+        max_retries=8,
+    )
+    trace = Trace()
+    logger = logging.getLogger("capframe")
+    logger.addHandler(trace)
+    level, logger.level = logger.level, logging.DEBUG
+    try:
+        started = time.perf_counter()
+        frame = capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+        seconds = time.perf_counter() - started
+    finally:
+        logger.removeHandler(trace)
+        logger.setLevel(level)
+    assert frame.height == len(ids)
+    return seconds, trace
+
+
+def latency_sweep(args: argparse.Namespace) -> None:
+    rpm, n = args.sweep_rpm, args.sweep_batches
+    ids = Sandbox(customers=n * args.batch_size).customer_ids(n * args.batch_size)  # the server's, same seed
+    print(
+        f"(c) latency sweep: {n} batches of {args.batch_size} ids at requests_per_minute={rpm}, each latency against "
+        f"its own sandbox server process (enforcing {rpm}/min with 429s); concurrency='auto' (max 64) vs a fixed 8. "
+        f"floor = (n - 1) x 60/R + latency (the budget's; capframe paces 1% under it)."
+    )
+    rows, trajectories, worst = [], [], 0.0
+    for latency in args.latencies:
+        with sandbox_process(n * args.batch_size, "--latency", str(latency), "--rpm", str(rpm)) as url:
+            if not rows:
+                timed_pull(url, ids[: args.batch_size], rpm, "auto")  # warm up imports and the first validation
+            t_auto, auto = timed_pull(url, ids, rpm, "auto")
+            t_fixed, fixed = timed_pull(url, ids, rpm, 8)
+        floor = (n - 1) * 60 / rpm + latency
+        worst = max(worst, t_auto / floor)
+        statuses = auto.statuses + fixed.statuses
+        rows.append(
+            (
+                f"{latency:g}",
+                f"{floor:.2f}",
+                f"{t_auto:.2f}",
+                f"{t_auto / floor:.2f}",
+                f"{auto.requests_seconds() / floor:.2f}",
+                f"{max(limit for _, limit, _ in auto.sends)}",
+                f"{t_fixed:.2f}",
+                f"{t_fixed / floor:.2f}",
+                f"{t_fixed / t_auto:.2f}",
+                f"{sum(s == 429 for s in statuses)}",
+            )
+        )
+        trajectories.append(f"  {latency:g} s: {auto.trajectory(0.5)}")
+        print(f"  latency {latency:g} s done", file=sys.stderr, flush=True)
+    print(
+        fmt_table(
+            [
+                "latency s",
+                "floor s",
+                "auto s",
+                "auto / floor",
+                "requests only / floor",
+                "auto peak limit",
+                "fixed 8 s",
+                "fixed 8 / floor",
+                "fixed 8 / auto",
+                "429s",
+            ],
+            rows,
+        )
+    )
+    print("concurrency='auto': the limit every 0.5 s from the first request:")
+    print("\n".join(trajectories))
+    print(f"worst auto / floor {worst:.2f} (target <= 1.10: {'meets target' if worst <= 1.1 else 'MISSES target'})")
+    print(
+        "auto s and fixed 8 s are the whole fetch_customers call: setup, requests, and the tidying and validation "
+        "of the last answers; 'requests only' is from the first request sent to the last answer."
+    )
+    print()
+
+
+def degrading(args: argparse.Namespace) -> None:
+    rpm, n, capacity, latency = args.sweep_rpm, args.degrading_batches, args.capacity, args.degrading_latency
+    ids = Sandbox(customers=n * args.batch_size).customer_ids(n * args.batch_size)
+    served = capacity / latency  # the most the server answers a second, however much it is asked
+    print(
+        f"(d) degrading server: latency {latency:g} s growing in proportion past {capacity} requests in flight, 503 past "
+        f"{2 * capacity}: it answers at most {served:g} a second ({served * 60:.0f}/min) against a budget of {rpm}/min. "
+        f"{n} batches, concurrency='auto' vs a fixed {capacity} (the capacity, which only an oracle knows)."
+    )
+    rows, trajectories = [], []
+    options = ("--latency", str(latency), "--capacity", str(capacity), "--rpm", str(rpm))
+    for concurrency in ("auto", capacity):
+        with sandbox_process(n * args.batch_size, *options) as url:
+            timed_pull(url, ids[: args.batch_size], rpm, 1)  # warm up
+            seconds, trace = timed_pull(url, ids, rpm, concurrency)
+        second_half = [(limit, in_flight) for t, limit, in_flight in trace.sends[len(trace.sends) // 2 :]]
+        overloaded = sum(s == 503 for s in trace.statuses)
+        rows.append(
+            (
+                f"{concurrency}",
+                f"{seconds:.1f}",
+                f"{seconds / (n / served):.2f}",
+                f"{len(trace.statuses)}",
+                f"{overloaded} ({overloaded / len(trace.statuses):.1%})",
+                f"{statistics.mean(limit for limit, _ in second_half):.1f}",
+                f"{statistics.mean(in_flight for _, in_flight in second_half):.1f}",
+            )
+        )
+        trajectories.append(f"  {concurrency}: {trace.trajectory(1.0)}")
+        print(f"  concurrency {concurrency} done", file=sys.stderr, flush=True)
+    print(
+        fmt_table(
+            [
+                "concurrency",
+                "seconds",
+                "/ server floor",
+                "requests",
+                "503s",
+                "mean limit, 2nd half",
+                "mean in flight at send, 2nd half",
+            ],
+            rows,
+        )
+    )
+    print(f"server floor: {n} requests at {served:g} a second = {n / served:.1f} s. The limit every second:")
+    print("\n".join(trajectories))
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=100, help="(a) number of batches (default 100)")
@@ -290,18 +506,43 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="(b) length of the paced run (default 20)")
     parser.add_argument("--full", action="store_true", help="(b) runs 90 s, long enough for 429s to be possible")
     parser.add_argument("--no-alternative", action="store_true", help="(b) skip the minute-bucket comparison")
-    parser.add_argument("--only", choices=("a", "b"), help="run one part only")
+    parser.add_argument("--only", default="abcd", help="the parts to run, e.g. 'cd' (default abcd)")
+    parser.add_argument(
+        "--latencies",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.05, 0.5, 1.0, 2.0, 3.0],
+        help="(c) latencies, s, comma-separated (default 0.05,0.5,1,2,3)",
+    )
+    parser.add_argument("--sweep-batches", type=int, default=100, help="(c) batches per run (default 100)")
+    parser.add_argument("--sweep-rpm", type=int, default=1000, help="(c, d) requests per minute (default 1000)")
+    parser.add_argument("--degrading-batches", type=int, default=200, help="(d) batches (default 200)")
+    parser.add_argument("--capacity", type=int, default=8, help="(d) the server's capacity C (default 8)")
+    parser.add_argument("--degrading-latency", type=float, default=1.0, help="(d) its latency up to C, s (default 1)")
+    add_write_flag(parser)
     args = parser.parse_args()
     if args.full:
         args.seconds = max(args.seconds, 90.0)
-    print(
-        f"bench_fetch ({revision()}): {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}, httpx {httpx.__version__}"
+    heading = (
+        f"bench_fetch ({revision()}): {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}, "
+        f"httpx {httpx.__version__}\n"
     )
-    print()
-    if args.only in (None, "a"):
-        latency_bound(args)
-    if args.only in (None, "b"):
-        rate_bound(args)
+    if "a" in args.only or "b" in args.only:
+        with report("bench_fetch", write=args.write):
+            print(heading)
+            if "a" in args.only:
+                latency_bound(args)
+            if "b" in args.only:
+                rate_bound(args)
+    if "c" in args.only or "d" in args.only:
+        with report("bench_fetch_latency", write=args.write):
+            print(heading)
+            print(
+                "The machine is shared (2 cores, other work running): the load average above says how quiet it was.\n"
+            )
+            if "c" in args.only:
+                latency_sweep(args)
+            if "d" in args.only:
+                degrading(args)
     return 0
 
 

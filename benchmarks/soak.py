@@ -47,7 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=None, help="size of the sandbox org (default 1.2 x ids)")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the org and of the faults")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=lambda v: v if v == "auto" else int(v), default=8, help="an int, or auto (default 8)"
+    )
     parser.add_argument("--max-retries", type=int, default=10)
     add_write_flag(parser)
     return parser.parse_args()

@@ -8,7 +8,13 @@
 
 import importlib
 
-from capframe._children import afetch_children, afetch_children_tables, fetch_children, fetch_children_tables
+from capframe._children import (
+    afetch_children,
+    afetch_children_tables,
+    fetch_children,
+    fetch_children_tables,
+    scan_children,
+)
 from capframe._client import Client
 from capframe._customers import (
     afetch_customer_tables,
@@ -18,6 +24,7 @@ from capframe._customers import (
     scan_customers,
     tidy_customers,
 )
+from capframe._snapshot import Snapshot, SnapshotInfo
 from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
     AccessDeniedError,
@@ -31,6 +38,8 @@ from capframe.errors import (
     ParentNotFoundError,
     RequestRejectedError,
     SchemaDriftWarning,
+    SnapshotDamagedWarning,
+    SnapshotError,
     UnexpectedEntitiesWarning,
 )
 
@@ -64,6 +73,10 @@ __all__ = [
     "Provenance",
     "RequestRejectedError",
     "SchemaDriftWarning",
+    "Snapshot",
+    "SnapshotDamagedWarning",
+    "SnapshotError",
+    "SnapshotInfo",
     "UnexpectedEntitiesWarning",
     "__version__",
     "afetch_children",
@@ -74,6 +87,7 @@ __all__ = [
     "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
+    "scan_children",
     "scan_customers",
     "schemas",
     "tidy_customers",

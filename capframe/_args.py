@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -53,6 +53,17 @@ def count(name: str, value: Any, high: int | None = None, *, low: int = 1) -> in
         within = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise InvalidArgumentError(f"{name} must be {within}, not {value}")
     return value
+
+
+def concurrency(value: Any) -> int | Literal["auto"]:
+    """``concurrency``: "auto" (requests in flight follow latency) or a fixed whole number."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise InvalidArgumentError(f'concurrency must be "auto" or an int, not {value!r}')
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f'concurrency must be "auto" or an int, not {type(value).__name__} {value!r}')
+    return count("concurrency", value)
 
 
 def seconds(name: str, value: Any, *, zero: bool = True) -> float:

@@ -5,7 +5,8 @@ httpx reads a body whole and inflates each chunk whole: an endless chunked body,
 :func:`guard` is an httpx response hook: it takes the decoding over from httpx, inflating at most
 :data:`STEP` bytes at a time, and stops a body as soon as it passes the cap. Only ``gzip`` and
 ``deflate`` are asked for (``Accept-Encoding``); a body that does not decode as its
-``Content-Encoding`` says is unreadable (:class:`UndecodableBody`), not a raw ``zlib.error``.
+``Content-Encoding`` says, or comes in a compression not asked for, is unreadable
+(:class:`UndecodableBody`), not a raw ``zlib.error``.
 """
 
 from __future__ import annotations
@@ -110,12 +111,17 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._raw.aclose()
 
 
+# Compressions capframe does not ask for: a body in one of them cannot be read. Any other name
+# ("identity", or a server's mistake such as "UTF-8") leaves the body as it is, as httpx does.
+_NOT_ASKED = frozenset({"br", "zstd", "compress", "x-compress"})
+
+
 def _decoder(encoding: str) -> _Inflate | _Identity | None:
-    if encoding in ("", "identity"):
-        return _Identity()
     if encoding in ("gzip", "x-gzip", "deflate"):
         return _Inflate("deflate" if encoding == "deflate" else "gzip")
-    return None
+    if "," in encoding or encoding in _NOT_ASKED:  # "," : several encodings, stacked
+        return None
+    return _Identity()
 
 
 def guard(limit: int) -> Callable[[httpx.Response], Awaitable[None]]:

@@ -1,17 +1,22 @@
 """fetch_children: the child customers of one or many parents (GET /v2/customers/bulk), every page.
 
+This module is the pull engine's hierarchy adapter (:mod:`capframe._engine`): a unit is one
+parent's walk (its association, identifier type and value), a request walks every page of it.
 Pages are walked with limit/offset. The API documents no maximum page size and a server may cap
 it silently, so a short page ends the walk only when it is also shorter than the pages before it;
-otherwise the walk goes on until an empty page. Parents are fetched concurrently.
+otherwise the walk goes on until an empty page, a page that brings no child not seen before, or
+past the ``count`` the API reported (with slack for children added meanwhile). Parents are
+fetched concurrently; a parent given as a customer id is looked up first with Get Customers Bulk
+(through the same snapshot).
 """
 
 from __future__ import annotations
 
-import asyncio
-import warnings
+import json
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from importlib.metadata import version
 from typing import Any
@@ -19,21 +24,32 @@ from typing import Any
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._batch import Answer, answer, combine, in_order, tidy_answers
+from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
 from capframe._client import Client
-from capframe._customers import _GROUP, ask, tidy_customer_answers
+from capframe._customers import pull_customers
+from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import RetriesExhausted, Session, advice, call
-from capframe._progress import Progress, progress_bar
+from capframe._progress import progress_bar
+from capframe._snapshot import _now, max_age_of
 from capframe._tables import ChildrenTables, Provenance
 from capframe.errors import (
     ArgumentTypeError,
+    CapframeError,
     CapframeWarning,
     FetchError,
     InvalidArgumentError,
     ParentNotFoundError,
+    SnapshotError,
 )
 
-__all__ = ["DEFAULT_PAGE_SIZE", "afetch_children", "afetch_children_tables", "fetch_children", "fetch_children_tables"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "afetch_children",
+    "afetch_children_tables",
+    "fetch_children",
+    "fetch_children_tables",
+    "scan_children",
+]
 
 # The API documents neither a maximum nor a default; 100 keeps pages small enough that a server
 # cap below it is noticed by the walk, and a family of 1,000 costs 11 requests.
@@ -44,7 +60,9 @@ IDENTIFIER_TYPES = {
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
-TABLES = ChildrenTables.NAMES
+TABLES = (*ChildrenTables.NAMES[1:], "children")  # the main table last: a snapshot writes it last
+# Children added while a walk goes on may push it past the count its first page reported: this much.
+_COUNT_SLACK = 0.1
 
 Parent = tuple[str, str] | int
 
@@ -60,6 +78,10 @@ class _Parent:
         """How messages name a parent: never its value, which is personal data."""
         kind = f"customer id {self.customer_id}" if self.customer_id is not None else f"{self.type} identifier"
         return f"parent #{self.position + 1} ({kind})"
+
+    def unit(self, association: str) -> str:
+        """The snapshot's key of this parent's walk (page size and sort order are not in it)."""
+        return json.dumps([association, self.type, self.value])
 
 
 def _parent(value: Any, position: int) -> _Parent:
@@ -107,6 +129,7 @@ def _choice(name: str, value: Any, options: Sequence[str]) -> str:
 class _Page:
     answer: Answer
     size: int  # children on the page as sent, before any de-duplication
+    count: int | None  # the children the API says the parent has
     success: bool
     code: int | None
     message: str | None
@@ -116,67 +139,61 @@ def _read_page(body: bytes, parent: _Parent, limit: int) -> _Page:
     entities, request_level, success, drift = _wire.children_entities(body)
     if entities.height > limit:  # which of them is not the parent's, or repeated, nobody can tell: ask again
         raise _wire.WireFormatError(f"the page holds {entities.height} children, more than the {limit} asked")
+    # Values no customer can have: asking again gets the same, so the walk fails and says so.
+    if (entities["customer_id"] <= 0).any():
+        bad = entities.filter(pl.col("customer_id") <= 0)["customer_id"][0]
+        raise _wire.WireTypeError(f"a child has userId {bad}, which is not a customer id")
+    if (entities["noOfChildren"].fill_null(0) < 0).any():
+        bad = entities.filter(pl.col("noOfChildren") < 0)["noOfChildren"][0]
+        raise _wire.WireTypeError(f"a child has noOfChildren {bad}, which is not a count")
     entities = entities.with_columns(parent_type=pl.lit(parent.type), parent_value=pl.lit(parent.value))
     first = request_level["errors"].explode(empty_as_null=False, keep_nulls=False).drop_nulls()
     code = first[0]["code"] if len(first) else None
     message = first[0]["message"] if len(first) else None
-    return _Page(answer([body], entities, request_level, drift, children=True), entities.height, success, code, message)
+    count = _count(body)
+    return _Page(
+        answer([body], entities, request_level, drift, children=True), entities.height, count, success, code, message
+    )
+
+
+def _count(body: bytes) -> int | None:
+    """entity.count of a page that has been read: the total the API reports, if it is a count."""
+    try:
+        count = json.loads(body)["entity"]["count"]
+    except (ValueError, LookupError, TypeError):
+        return None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
 
 @dataclass
-class _Walk:
-    session: Session
+class _Children:
+    """The hierarchy adapter of the pull engine: a unit is one parent's walk."""
+
+    host: str
     source: str
     association: str
     page_size: int
     sort_order: str
-    bar: Progress
+    parents: dict[str, _Parent]  # unit -> the parent it walks
+    notices: list[Notice] = field(default_factory=list)
+    name: str = "children"
+    tables: tuple[str, ...] = TABLES
 
-    async def resolve(self, parents: list[_Parent]) -> dict[int, _Parent | str]:
-        """Customer ids -> an identifier the hierarchy API takes (via Get Customers Bulk)."""
-        ids = tuple(sorted({p.customer_id for p in parents if p.customer_id is not None}))
-        if not ids:
-            return {}
-        found: dict[int, _Parent | str] = {}
-        for start in range(0, len(ids), self.session.client.batch_size):
-            chunk = ids[start : start + self.session.client.batch_size]
-            try:
-                read = await ask(self.session, self.source, chunk, f"the lookup of {len(chunk)} parent customer id(s)")
-            except RetriesExhausted as exc:
-                raise FetchError(
-                    f"the lookup of {len(chunk)} parent customer id(s) failed ({exc.reason}); nothing was fetched. "
-                    + advice(
-                        [exc],
-                        "The API is failing or limiting this client: try again later, or pass the parents as "
-                        "(identifier_type, value) pairs, which need no lookup.",
-                    ),
-                    status=exc.status,
-                    ids=chunk,
-                ) from None
-            tables = tidy_customer_answers([read]).tables
-            customers, identifiers = tables["customers"], tables["identifiers"]
-            for customer_id in chunk:
-                row = customers.filter(pl.col("customer_id") == customer_id)
-                if row.is_empty() or not row["success"][0]:
-                    why = row["error_message"][0] if not row.is_empty() else "not in the API's answer"
-                    found[customer_id] = f"Get Customers Bulk could not find it ({why})"
-                    continue
-                own = identifiers.filter((pl.col("customer_id") == customer_id) & pl.col("in_identifiers"))
-                for kind in _RESOLVE_ORDER:
-                    values = own.filter(pl.col("type") == kind)["value"].drop_nulls()
-                    if len(values):
-                        found[customer_id] = _Parent(0, kind, values[0], customer_id)
-                        break
-                else:
-                    found[customer_id] = "it has no mobile, email or externalId to look its children up by"
-        return found
+    async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
+        (unit,) = units
+        parent = self.parents[str(unit)]
+        pages = await self._walk(session, parent)
+        if not pages[0].success:
+            first = pages[0]
+            return Reply([], [unit], {unit: (first.code, first.message or "the API answered success=false")})
+        return Reply([page.answer for page in pages], [unit])
 
-    async def pages(self, parent: _Parent) -> list[_Page]:
+    async def _walk(self, session: Session, parent: _Parent) -> list[_Page]:
         pages: list[_Page] = []
         offset, seen = 0, set[int]()
         while True:
             page = await call(
-                self.session,
+                session,
                 "GET",
                 "/v2/customers/bulk",
                 params={
@@ -201,25 +218,237 @@ class _Walk:
             if len(new) < page.size:  # a child seen on an earlier page (or twice on this one) is kept once
                 page.answer.entities = page.answer.entities.filter(ids.is_in(list(new)) & ids.is_first_distinct())
             shorter = page.size < self.page_size and any(page.size < p.size for p in pages[:-1])
-            if shorter or not new:  # not new: a server that ignores offset would loop forever
+            if shorter:
+                break
+            if not new:  # a server that ignores offset would loop forever
+                self.notices.append(
+                    (
+                        f"the walk of the children of {parent.label()} stopped at page {len(pages)}: it brought no "
+                        "child not seen before (the API seems to ignore offset); the children seen are kept",
+                        CapframeWarning,
+                    )
+                )
                 break
             seen |= new
             offset += page.size  # what was sent, not what was asked: a capped page must not skip children
-        self.bar.update()
+            # The sandbox reports the children on the page as `count`; a count above the page's size can
+            # only be the family's: past it (and the slack), the server is sending more than it said.
+            count = pages[0].count if (pages[0].count or 0) > pages[0].size else None
+            if count is not None and len(seen) > count * (1 + _COUNT_SLACK) + self.page_size:
+                self.notices.append(
+                    (
+                        f"the walk of the children of {parent.label()} stopped after {len(seen)} children: the API "
+                        f"reported {count}, and pages kept coming; the children seen are kept",
+                        CapframeWarning,
+                    )
+                )
+                break
         return pages
 
+    def tidy(self, answers: Sequence[Answer]) -> Tidied:
+        return tidy_answers(answers, main="children", main_table=_tidy.child_table)
 
-def _not_found(parent: _Parent, code: int | None, reason: str) -> pl.DataFrame:
+    def columns(self) -> dict[str, str]:
+        return {"host": self.host, "pull_source": self.source, "association": self.association}
+
+
+def _failed_parent(parent: _Parent, code: int | None, what: str, reason: str) -> pl.DataFrame:
+    """An errors row for a parent with no children to show: its label (never its value) and why."""
     return pl.DataFrame(
         {
             "customer_id": [parent.customer_id],
             "level": ["error"],
             "origin": ["api" if code is not None else "capframe"],
             "code": [code],
-            "message": [f"parent {parent.type or 'customer id'}:{parent.value} not found: {reason}"],
+            "message": [f"{parent.label()}: {what}: {reason}"],
         },
         schema=_tidy.ERRORS,
     )
+
+
+async def _resolve(
+    parents: list[_Parent], source: str, client: Client | None, cache_dir: Any, notices: list[Notice]
+) -> dict[int, _Parent | str]:
+    """Customer ids -> an identifier the hierarchy API takes, looked up with Get Customers Bulk
+    (through the same snapshot); a reason instead for one that cannot be."""
+    ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
+    if not ids:
+        return {}
+    tables, lookup_notices, error = await pull_customers(ids, source, client, cache_dir)
+    notices += lookup_notices
+    if isinstance(error, FetchError):
+        raise FetchError(
+            f"the lookup of {len(ids)} parent customer id(s) failed ({error}); nothing was fetched. "
+            "Pass the parents as (identifier_type, value) pairs to need no lookup.",
+            status=error.status,
+            ids=error.ids,
+        ) from None
+    if error is not None:
+        raise error
+    customers, identifiers = tables.customers, tables.identifiers.filter(pl.col("in_identifiers"))
+    found: dict[int, _Parent | str] = {}
+    for customer_id, success, why in customers.select("customer_id", "success", "error_message").iter_rows():
+        if not success:
+            found[customer_id] = f"Get Customers Bulk could not find it ({why})"
+            continue
+        own = identifiers.filter(pl.col("customer_id") == customer_id)
+        for kind in _RESOLVE_ORDER:
+            values = own.filter(pl.col("type") == kind)["value"].drop_nulls()
+            if len(values):
+                found[customer_id] = _Parent(0, kind, values[0], customer_id)
+                break
+        else:
+            found[customer_id] = "it has no mobile, email or externalId to look its children up by"
+    return found
+
+
+async def _pull(
+    parent: Parent | Sequence[Parent],
+    source: str,
+    client: Client | None,
+    association: str,
+    page_size: int | None,
+    sort_order: str,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+) -> Outcome[ChildrenTables]:
+    parents, single = _parents(parent)
+    source = _args.source(source)
+    association = _choice("association", association, ASSOCIATIONS)
+    sort_order = _choice("sort_order", sort_order, SORT_ORDERS)
+    size = DEFAULT_PAGE_SIZE if page_size is None else _args.count("page_size", page_size)
+    age = max_age_of(max_age)
+    snapshot = snapshot_of(cache_dir)
+    checked, host = connect(client, snapshot)
+    notices: list[Notice] = []
+    resolved = await _resolve(parents, source, checked, cache_dir, notices)
+    not_found: list[tuple[_Parent, int | None, str]] = []
+    ready: list[_Parent] = []
+    for p in parents:
+        target = resolved.get(p.customer_id, p) if p.customer_id is not None else p
+        if isinstance(target, str):
+            not_found.append((p, None, target))
+        else:
+            ready.append(_Parent(p.position, target.type, target.value, p.customer_id))
+    walks = {p.unit(association): p for p in reversed(ready)}  # two parents of one identifier: one walk, the first's
+    adapter = _Children(host, source, association, size, sort_order, walks)
+    units = list(dict.fromkeys(p.unit(association) for p in ready))
+    tables: list[Tidied] = []
+    failures: list[tuple[_Parent, RetriesExhausted]] = []
+    pulled = None
+    if units:
+        pulled = await pull(
+            adapter,
+            units,
+            host=host,
+            source=source,
+            client=checked,
+            per_request=1,
+            ask_again=False,
+            snapshot=snapshot,
+            max_age=age,
+            bar=lambda n: progress_bar(n, "children", progress),
+            keep=TABLES,
+            unit_words="parents",
+        )
+        notices += adapter.notices + pulled.notices
+        tables = pulled.parts
+        refused = pulled.refused
+        failed_units = {str(unit): exc for request, exc in pulled.failed for unit in request}
+        for p in ready:
+            key = p.unit(association)
+            if key in refused:
+                code, message = refused[key]
+                not_found.append((p, code, message))
+            elif key in failed_units:
+                failures.append((p, failed_units[key]))
+    not_found.sort(key=lambda n: n[0].position)
+    if single and not_found:
+        p, code, reason = not_found[0]
+        raise ParentNotFoundError(
+            f"the API does not know {p.label()} as a {association} in source {source}: {reason}"
+            + (f" (code {code})" if code is not None else "")
+            + ". Check the identifier type and value, the source, and the association type.",
+            code=code,
+        )
+    provenance = Provenance(
+        pulled.first_fetched_at if pulled else _now(),
+        host,
+        source,
+        version("capframe"),
+        len(parents),
+        len(not_found) + len(failures),
+        last_fetched_at=pulled.last_fetched_at if pulled else None,
+        read=pulled.read if pulled else 0,
+        fetched=pulled.fetched if pulled else 0,
+    )
+    errors = [_failed_parent(p, code, "not found", reason) for p, code, reason in not_found]
+    errors += [_failed_parent(p, None, "the fetch failed", e.reason) for p, e in failures]
+    bundle = _bundle(tables, errors, ready, provenance, notices)
+    if not_found:
+        notices.append(
+            (
+                f"{len(not_found)} of {len(parents)} parents were not found: fetch_children_tables(...).errors "
+                "lists each, with the API's reason",
+                CapframeWarning,
+            )
+        )
+    error: CapframeError | None = None
+    if failures:
+        error = FetchError(
+            f"the children of {len(failures)} of {len(parents)} parent(s) could not be fetched "
+            f"({failures[0][1].reason}). "
+            + advice(exc for _, exc in failures)
+            + " What was fetched is in .partial"
+            + ("; with the same cache_dir a new run fetches only what is missing." if snapshot else "."),
+            status=failures[0][1].status,
+            partial=bundle,
+        )
+    elif pulled is not None and pulled.snapshot_error is not None:
+        error = SnapshotError(
+            f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=bundle
+        )
+    return bundle, notices, error
+
+
+def _bundle(
+    parts: list[Tidied],
+    errors: list[pl.DataFrame],
+    parents: list[_Parent],
+    provenance: Provenance,
+    notices: list[Notice],
+) -> ChildrenTables:
+    tables = (
+        combine(parts, TABLES, "children", notices) if any(p.tables for p in parts) else ChildrenTables.empty().tables()
+    )
+    # A child of two parents is one row per parent in `children`, but one customer in the others.
+    tables = {
+        name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
+    }
+    tables = {"children": _with_parent_ids(tables["children"], parents)} | in_order(
+        {name: frame for name, frame in tables.items() if name != "children"},
+        tables["children"]["customer_id"].unique(maintain_order=True),
+    )
+    tables["errors"] = pl.concat([tables["errors"], *errors])
+    bundle = ChildrenTables.of(tables, provenance)
+    bundle.validate()
+    return bundle
+
+
+def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataFrame:
+    """The customer id a parent was given as, beside its identifier (null for a parent given by identifier)."""
+    given = pl.DataFrame(
+        [(p.type, p.value, p.customer_id) for p in parents if p.customer_id is not None],
+        schema={"parent_type": pl.String, "parent_value": pl.String, "parent_customer_id": pl.Int64},
+        orient="row",
+    ).unique(["parent_type", "parent_value"], keep="first", maintain_order=True)
+    joined = children.drop("parent_customer_id", strict=False).join(
+        given, on=["parent_type", "parent_value"], how="left", maintain_order="left"
+    )
+    at = joined.columns.index("customer_id") + 1
+    order = [*joined.columns[:at], "parent_customer_id", *[c for c in joined.columns[at:] if c != "parent_customer_id"]]
+    return joined.select(order)
 
 
 async def afetch_children_tables(
@@ -231,91 +460,12 @@ async def afetch_children_tables(
     page_size: int | None = None,
     sort_order: str = "DESC",
     progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
 ) -> ChildrenTables:
     """The async twin of :func:`fetch_children_tables`."""
-    parents, single = _parents(parent)
-    source = _args.source(source)
-    association = _choice("association", association, ASSOCIATIONS)
-    sort_order = _choice("sort_order", sort_order, SORT_ORDERS)
-    size = DEFAULT_PAGE_SIZE if page_size is None else _args.count("page_size", page_size)
-    client = _args.client(client)
-    bar = progress_bar(len(parents), "children", progress)
-    fetched_at = datetime.now(UTC).replace(microsecond=0)
-    not_found: list[tuple[_Parent, int | None, str]] = []
-    answers: list[Answer] = []
-    try:
-        async with Session.connect(client) as session:
-            walk = _Walk(session, source, association, size, sort_order, bar)
-            resolved = await walk.resolve(parents)
-            ready: list[_Parent] = []
-            for p in parents:
-                target = resolved.get(p.customer_id, p) if p.customer_id is not None else p
-                if isinstance(target, str):
-                    not_found.append((p, None, target))
-                else:
-                    ready.append(_Parent(p.position, target.type, target.value, p.customer_id))
-            walks = await asyncio.gather(*(walk.pages(p) for p in ready), return_exceptions=True)
-    finally:
-        bar.close()
-    failures: list[tuple[_Parent, RetriesExhausted]] = []
-    for p, result in zip(ready, walks, strict=True):
-        if isinstance(result, RetriesExhausted):
-            failures.append((p, result))
-        elif isinstance(result, BaseException):
-            raise result
-        elif not result[0].success:
-            not_found.append((p, result[0].code, result[0].message or "the API answered success=false"))
-        else:
-            answers.extend(page.answer for page in result)
-    if single and not_found:
-        p, code, reason = not_found[0]
-        raise ParentNotFoundError(
-            f"the API does not know {p.label()} as a {association} in source {source}: {reason}"
-            + (f" (code {code})" if code is not None else "")
-            + ". Check the identifier type and value, the source, and the association type.",
-            code=code,
-        )
-    tables = _bundle(
-        answers,
-        [_not_found(*n) for n in not_found] + [_not_found(p, None, f"fetch failed: {e.reason}") for p, e in failures],
-        Provenance(
-            fetched_at, client.base_url, source, version("capframe"), len(parents), len(not_found) + len(failures)
-        ),
-    )
-    if not_found:
-        warnings.warn(
-            f"{len(not_found)} of {len(parents)} parents were not found; they are rows of the errors table",
-            CapframeWarning,
-            stacklevel=2,
-        )
-    if failures:
-        raise FetchError(
-            f"the children of {len(failures)} of {len(parents)} parent(s) could not be fetched "
-            f"({failures[0][1].reason}). " + advice(exc for _, exc in failures) + " What was fetched is in .partial.",
-            status=failures[0][1].status,
-            partial=tables,
-        ) from None
-    return tables
-
-
-def _bundle(answers: list[Answer], errors: list[pl.DataFrame], provenance: Provenance) -> ChildrenTables:
-    batches = [
-        tidy_answers(answers[i : i + _GROUP], main="children", main_table=_tidy.child_table)
-        for i in range(0, len(answers), _GROUP)
-    ]
-    tables = combine(batches, TABLES, "children") if batches else ChildrenTables.empty().tables()
-    # A child of two parents is one row per parent in `children`, but one customer in the others.
-    tables = {
-        name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
-    }
-    tables = {"children": tables["children"]} | in_order(
-        {name: frame for name, frame in tables.items() if name != "children"},
-        tables["children"]["customer_id"].unique(maintain_order=True),
-    )
-    tables["errors"] = pl.concat([tables["errors"], *errors])
-    bundle = ChildrenTables.of(tables, provenance)
-    bundle.validate()
-    return bundle
+    outcome = await _pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(outcome, 2)
 
 
 def fetch_children_tables(
@@ -327,19 +477,20 @@ def fetch_children_tables(
     page_size: int | None = None,
     sort_order: str = "DESC",
     progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
 ) -> ChildrenTables:
     """The children of ``parent`` -> :class:`ChildrenTables` (children and their child tables).
 
     ``parent`` is an ``(identifier_type, value)`` pair such as ``("mobile", "917799889933")``, a
     customer id (looked up first with Get Customers Bulk, then addressed by its mobile, email or
-    externalId, in that order), or a list of those, fetched concurrently into one bundle.
+    externalId, in that order; ``parent_customer_id`` says which), or a list of those, fetched
+    concurrently into one bundle. With ``cache_dir``, each parent's complete walk is kept in that
+    snapshot (docs/snapshots.md) and a rerun asks only for walks it lacks or holds from longer
+    than ``max_age`` ago.
     """
-    return _sync.run(
-        afetch_children_tables(
-            parent, source=source, client=client, association=association,
-            page_size=page_size, sort_order=sort_order, progress=progress,
-        )
-    )  # fmt: skip
+    outcome = _sync.run(_pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age))
+    return deliver(outcome, 2)
 
 
 async def afetch_children(
@@ -351,13 +502,12 @@ async def afetch_children(
     page_size: int | None = None,
     sort_order: str = "DESC",
     progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_children`."""
-    tables = await afetch_children_tables(
-        parent, source=source, client=client, association=association,
-        page_size=page_size, sort_order=sort_order, progress=progress,
-    )  # fmt: skip
-    return tables.children
+    outcome = await _pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(outcome, 2).children
 
 
 def fetch_children(
@@ -369,6 +519,8 @@ def fetch_children(
     page_size: int | None = None,
     sort_order: str = "DESC",
     progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The child customers of ``parent``, one row per (parent, child), every page.
 
@@ -377,7 +529,18 @@ def fetch_children(
     >>> children.select("first_name", "role_code").rows()
     [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
     """
-    return fetch_children_tables(
-        parent, source=source, client=client, association=association,
-        page_size=page_size, sort_order=sort_order, progress=progress,
-    ).children  # fmt: skip
+    outcome = _sync.run(_pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age))
+    return deliver(outcome, 2).children
+
+
+def scan_children(
+    cache_dir: str | os.PathLike[str], table: str = "children", *, source: str | None = None
+) -> pl.LazyFrame:
+    """A LazyFrame over a table of a ``cache_dir`` snapshot's walks: each (host, source, association,
+    parent) walk once (``host``, ``source`` and ``association`` are columns), every source unless one is given.
+
+    DuckDB and Spark read ``cache_dir/children/<table>/*.parquet`` the same way (docs/snapshots.md).
+    """
+    if table not in TABLES:
+        raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(ChildrenTables.NAMES)}")
+    return scan(cache_dir, "children", table, None if source is None else _args.source(source))

@@ -7,7 +7,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -121,7 +121,12 @@ class Client:
         client_secret: the OAuth client secret; it is sent only to get a token.
         batch_size: ids per Get Customers Bulk request, 1 to 1000 (default 100); Capillary answers
             error 1060 past its limit.
-        concurrency: requests in flight at once, at least 1 (default 8).
+        concurrency: requests in flight at once: "auto" (the default) follows the API's latency, so
+            that requests_per_minute, not concurrency, is the limit (rate x p90 latency x 1.25 + 1,
+            lower when the server answers 5xx, times out or slows down as more is asked); an int
+            fixes it, at least 1.
+        max_concurrency: the most requests in flight when concurrency is "auto", at least 1
+            (default 64); the connection pool holds as many connections.
         requests_per_minute: requests sent per minute at most, evenly spaced, token requests included
             (default 1000); None for no limit.
         timeout: seconds one request may take from connecting to its last byte, a token request
@@ -147,7 +152,8 @@ class Client:
         client_key: str | None = None,
         client_secret: str | None = None,
         batch_size: int = 100,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = "auto",
+        max_concurrency: int = 64,
         requests_per_minute: int | None = 1000,
         timeout: float = 30.0,
         max_retries: int = 5,
@@ -158,7 +164,8 @@ class Client:
     ) -> None:
         self.base_url = resolve_host(host)
         self.batch_size = _args.count("batch_size", batch_size, _args.MAX_BATCH)
-        self.concurrency = _args.count("concurrency", concurrency)
+        self.concurrency = _args.concurrency(concurrency)
+        self.max_concurrency = _args.count("max_concurrency", max_concurrency)
         self.requests_per_minute = (
             None if requests_per_minute is None else _args.count("requests_per_minute", requests_per_minute)
         )
@@ -204,6 +211,7 @@ class Client:
         latency: float = 0.0,
         faults: Faults | Mapping[str, float] | list[str] | tuple[str, ...] | None = None,
         sandbox_requests_per_minute: int | None = None,
+        capacity: int | None = None,
         oauth: bool = False,
         **options: Any,
     ) -> Client:
@@ -212,13 +220,19 @@ class Client:
         ``customers`` and ``seed`` make the organisation (the same seed, the same customers);
         ``latency`` adds seconds to each answer; ``faults`` injects failures (see
         :class:`capframe.sandbox.Faults`); ``sandbox_requests_per_minute`` makes the sandbox enforce a
-        rate limit with 429s; ``oauth=True`` signs in with the sandbox's OAuth client key and secret
+        rate limit with 429s; ``capacity`` makes it a server that degrades past that many requests in
+        flight (see :class:`capframe.sandbox.Sandbox`); ``oauth=True`` signs in with the sandbox's OAuth client key and secret
         instead of Basic auth. Other options as for ``Client``. The sandbox itself is ``client.sandbox_org``.
         """
         from capframe.sandbox import Sandbox
 
         org = Sandbox(
-            customers, seed=seed, latency=latency, faults=faults, requests_per_minute=sandbox_requests_per_minute
+            customers,
+            seed=seed,
+            latency=latency,
+            faults=faults,
+            requests_per_minute=sandbox_requests_per_minute,
+            capacity=capacity,
         )
         if oauth:
             client = cls(
@@ -240,6 +254,11 @@ class Client:
         return client
 
     sandbox_org: Sandbox | None = None
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests a pull has in flight: ``concurrency``, or ``max_concurrency`` when it is "auto"."""
+        return self.max_concurrency if self.concurrency == "auto" else self.concurrency
 
     def __repr__(self) -> str:
         kind = "sandbox" if self.sandbox_org is not None else self._auth.describe()

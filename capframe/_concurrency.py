@@ -11,21 +11,25 @@ ages of those still in flight: an outstanding request's age is a lower bound on 
 the first answer (or when the API slows down) the limit grows as requests wait, instead of stalling
 until they return. A cap below the target (the ceiling) holds it back when the server degrades:
 
-- 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth (two at least) of the
-  last limit's worth of requests: a lone 5xx among many answers is not the server failing under its
-  load (cutting on each would hold a slow API with a few random errors to a handful in flight).
-  Once per round: failures of requests sent before the last cut are old news, not a new signal;
+- 5xx and timeouts cut the ceiling to 0.7 of the limit when they are a tenth of the requests that
+  ended since the last cut (of the last limit's worth, 10 at least): a lone 5xx among many answers
+  is not the server failing under its load (cutting on each would hold a slow API with a few random
+  errors to a handful in flight), but one before any answer is. Failures of requests sent before
+  the last cut are old news: a burst of them is one signal (TCP's once-per-round cut);
 - server queueing: when the median latency of a round of answers is well above (1.3x) its baseline
-  and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency the baseline latency
-  would serve at the throughput seen now (concurrency x baseline / latency), an estimate of the
-  server's capacity. Latency that grows while concurrency does not is the API getting slower: that
-  becomes the new baseline and the target grows to match (what Little's law asks for);
+  and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency
+  that the baseline latency would serve at the throughput seen now (concurrency x baseline /
+  latency): an estimate of the server's capacity. Latency that grows while concurrency does not is
+  the API getting slower: that becomes the new baseline, and the target grows to match;
 - the ceiling grows back by one per round of answers while it is what holds the limit down.
+
+Unpaced (``requests_per_minute=None``) there is no rate to multiply: the ceiling is the limit. It
+starts at 8 and doubles each round of answers until the first cut, then grows by one a round.
 
 The baseline is measured from ordinary traffic: this never pins concurrency low to re-measure a
 minimum latency (Envoy's gradient controller does, and stalls a slow API while it measures). Like the
 other designs this draws on (Netflix's Gradient2 and AIMD limits, TCP's once-per-round cut, BBR's
-in-flight cap), answers that carry no latency information are not samples: a 429 is the pacer's
+in-flight cap) and their known pitfalls, answers that carry no latency information are not samples: a 429 is the pacer's
 business, and a fast 503 would drag the p90 down and raise the limit.
 
 The logic is synchronous and takes its clock as an argument, so tests drive it in milliseconds with
@@ -49,10 +53,11 @@ __all__ = ["AdaptiveLimit", "Outcome", "Slot"]
 _HEADROOM = 1.25  # in flight beyond rate x p90: latency varies, and an answer is read before a slot frees
 _SAMPLES = 64  # answers the p90 is taken over
 _CUT = 0.7  # the ceiling after 5xx or timeouts, as a share of the limit
-_FAILING = 0.1  # failing: this share of the last limit's worth of requests (two at least) failed
+_FAILING = 0.1  # failing: this share of the last limit's worth of requests failed
 _NEAR = 1.1  # a latency within 10% of the baseline counts as the baseline
 _QUEUEING = 1.3  # a latency this far above the baseline is the server queueing (if concurrency explains it)
 _GREW = 1.2  # concurrency this far above the baseline's grew (not just the jitter of a paced pull)
+_UNPACED_START = 8  # the ceiling an unpaced pull starts at
 _POLL = 0.05  # s: how often a waiting request looks again when nothing else wakes it (the limit grows with age)
 
 
@@ -89,7 +94,10 @@ class AdaptiveLimit:
         self.fixed = fixed
         self._rate = rate
         self._clock = clock
-        self._ceiling = float(self.max_concurrency)
+        # Unpaced, Little's law gives no target: start where a fixed limit would, and double each
+        # round until the server first says it is enough (TCP's slow start).
+        self._ceiling = float(self.max_concurrency if rate() is not None else min(_UNPACED_START, self.max_concurrency))
+        self._slow_start = rate() is None
         self._latencies: deque[float] = deque(maxlen=_SAMPLES)
         self._outstanding: set[_Sent] = set()  # requests in flight, for their ages
         self._ends: deque[bool] = deque(maxlen=_SAMPLES)  # whether each request sent since the last cut failed
@@ -144,13 +152,13 @@ class AdaptiveLimit:
             self._ends.append(outcome is Outcome.OVERLOADED)
         if outcome is Outcome.OVERLOADED:
             recent = list(self._ends)[-max(10, self.limit) :]
-            if news and sum(recent) >= max(2, _FAILING * len(recent)):
+            if news and sum(recent) >= _FAILING * len(recent):
                 self._cut(self.limit * _CUT)
             return
         latency = now - sent.at
         self._latencies.append(latency)
         if news and self._ceiling < self.max_concurrency and self._binds():
-            self._ceiling = min(self.max_concurrency, self._ceiling + 1 / self._ceiling)
+            self._ceiling = min(self.max_concurrency, self._ceiling + (1 if self._slow_start else 1 / self._ceiling))
         self._round.append((latency, sent.in_flight, news))
         if len(self._round) >= max(4, math.ceil(self.limit / 2)):
             self._look()
@@ -186,6 +194,7 @@ class AdaptiveLimit:
 
     def _cut(self, ceiling: float) -> None:
         self._ceiling = max(1.0, min(self._ceiling, ceiling))
+        self._slow_start = False
         self._sends_at_cut = self._sends
         self._ends.clear()
 

@@ -24,6 +24,7 @@ from capframe import _body
 from capframe._auth import Credentials, TokenUnavailable
 from capframe._classify import Done, Refuse, Retry, Verdict, classify, classify_failure, server_text
 from capframe._client import Client
+from capframe._concurrency import AdaptiveLimit, Outcome, Slot
 from capframe._pacing import Pacer
 from capframe._retry import SLOW_DOWN, UNDOCUMENTED_TYPES, RetriesExhausted, RetryPolicy, advice
 from capframe._wire import WireFormatError, WireTypeError
@@ -59,11 +60,11 @@ T = TypeVar("T")
 @dataclass
 class Session:
     """What one pull shares: the client's settings, its credentials and pacer, one connection pool,
-    and the concurrency slots its requests take."""
+    and the concurrency slots its requests take (``limit``: fixed, or following latency)."""
 
     client: Client
     http: httpx.AsyncClient
-    semaphore: asyncio.Semaphore
+    limit: AdaptiveLimit
     auth: Credentials
     pacer: Pacer
     policy: RetryPolicy
@@ -78,17 +79,21 @@ class Session:
         http = httpx.AsyncClient(
             base_url=client.base_url,
             auth=auth,
-            timeout=client.timeout,  # per read; the deadline in _exchange bounds the whole exchange
+            # Per read; the deadline in _exchange bounds the whole exchange. No pool timeout: the pool
+            # holds as many connections as the concurrency limit allows requests.
+            timeout=httpx.Timeout(client.timeout, pool=None),
             transport=client._transport,
             headers=_body.HEADERS,
-            limits=httpx.Limits(max_connections=client.concurrency, max_keepalive_connections=client.concurrency),
+            limits=httpx.Limits(max_connections=client.most_in_flight, max_keepalive_connections=client.most_in_flight),
             event_hooks={"response": [_body.guard(client.max_body_bytes)]},
         )
         policy = RetryPolicy(client.max_retries, client.retry_backoff, client.max_retry_after)
         _Redact.active.append(auth.redact)
         try:
             async with http:
-                yield cls(client, http, asyncio.Semaphore(client.concurrency), auth, pacer, policy)
+                fixed = None if client.concurrency == "auto" else client.concurrency
+                limit = AdaptiveLimit(client.most_in_flight, pacer.rate, fixed=fixed)
+                yield cls(client, http, limit, auth, pacer, policy)
         finally:
             _Redact.active.remove(auth.redact)
 
@@ -131,8 +136,8 @@ async def call(
         return True
 
     while True:
-        async with session.semaphore:  # the one place a request takes a concurrency slot
-            while not isinstance(verdict := await _exchange(session, request, what), Done):
+        async with session.limit.slot() as slot:  # the one place a request takes a concurrency slot
+            while not isinstance(verdict := await _exchange(session, request, what, slot), Done):
                 if isinstance(verdict, Refuse):
                     raise verdict.error
                 if not await again(verdict):
@@ -147,10 +152,26 @@ async def call(
             raise RetriesExhausted(f"{unreadable.failure} after {attempt} attempts", None)
 
 
-async def _exchange(session: Session, request: httpx.Request, what: str) -> Verdict:
+async def _exchange(session: Session, request: httpx.Request, what: str, slot: Slot) -> Verdict:
     """One attempt, from the pacer's turn to the last byte of the answer (or the failure met on the way)."""
-    client = session.client
     await session.pacer.wait()  # after the slot is ours, so a paced request is sent at once
+    slot.sent()
+    log.debug("%s %s sent; %s", request.method, request.url.path, session.limit.describe())
+    verdict = await _attempt(session, request, what)
+    slot.done(_load(verdict))
+    return verdict
+
+
+def _load(verdict: Verdict) -> Outcome:
+    """What an attempt says of the server's load: a 429 is the pacer's business; any other reason to
+    ask again (5xx, a timeout, a dropped connection, a garbled body) says it is struggling."""
+    if isinstance(verdict, Retry):
+        return Outcome.THROTTLED if verdict.pause else Outcome.OVERLOADED
+    return Outcome.ANSWERED
+
+
+async def _attempt(session: Session, request: httpx.Request, what: str) -> Verdict:
+    client = session.client
     try:
         async with asyncio.timeout(client.timeout):
             response = await session.http.send(request, stream=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib import import_module
 from pathlib import Path
@@ -29,8 +29,11 @@ __all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
 class Provenance:
     """Where a bundle's data came from: what a reproducible report states.
 
-    ``fetched_at`` is when the data left the API: for a pull served from a ``cache_dir``, the time
-    of the first run that filled it, so every rerun states the same.
+    ``fetched_at`` and ``last_fetched_at`` are the earliest and latest times the units a result uses
+    left the API: for a pull served from a snapshot (``cache_dir``), the times recorded there, so
+    every rerun states the same. ``read`` and ``fetched`` say how many units this run read from the
+    snapshot and how many it asked the API for: they describe the run, not the data, so
+    :meth:`as_dict` and ``==`` leave them out.
     """
 
     fetched_at: datetime
@@ -39,9 +42,24 @@ class Provenance:
     capframe_version: str
     asked: int  # ids (or parents) asked, after removing duplicates
     failed: int  # of those, how many failed
+    last_fetched_at: datetime | None = None
+    read: int = field(default=0, compare=False)
+    fetched: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fetched_at": self.fetched_at.isoformat()}
+        data = {k: v for k, v in asdict(self).items() if k not in ("read", "fetched")}
+        last = self.last_fetched_at or self.fetched_at
+        return {**data, "fetched_at": self.fetched_at.isoformat(), "last_fetched_at": last.isoformat()}
+
+    def __str__(self) -> str:
+        last = self.last_fetched_at or self.fetched_at
+        when = f"{self.fetched_at:%Y-%m-%d %H:%M:%S}" + (
+            f" to {last:%Y-%m-%d %H:%M:%S}" if last != self.fetched_at else ""
+        )
+        return (
+            f"{self.source} from {self.host}, fetched {when} UTC; this run read {self.read:,} unit(s) "
+            f"from the snapshot and fetched {self.fetched:,}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,26 +147,29 @@ class _Bundle:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={frame.height}x{frame.width}" for name, frame in self.tables().items())
-        return f"{type(self).__name__}({shapes}; failed ids: {_ids_text(self.failed_ids)}{self._origin()})"
+        return f"{type(self).__name__}({shapes}; {self._failures()}{self._origin()})"
+
+    def _failures(self) -> str:
+        return f"failed ids: {_ids_text(self.failed_ids)}"
 
     def _origin(self) -> str:
         p = self.provenance
-        return f"; {p.source} from {p.host} at {p.fetched_at:%Y-%m-%d %H:%M:%S} UTC" if p else ""
+        return f"; {p}" if p else ""
 
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td><code>{name}</code></td><td>{frame.height:,}</td><td>{frame.width}</td></tr>"
             for name, frame in self.tables().items()
         )
-        failed = html.escape(_ids_text(self.failed_ids))
+        failed = html.escape(self._failures())
         return (
             f"<div><strong>{type(self).__name__}</strong>"
             "<table><thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>failed ids: {failed}{html.escape(self._origin())}</p></div>"
+            f"<tbody>{rows}</tbody></table><p>{failed}{html.escape(self._origin())}</p></div>"
         )
 
 
-def _ids_text(ids: list[int], shown: int = 5) -> str:
+def _ids_text(ids: list[int] | list[str], shown: int = 5) -> str:
     if not ids:
         return "none"
     text = ", ".join(map(str, ids[:shown]))
@@ -198,6 +219,11 @@ class ChildrenTables(_Bundle):
 
     _MAIN: ClassVar[str] = "children"
     NAMES: ClassVar[tuple[str, ...]] = ("children", *_SHARED)
+
+    def _failures(self) -> str:
+        """Parents, however they were given (an identifier has no customer id), as the errors table names them."""
+        labels = self.errors.filter(pl.col("level") == "error")["message"].str.extract(r"^(parent #\d+ \([^)]*\))")
+        return f"failed parents: {_ids_text(labels.drop_nulls().to_list())}"
 
 
 # Set after the classes are made: @dataclass reads class attributes, which would import the models.

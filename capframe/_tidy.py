@@ -331,7 +331,7 @@ def tidy(
 ) -> dict[str, pl.DataFrame]:
     """Every table of a batch, keyed by ``customer_id``; ``main`` is ``customers`` or ``children``.
 
-    Each table is built list by list; :func:`capframe._batch.in_order` puts the bundle's rows in
+    Each table is built list by list; :func:`capframe._answers.in_order` puts the bundle's rows in
     customer order once, at the end.
     """
     frame = entities.lazy()

@@ -12,11 +12,13 @@
     │                                             redirect (never followed: check the host)
     ├── FetchError                                a batch still failed after every retry, or its answer passed max_body_bytes;
     │                                             ``.partial`` holds what was fetched
-    └── ParentNotFoundError                       fetch_children: the API does not know the parent (e.g. code 8015)
+    ├── ParentNotFoundError                       fetch_children: the API does not know the parent (e.g. code 8015)
+    └── SnapshotError                             a cache_dir cannot be written, or is damaged with no way to fetch again
 
     CapframeWarning (UserWarning)
     ├── SchemaDriftWarning                        the API sent fields capframe does not know; they are kept in ``fields``
-    └── UnexpectedEntitiesWarning                 the API sent entities for ids that were not asked; they were ignored
+    ├── UnexpectedEntitiesWarning                 the API sent entities for ids that were not asked; they were ignored
+    └── SnapshotDamagedWarning                    a cache_dir file was damaged or missing; its units are fetched again
 
 Messages never hold credentials or personal data: ids and HTTP statuses only.
 """
@@ -41,6 +43,8 @@ __all__ = [
     "ParentNotFoundError",
     "RequestRejectedError",
     "SchemaDriftWarning",
+    "SnapshotDamagedWarning",
+    "SnapshotError",
     "UnexpectedEntitiesWarning",
 ]
 
@@ -120,3 +124,16 @@ class SchemaDriftWarning(CapframeWarning):
 
 class UnexpectedEntitiesWarning(CapframeWarning):
     """The API sent entities for ids nobody asked for."""
+
+
+class SnapshotError(CapframeError):
+    """A ``cache_dir`` snapshot cannot be used: not writable, damaged with no way to fetch again, or of
+    another format. ``partial`` holds what a pull fetched before the snapshot failed it, if anything."""
+
+    def __init__(self, message: str, *, partial: CustomerTables | ChildrenTables | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class SnapshotDamagedWarning(CapframeWarning):
+    """A snapshot file was damaged, missing or not what the index says: its units are fetched again."""

@@ -147,6 +147,11 @@ class Children(_CustomerKeyed):
         " `identifierName`); a parent given as a customer id is addressed by its mobile, email or externalId."
     )
     parent_value: pl.String = _column("The parent's identifier value, as asked (the request's `identifierValue`).")
+    parent_customer_id: pl.Int64 = _nullable(
+        "The customer id the parent was given as (its children were looked up by its identifier); null for a"
+        " parent given as an identifier.",
+        gt=0,
+    )
     first_name: pl.String = _nullable("`profiles[0].firstName`: the child's first name; null when not sent.")
     last_name: pl.String = _nullable("`profiles[0].lastName`: the child's last name; null when not sent.")
     source: pl.String = _nullable("`profiles[0].source`: the source of the child's first profile.")

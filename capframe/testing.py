@@ -29,7 +29,9 @@ What the configuration does:
   matches the same batch's interactions, played in the order they were recorded.
 * Credentials are removed: the ``Authorization``, ``X-CAP-API-OAUTH-TOKEN`` and ``Cookie`` request
   headers (and similar ones), ``set-cookie`` response headers, the ``key`` and ``secret`` of an OAuth
-  token request and the ``accessToken`` of its answer.
+  token request and the ``accessToken`` of its answer; and, should a server repeat one (some gateways
+  echo the credential they refused), that secret anywhere in a later answer, and what looks like a
+  ``Basic`` value or an MD5 digest in an error answer.
 * Personal data in JSON bodies is replaced by deterministic placeholders derived from a keyed hash
   of the original value, shaped like it, so joins across tables still work: names become
   ``Name-<hash>``, mobiles 12 digits starting ``910``, emails ``user-<hash>@example.invalid``, other
@@ -171,26 +173,16 @@ def vcr_config(*, personal_data: bool = True) -> dict[str, Any]:
     >>> "record_mode" in config
     False
     """
-    request_filter: Callable[[Any], Any] = scrub_request
-    response_filter: Callable[[Any], Any] = scrub_response
-    if not personal_data:
-        request_filter = _credentials_only_request
-        response_filter = _credentials_only_response
+    # Secrets the filters replace (a token request's secret, a token answer's token) are removed from
+    # every later answer of the cassette too: a gateway may repeat the credential it received.
+    secrets: set[str] = set()
     return {
         "filter_headers": list(CREDENTIAL_HEADERS),
         "match_on": MATCH_ON,
-        "before_record_request": request_filter,
-        "before_record_response": response_filter,
+        "before_record_request": partial(_scrub_request, personal_data=personal_data, secrets=secrets),
+        "before_record_response": partial(_scrub_response, personal_data=personal_data, secrets=secrets),
         "decode_compressed_response": True,
     }
-
-
-def _credentials_only_request(request: R) -> R:
-    return scrub_request(request, personal_data=False)
-
-
-def _credentials_only_response(response: Any) -> Any:
-    return scrub_response(response, personal_data=False)
 
 
 def scrub_request(request: R, *, personal_data: bool = True) -> R:
@@ -199,6 +191,10 @@ def scrub_request(request: R, *, personal_data: bool = True) -> R:
     Drops credential headers, redacts the ``key`` and ``secret`` of ``POST /v3/oauth/token/generate``
     and secrets anywhere in a JSON body. Idempotent; a request it cannot scrub raises ``ValueError``.
     """
+    return _scrub_request(request, personal_data=personal_data, secrets=set())
+
+
+def _scrub_request(request: R, *, personal_data: bool, secrets: set[str]) -> R:
     try:
         request = copy.copy(request)
         if request.headers is not None:  # a new mapping: the request given is left as it was
@@ -209,7 +205,8 @@ def scrub_request(request: R, *, personal_data: bool = True) -> R:
         path = urlsplit(uri).path if isinstance(uri, str) else ""
         body = request.body
         if isinstance(body, (bytes, str)) and body:
-            new = _scrub_body(body, token_request=path.rstrip("/").endswith(_TOKEN_PATH), personal_data=personal_data)
+            token_request = path.rstrip("/").endswith(_TOKEN_PATH)
+            new = _scrub_body(body, token_request=token_request, personal_data=personal_data, secrets=secrets)
             if new is not body:
                 request.body = new
                 _fix_length(request.headers, new)
@@ -228,31 +225,67 @@ class _Unscrubbable(ValueError):
 
 def scrub_response(response: Any, *, personal_data: bool = True) -> Any:
     """A copy of a vcrpy response dict without ``set-cookie`` and other credential headers, without
-    tokens, and (by default) with personal data in a JSON body replaced by placeholders.
+    tokens, and (by default) with personal data in a JSON body replaced by placeholders. An error
+    answer (3xx to 5xx) is also rid of what looks like an echoed credential: a ``Basic`` value, an
+    MD5 digest (some gateways repeat the credential they refused).
 
     Keeps ``content-length`` true to the new body. Idempotent; a body it cannot scrub raises ``ValueError``.
     """
+    return _scrub_response(response, personal_data=personal_data, secrets=set())
+
+
+def _scrub_response(response: Any, *, personal_data: bool, secrets: set[str]) -> Any:
+    """``secrets``: values scrubbed so far (from this cassette's requests and answers), removed
+    wherever they appear again, in a body or a header."""
     if not isinstance(response, dict):
         return response
     response = dict(response)
     headers = response.get("headers")
-    if isinstance(headers, Mapping):
-        headers = {k: v for k, v in headers.items() if str(k).lower() not in CREDENTIAL_HEADERS}
-        response["headers"] = headers
+    status = response.get("status")
+    error = isinstance(status, Mapping) and isinstance(status.get("code"), int) and status["code"] >= 300
     body = response.get("body")
-    if not isinstance(body, Mapping):
-        return response
-    text = body.get("string")
-    if not isinstance(text, (bytes, str)) or not text:
-        return response
+    text = body.get("string") if isinstance(body, Mapping) else None
     try:
-        new = _scrub_body(text, token_request=False, personal_data=personal_data)
+        if isinstance(body, Mapping) and isinstance(text, (bytes, str)) and text:
+            new = _scrub_body(text, token_request=False, personal_data=personal_data, secrets=secrets)
+            new = _without_echoes(new, secrets, error)
+            if new is not text:
+                response["body"] = {**body, "string": new}
+                _fix_length(headers, new)
+        if isinstance(headers, Mapping):
+            response["headers"] = {
+                k: _header_without_echoes(v, secrets, error)
+                for k, v in headers.items()
+                if str(k).lower() not in CREDENTIAL_HEADERS
+            }
     except Exception:
         raise _Unscrubbable("response") from None
-    if new is not text:
-        response["body"] = {**body, "string": new}
-        _fix_length(headers, new)
     return response
+
+
+_SHORTEST_SECRET = 6  # shorter values are too common to remove wherever they appear
+_ECHOED = re.compile(r"(?i)(\bBasic\s+)[A-Za-z0-9+/=_-]{6,}|(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
+
+
+def _header_without_echoes(value: Any, secrets: set[str], error: bool) -> Any:
+    """A header value (a str, or vcrpy's list of them) without echoed secrets."""
+    if isinstance(value, list):
+        return [_header_without_echoes(v, secrets, error) for v in value]
+    return _without_echoes(value, secrets, error) if isinstance(value, str) else value
+
+
+def _without_echoes(body: bytes | str, secrets: set[str], error: bool) -> bytes | str:
+    """``body`` without the secrets already scrubbed elsewhere and, in an error answer, without
+    what looks like a credential; ``body`` itself if there is none."""
+    text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
+    new = text
+    for secret in sorted(secrets, key=len, reverse=True):
+        new = new.replace(secret, REDACTED)
+    if error:
+        new = _ECHOED.sub(lambda m: f"{m.group(1)}{REDACTED}" if m.group(1) else REDACTED, new)
+    if new == text:
+        return body
+    return new.encode("utf-8", "surrogateescape") if isinstance(body, bytes) else new
 
 
 def _fix_length(headers: Any, body: bytes | str) -> None:
@@ -280,7 +313,9 @@ class _Obj(list[tuple[str, Any]]):
     """A JSON object as its (key, value) pairs: order and duplicate keys survive."""
 
 
-def _scrub_body(body: bytes | str, *, token_request: bool, personal_data: bool) -> bytes | str:
+def _scrub_body(
+    body: bytes | str, *, token_request: bool, personal_data: bool, secrets: set[str] | None = None
+) -> bytes | str:
     """``body`` itself when nothing needs to change (so a clean body is byte for byte the same).
 
     Bytes that are not UTF-8 are carried through as they are (``surrogateescape``): the text around
@@ -290,7 +325,7 @@ def _scrub_body(body: bytes | str, *, token_request: bool, personal_data: bool) 
     stripped = raw.lstrip("\ufeff \t\r\n")
     if not stripped.startswith(("{", "[")):
         return body  # not JSON: an HTML error page, a form, binary data
-    scrubber = _Scrubber(token_request=token_request, personal_data=personal_data)
+    scrubber = _Scrubber(token_request=token_request, personal_data=personal_data, secrets=secrets)
     try:
         tree = json.loads(stripped, object_pairs_hook=_Obj, parse_float=_Num, parse_int=_Num, parse_constant=_Num)
         new_tree = scrubber.node(tree, None)
@@ -301,7 +336,7 @@ def _scrub_body(body: bytes | str, *, token_request: bool, personal_data: bool) 
         return _encoded("".join(out), body)
     except (ValueError, RecursionError):  # ValueError: also a lone surrogate escape that cannot be written back
         # JSON cut short (or nested beyond reach): scrub the "key": "value" pairs it has.
-        scrubber = _Scrubber(token_request=token_request, personal_data=personal_data)
+        scrubber = _Scrubber(token_request=token_request, personal_data=personal_data, secrets=secrets)
         text = scrubber.text(raw)
         return _encoded(text, body) if scrubber.changed else body
 
@@ -360,9 +395,10 @@ def _type_kind(type_name: str, any_type: bool) -> str | None:
 
 
 class _Scrubber:
-    def __init__(self, *, token_request: bool, personal_data: bool) -> None:
+    def __init__(self, *, token_request: bool, personal_data: bool, secrets: set[str] | None = None) -> None:
         self.token_request = token_request
         self.personal_data = personal_data
+        self.secrets = set() if secrets is None else secrets  # secret values replaced: noted, to find them elsewhere
         self.changed = False
         self.key = os.environ.get("CAPFRAME_SCRUB_KEY", _DEFAULT_KEY).encode()
 
@@ -387,7 +423,7 @@ class _Scrubber:
     def member(self, key: str, value: Any, value_kind: str | None) -> Any:
         norm = _norm(key)
         if norm in _SECRET_KEYS or (self.token_request and norm == "key"):
-            return self.replace(value, lambda _: REDACTED) if isinstance(value, str) else value
+            return self.secret(value) if isinstance(value, str) else value
         if not self.personal_data:
             return self.node(value, key)
         kind = value_kind if key == "value" and value_kind is not None else _key_kind(key, value)
@@ -396,6 +432,11 @@ class _Scrubber:
         if isinstance(value, str):
             return self.replace(value, lambda v: self.placeholder(kind, v))
         return self.node(value, key)
+
+    def secret(self, value: str) -> str:
+        if len(value) >= _SHORTEST_SECRET and value != REDACTED:
+            self.secrets.add(value)
+        return self.replace(value, lambda _: REDACTED)
 
     def replace(self, value: str, make: Callable[[str], str]) -> str:
         if not value.strip() or _PLACEHOLDER.fullmatch(value):
@@ -439,7 +480,7 @@ class _Scrubber:
             key, sep, value, end = match.groups()
             norm = _norm(key)
             if norm in _SECRET_KEYS or (self.token_request and norm == "key"):
-                new = self.replace(value, lambda _: REDACTED)
+                new = self.secret(value)
             elif self.personal_data and (kind := _key_kind(key, value)) is not None:
                 new = self.replace(value, lambda v: self.placeholder(kind, v))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -179,3 +180,85 @@ def test_warnings_of_the_page_and_of_its_entity_are_kept_whatever_their_json_typ
     texts = [w if isinstance(w, str) else json.dumps(w, separators=(",", ":")) for w in page_warnings + entity_warnings]
     warned = tables.errors.filter(pl.col("level") == "warning")
     assert sorted(warned["message"].to_list()) == sorted(texts)
+
+
+# --- what fetch_children says about parents it could not walk (issue 14) ---
+
+
+def test_parents_not_found_are_warned_about_at_the_callers_line_and_listed_alike(client: capframe.Client) -> None:
+    unknown_id = org(client).unknown_ids(1)[0]
+    parents = [DOCUMENTED_PARENT, ("email", "nobody@example.invalid"), unknown_id]
+    with pytest.warns(
+        capframe.CapframeWarning, match=r"2 of 3 parents were not found: fetch_children_tables\(\.\.\.\)\.errors"
+    ) as caught:
+        frame = capframe.fetch_children(parents, client=client)
+    assert {w.filename for w in caught} == {__file__}
+    assert frame["parent_value"].unique().to_list() == [DOCUMENTED_PARENT[1]]
+
+    async def cell() -> capframe.ChildrenTables:
+        return await capframe.afetch_children_tables(parents, client=client)
+
+    with pytest.warns(capframe.CapframeWarning) as caught_async:
+        tables = asyncio.run(cell())
+    assert {w.filename for w in caught_async} == {__file__}
+    text = repr(tables)
+    assert "failed parents: 2 (parent #2 (email identifier), parent #3 (customer id" in text
+    assert "nobody@example.invalid" not in text
+    assert tables.errors.filter(pl.col("level") == "error")["customer_id"].to_list() == [None, unknown_id]
+
+
+def test_children_of_a_parent_given_as_a_customer_id_carry_that_id(client: capframe.Client) -> None:
+    parent = next(f for f in org(client).families() if f.parent_id and f.child_ids)
+    tables = capframe.fetch_children_tables([parent.parent_id, DOCUMENTED_PARENT], client=client)  # type: ignore[list-item]
+    by_id = tables.children.filter(pl.col("parent_customer_id") == parent.parent_id)
+    assert sorted(by_id["customer_id"]) == sorted(parent.child_ids)
+    assert (
+        tables.children.filter(pl.col("parent_value") == DOCUMENTED_PARENT[1])["parent_customer_id"].null_count() == 2
+    )
+
+
+# --- bounded walks and values no customer can have (issue 12) ---
+
+
+def _hierarchy(pages: list[list[dict[str, Any]]], count: int | None = None) -> capframe.Client:
+    """A hierarchy that answers page n (by offset) with pages[n], or the last one past the end."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+        page = pages[min(offset // limit, len(pages) - 1)]
+        entity = {"customers": page, "count": len(page) if count is None else count, "errors": [], "warnings": []}
+        return httpx.Response(200, json={"entity": entity, "warnings": [], "errors": [], "success": True})
+
+    return capframe.Client(
+        "eu", username="till", password="secret", max_retries=0, transport=httpx.MockTransport(handle)
+    )
+
+
+def _child(user_id: int, **fields: Any) -> dict[str, Any]:
+    return {"profiles": [{"firstName": "x", "userId": user_id}], "roleCode": "r", **fields}
+
+
+def test_a_walk_stops_past_the_count_the_api_reported_and_says_why() -> None:
+    endless = [[_child(1000 * n + i) for i in range(10)] for n in range(1, 200)]
+    with pytest.warns(capframe.CapframeWarning, match="the API reported 25, and pages kept coming"):
+        children = capframe.fetch_children(DOCUMENTED_PARENT, client=_hierarchy(endless, count=25), page_size=10)
+    assert 25 <= children.height <= 50
+
+
+def test_a_walk_stops_on_a_page_that_brings_nothing_new_and_says_why() -> None:
+    same = [[_child(i) for i in range(1, 11)]]
+    with pytest.warns(capframe.CapframeWarning, match="brought no child not seen before"):
+        children = capframe.fetch_children(DOCUMENTED_PARENT, client=_hierarchy(same), page_size=10)
+    assert children["customer_id"].to_list() == list(range(1, 11))
+
+
+@pytest.mark.parametrize(
+    ("child", "named"),
+    [(_child(0), "userId 0"), (_child(-7), "userId -7"), (_child(5, noOfChildren=-1), "noOfChildren -1")],
+)
+def test_values_no_customer_can_have_are_a_fetch_error_not_a_schema_error(child: dict[str, Any], named: str) -> None:
+    with pytest.raises(capframe.FetchError, match=named) as caught:
+        capframe.fetch_children_tables(
+            [DOCUMENTED_PARENT, ("mobile", "911")], client=_hierarchy([[child, _child(9)], []])
+        )
+    assert caught.value.partial is not None

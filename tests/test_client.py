@@ -122,9 +122,10 @@ def test_the_public_surface_is_pinned() -> None:
         "AccessDeniedError", "ArgumentTypeError", "AuthenticationError", "CapframeError", "CapframeWarning",
         "ChildrenTables", "Client", "ConfigurationError", "CustomerTables", "FetchError", "InvalidArgumentError",
         "ParentNotFoundError", "Provenance", "RequestRejectedError", "SchemaDriftWarning", "UnexpectedEntitiesWarning",
+        "Snapshot", "SnapshotDamagedWarning", "SnapshotError", "SnapshotInfo",
         "__version__", "afetch_children", "afetch_children_tables", "afetch_customer_tables", "afetch_customers",
-        "fetch_children", "fetch_children_tables", "fetch_customer_tables", "fetch_customers", "scan_customers",
-        "schemas", "tidy_customers",
+        "fetch_children", "fetch_children_tables", "fetch_customer_tables", "fetch_customers", "scan_children",
+        "scan_customers", "schemas", "tidy_customers",
     }  # fmt: skip
     for name in capframe.__all__:
         assert hasattr(capframe, name), name

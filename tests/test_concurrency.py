@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
+import capframe
 from capframe._concurrency import AdaptiveLimit, Outcome
+from capframe.errors import ArgumentTypeError, InvalidArgumentError
 
 RPM = 1000
 RATE = RPM / 60
@@ -121,9 +125,16 @@ def test_before_the_first_answer_requests_keep_the_pace() -> None:
     assert len(sends_before_first_answer) == math.ceil(3.0 * RATE)
 
 
-def test_unpaced_allows_max_concurrency() -> None:
-    run = simulate(steady(1.0), 200, rpm=None, max_concurrency=20)
-    assert {limit for _, limit in run.limits} == {20}
+def test_unpaced_starts_at_8_and_doubles_each_round_up_to_the_max() -> None:
+    run = simulate(steady(1.0), 300, rpm=None, max_concurrency=40)
+    assert [run.limit_at(t) for t in (0.5, 1.5, 2.5, 3.5)] == [8, 16, 32, 40]
+
+
+def test_unpaced_against_a_server_at_capacity_settles_near_it() -> None:
+    run = simulate(degrading(1.0, capacity=12), 600, rpm=None)
+    assert run.outcomes.get(Outcome.OVERLOADED, 0) / run.sent < 0.01
+    settled = [limit for t, limit in run.limits if t > 10]
+    assert 10 <= sum(settled) / len(settled) <= 16
 
 
 def test_a_fixed_limit_stays_fixed() -> None:
@@ -157,11 +168,10 @@ def test_failures_cut_multiplicatively_once_per_round() -> None:
         limit.done(sent, Outcome.OVERLOADED)
     after = limit.limit
     assert after == int(before * 0.7)
-    # Failures of requests sent after the cut are news: two of them cut again.
-    for _ in range(2):
-        sent = limit.sent()
-        clock.now += 0.1
-        limit.done(sent, Outcome.OVERLOADED)
+    # The failure of a request sent after the cut is news: with nothing but failures since, it cuts again.
+    sent = limit.sent()
+    clock.now += 0.1
+    limit.done(sent, Outcome.OVERLOADED)
     assert limit.limit == int(after * 0.7)
 
 
@@ -271,3 +281,61 @@ async def _limit_grows_with_age() -> None:
     assert count == 10
     started.set()
     await asyncio.gather(*tasks)
+
+
+# --- through the client ---
+
+
+def test_concurrency_is_auto_by_default_and_an_int_still_fixes_it() -> None:
+    client = capframe.Client("eu", username="u", password="p")
+    assert (client.concurrency, client.max_concurrency) == ("auto", 64)
+    assert capframe.Client("eu", username="u", password="p", concurrency=3).concurrency == 3
+    with pytest.raises(InvalidArgumentError, match='"auto" or an int'):
+        capframe.Client("eu", username="u", password="p", concurrency="fast")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match='"auto" or an int'):
+        capframe.Client("eu", username="u", password="p", concurrency=1.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="max_concurrency"):
+        capframe.Client("eu", username="u", password="p", max_concurrency=0)
+
+
+def sends(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int]]:
+    """(limit, in flight) from capframe's DEBUG line at each send."""
+    found = (re.search(r"sent; concurrency (\d+) \((\d+) in flight", r.getMessage()) for r in caplog.records)
+    return [(int(m[1]), int(m[2])) for m in found if m]
+
+
+def test_auto_keeps_as_many_in_flight_as_latency_asks_and_logs_it(caplog: pytest.LogCaptureFixture) -> None:
+    # 2,000 a minute at 0.6 s: about 20 in flight spend the budget, where a fixed 8 could not.
+    client = capframe.Client.sandbox(3000, latency=0.6, requests_per_minute=2000)
+    assert client.sandbox_org is not None
+    ids = client.sandbox_org.customer_ids(3000)
+    with caplog.at_level(logging.DEBUG, logger="capframe"):
+        frame = capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    assert frame.height == 3000
+    assert max(in_flight for _, in_flight in sends(caplog)) > 12
+    line = next(r.getMessage() for r in caplog.records if "sent; concurrency" in r.getMessage())
+    assert re.search(r"concurrency \d+ \(\d+ in flight, p90 \d+\.\d\ds, pace 1980/min\)", line)
+
+
+def test_a_fixed_concurrency_is_never_exceeded(caplog: pytest.LogCaptureFixture) -> None:
+    client = capframe.Client.sandbox(2000, latency=0.3, requests_per_minute=3000, concurrency=3)
+    assert client.sandbox_org is not None
+    with caplog.at_level(logging.DEBUG, logger="capframe"):
+        capframe.fetch_customers(client.sandbox_org.customer_ids(2000), "INSTORE", client=client, progress=False)
+    assert {limit for limit, _ in sends(caplog)} == {3}
+    assert max(in_flight for _, in_flight in sends(caplog)) == 3
+
+
+def test_a_pull_from_a_degrading_sandbox_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    client = capframe.Client.sandbox(3000, latency=0.2, capacity=3, requests_per_minute=3000)
+    org = client.sandbox_org
+    assert org is not None
+    with caplog.at_level(logging.DEBUG, logger="capframe"):
+        frame = capframe.fetch_customers(org.customer_ids(3000), "INSTORE", client=client, progress=False)
+    reference = capframe.Client.sandbox(3000, requests_per_minute=None)
+    expected = capframe.fetch_customers(org.customer_ids(3000), "INSTORE", client=reference, progress=False)
+    assert frame.sort("customer_id").equals(expected.sort("customer_id"))
+    overloaded = [r for r in org.request_log if r.fault == "capacity"]
+    assert len(overloaded) <= 3  # the ramp's, before the first answers say where the capacity is
+    late = sends(caplog)[len(sends(caplog)) // 2 :]
+    assert max(in_flight for _, in_flight in late) <= 6  # never again past 2 x capacity

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -225,7 +226,11 @@ def test_a_cache_dir_makes_a_rerun_fetch_nothing(tmp_path: Path) -> None:
     for name, frame in first.tables().items():
         assert frame.equals(again.tables()[name]), name
     assert again.provenance == first.provenance
-    assert capframe.scan_customers(tmp_path).collect().sort("customer_id").equals(first.customers.sort("customer_id"))
+    assert again.provenance is not None
+    assert (again.provenance.read, again.provenance.fetched) == (120, 0)
+    scanned = capframe.scan_customers(tmp_path).collect()
+    assert scanned.select("host", "pull_source").unique().rows() == [(client.base_url, "INSTORE")]
+    assert scanned.drop("host", "pull_source").sort("customer_id").equals(first.customers.sort("customer_id"))
 
 
 def test_a_cache_dir_resumes_where_a_run_stopped(tmp_path: Path) -> None:
@@ -248,7 +253,7 @@ def test_batches_cached_by_another_wire_version_are_fetched_again(
     client = sandbox()
     ids = client.sandbox_org.customer_ids(100)  # type: ignore[union-attr]
     capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
-    monkeypatch.setattr("capframe._cache.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
+    monkeypatch.setattr("capframe._snapshot.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
     before = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
     capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
     assert len(client.sandbox_org.request_log) - before == 2  # type: ignore[union-attr]
@@ -268,22 +273,25 @@ def test_provenance_states_where_the_data_came_from() -> None:
     assert provenance.capframe_version == capframe.__version__
 
 
-def test_one_cache_dir_keeps_the_provenance_of_each_host_and_source(tmp_path: Path) -> None:
+def test_one_cache_dir_keeps_the_fetch_times_of_each_source(tmp_path: Path) -> None:
+    """What a report states as 'fetched at' is when its own units were fetched: another source's
+    units, fetched later into the same folder, change nothing."""
     client = sandbox()
     ids = [565338404, 566135941]
     capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path)
-    manifest = tmp_path / "capframe.json"
-    text = manifest.read_text()
-    created = json.loads(text)["pulls"][f"{client.base_url} INSTORE"]["created_at"]
-    manifest.write_text(text.replace(created, "2020-01-02T03:04:05+00:00"))  # as if filled long ago
+    index = tmp_path / "customers" / "index.parquet"
+    long_ago = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    pl.read_parquet(index).with_columns(fetched_at=pl.lit(long_ago)).write_parquet(index)  # as if filled long ago
+    files = {p: p.read_bytes() for p in (tmp_path / "customers").rglob("*.parquet")}
     wechat = capframe.fetch_customer_tables(ids, "WECHAT", client=client, cache_dir=tmp_path).provenance
     instore = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path).provenance
     assert instore is not None
     assert wechat is not None
-    assert instore.fetched_at.isoformat() == "2020-01-02T03:04:05+00:00"
+    assert instore.fetched_at == instore.last_fetched_at == long_ago
     assert wechat.fetched_at.year > 2020
     assert wechat.source == "WECHAT"
     assert instore.capframe_version == capframe.__version__
+    assert all(path.read_bytes() == data for path, data in files.items() if path.parent.name != "customers")
 
 
 def test_a_pull_killed_with_sigkill_resumes_from_its_cache_dir(tmp_path: Path) -> None:
@@ -297,14 +305,14 @@ def test_a_pull_killed_with_sigkill_resumes_from_its_cache_dir(tmp_path: Path) -
     child = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 60
-        while len(list((cache / "customers").glob("*.parquet"))) < 5 and time.monotonic() < deadline:
+        while len(list((cache / "customers" / "journal").glob("*.json"))) < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    done = len(list((cache / "customers").glob("*.parquet")))
-    assert 5 <= done < 30  # killed part way: some batches on disk, not all
+    done = len(list((cache / "customers" / "journal").glob("*.json")))
+    assert 5 <= done < 30  # killed part way: some requests' parts on disk, not all
 
     client = sandbox()
     ids = client.sandbox_org.customer_ids(600)  # type: ignore[union-attr]

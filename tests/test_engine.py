@@ -1,0 +1,119 @@
+"""The pull engine's machinery for speed and memory, fed synthetic answers in shuffled orders."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import capframe
+from capframe import _engine
+from capframe._answers import NO_UNKNOWN, Answer, Tidied
+from capframe._engine import Reply, Unit, group_numbers
+from capframe._http import RetriesExhausted, Session
+from capframe._progress import progress_bar
+from capframe._snapshot import Snapshot
+
+CLIENT = capframe.Client("eu", username="till", password="secret")
+
+
+class Synthetic:
+    """An endpoint whose answers arrive after random delays: each unit answers with its own row,
+    and every request with a row tied to no unit (as a response's own warnings are)."""
+
+    name = "customers"
+    tables = ("main",)
+
+    def __init__(self, seed: int, *, left_out: frozenset[int] = frozenset(), failing: frozenset[int] = frozenset()):
+        self.random = random.Random(seed)
+        self.left_out = set(left_out)  # units left out of their first answer
+        self.failing = failing  # units whose requests fail
+        self.asked: list[tuple[Unit, ...]] = []
+
+    async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
+        self.asked.append(units)
+        await asyncio.sleep(self.random.random() / 200)
+        if self.failing & set(units):  # type: ignore[operator]
+            raise RetriesExhausted("HTTP 503 after 1 attempts", 503)
+        sent = [u for u in units if u not in self.left_out]
+        self.left_out -= set(units)
+        entities = pl.DataFrame({"customer_id": [*sent, None]}, schema={"customer_id": pl.Int64})
+        entities = entities.with_columns(request=pl.lit(str(units)))
+        return Reply([Answer(entities, pl.DataFrame(), NO_UNKNOWN)], sent)
+
+    def tidy(self, answers: Sequence[Answer]) -> Tidied:
+        return Tidied({"main": pl.concat([a.entities for a in answers])})
+
+    def columns(self) -> dict[str, str]:
+        return {"host": CLIENT.base_url, "pull_source": "INSTORE"}
+
+
+def run(
+    endpoint: Synthetic, units: list[int], per_request: int = 1, snapshot: Snapshot | None = None
+) -> _engine.Pulled:
+    return asyncio.run(
+        _engine.pull(
+            endpoint,
+            units,
+            host=CLIENT.base_url,
+            source="INSTORE",
+            client=CLIENT,
+            per_request=per_request,
+            ask_again=True,
+            snapshot=snapshot,
+            max_age=None,
+            bar=lambda n: progress_bar(n, "test", False),
+            keep=("main",),
+            unit_words="units",
+        )
+    )
+
+
+def main_table(pulled: _engine.Pulled) -> pl.DataFrame:
+    return pl.concat([p.tables["main"] for p in pulled.parts if p.tables])
+
+
+def test_groups_are_consecutive_requests_with_a_smaller_tail() -> None:
+    assert group_numbers(3, 0) == [0, 0, 0]
+    numbers = group_numbers(45, 7)
+    assert numbers == sorted(numbers)
+    assert numbers[:25] == [7] * 20 + [8] * 5  # heads of 20, the last 20 requests in groups of 5
+    assert [numbers.count(g) for g in sorted(set(numbers))] == [20, 5, 5, 5, 5, 5]
+
+
+@pytest.mark.parametrize("merge_every", [2, 200])
+def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in(
+    monkeypatch: pytest.MonkeyPatch, merge_every: int
+) -> None:
+    """Rows tied to no unit keep request order too: they cannot be sorted by a unit later."""
+    monkeypatch.setattr(_engine, "MERGE_EVERY", merge_every)
+    units = list(range(1, 61))
+    tables = [main_table(run(Synthetic(seed), units, per_request=2)) for seed in range(4)]
+    assert tables[0]["customer_id"].drop_nulls().to_list() == units
+    assert tables[0]["request"].unique(maintain_order=True).to_list() == [str((i, i + 1)) for i in units[::2]]
+    for other in tables[1:]:
+        assert other.equals(tables[0])
+
+
+def test_units_left_out_are_asked_once_more_and_failures_recorded() -> None:
+    endpoint = Synthetic(0, left_out=frozenset({3, 8}), failing=frozenset({11}))
+    pulled = run(endpoint, list(range(1, 13)), per_request=4)
+    assert endpoint.asked[-1] == (3, 8)  # the second round: only what the first answers left out
+    assert [units for units, _ in pulled.failed] == [(9, 10, 11, 12)]
+    assert pulled.unanswered == []
+    assert sorted(main_table(pulled)["customer_id"].drop_nulls()) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_with_a_snapshot_parts_are_read_back_in_unit_order_whatever_order_they_were_written(tmp_path: Path) -> None:
+    units = [9, 2, 7, 4, 5, 1]
+    first = [main_table(run(Synthetic(seed), units, snapshot=Snapshot(tmp_path / str(seed)))) for seed in range(3)]
+    assert first[0].drop_nulls()["customer_id"].to_list() == units
+    for other in first[1:]:
+        assert other.drop("request").equals(first[0].drop("request"))
+    again = run(Synthetic(9), units[::-1], snapshot=Snapshot(tmp_path / "0"))
+    assert (again.read, again.fetched) == (6, 0)
+    assert main_table(again).drop_nulls()["customer_id"].to_list() == units[::-1]
