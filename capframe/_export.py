@@ -93,12 +93,29 @@ def write_csv(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, 
     return written
 
 
+# Excel keeps 15 significant digits: a longer integer (customer ids go up to 2**63) would change
+# silently, so an integer column holding one is written as text.
+_EXCEL_EXACT = 10**15
+
+
+def _excel_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps without their zone (all UTC; Excel has none), too-long integer columns as text."""
+    longest = frame.select(cs.integer().cast(pl.Float64).abs().max())
+    too_long = (
+        [name for name, value in longest.to_dicts()[0].items() if value is not None and value >= _EXCEL_EXACT]
+        if longest.width
+        else []
+    )
+    return frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None), pl.col(too_long).cast(pl.String))
+
+
 def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     """One sheet per table in the workbook ``target`` (``.xlsx``).
 
     Identifiers, mobiles and every other text column are written as text, so leading zeros stay
-    (an external id ``00412`` is not the number 412). Excel has no time zones: timestamps are
-    written as UTC times without one.
+    (an external id ``00412`` is not the number 412), and so is an integer column holding a number
+    longer than Excel's 15 digits. Excel has no time zones: timestamps are written as UTC times
+    without one.
     """
     xlsxwriter = _module("xlsxwriter", "excel", "Writing an Excel workbook")
     if Path(target).suffix.lower() != ".xlsx":
@@ -107,8 +124,7 @@ def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     # The workbook is written when the `with` closes: that is where a refusal comes.
     with _writing(path), xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_urls": False}) as workbook:
         for name, frame in tables.items():
-            naive = frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None))
-            naive.write_excel(
+            _excel_ready(frame).write_excel(
                 workbook, worksheet=name, autofit=True, dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"}
             )
     return path

@@ -188,3 +188,15 @@ def test_an_empty_bundle_writes_every_table_with_its_columns(tmp_path: Path) -> 
     }
     written = empty.write_csv(tmp_path / "csv")
     assert pl.read_csv(written["cards"]).columns == empty.cards.columns
+
+
+def test_write_excel_keeps_integers_longer_than_excel_keeps_as_text(client: capframe.Client, tmp_path: Path) -> None:
+    # Excel keeps 15 significant digits; customer ids go up to 2**63, and a number would change silently.
+    long_id = 2**62 + 1
+    tables = capframe.fetch_customer_tables([565338404, long_id], "INSTORE", client=client, progress=False)
+    customers = pl.read_excel(tables.write_excel(tmp_path / "r.xlsx"), sheet_name="customers")
+    assert customers["customer_id"].cast(pl.String).to_list() == ["565338404", str(long_id)]
+    errors = pl.read_excel(tmp_path / "r.xlsx", sheet_name="errors")
+    assert errors["customer_id"].cast(pl.String).to_list() == [str(long_id)]
+    # Columns of short integers stay numbers, for sums and filters in the spreadsheet.
+    assert pl.read_excel(tmp_path / "r.xlsx", sheet_name="profiles").schema["customer_id"] == pl.Int64
