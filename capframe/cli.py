@@ -272,6 +272,12 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             f"demo --ids {args.ids}: say --count {args.ids} (how many sandbox customers to fetch); --ids names a"
             " file of ids, in `capframe customers`"
         )
+    if args.count < 1 or args.count > args.customers:
+        raise InvalidArgumentError(
+            f"--count {args.count}: fetch at least one customer"
+            if args.count < 1
+            else f"--count {args.count:,}: the sandbox has {args.customers:,} customers; ask fewer, or more --customers"
+        )
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
     org = client.sandbox_org
@@ -302,8 +308,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
             file=out,
         )
-    customers.write_parquet(args.output)
-    print(f"\nWrote {customers.height:,} rows to {args.output}", file=out)
+    print(f"\nWrote {_write(tables, args, out)}", file=out)
     return 0
 
 
@@ -324,8 +329,13 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--ids", help=argparse.SUPPRESS)  # its old name: refused with the new one
     demo.add_argument("--customers", type=int, default=10_000, help="size of the synthetic organisation")
     demo.add_argument(
-        "-o", "--output", default="customers.parquet", help="parquet file to write (default customers.parquet)"
+        "-o",
+        "--output",
+        default="customers.parquet",
+        help="the customers table to a .parquet (default customers.parquet), .csv or .ndjson file; every table"
+        " to a .xlsx workbook or a FOLDER",
     )
+    demo.set_defaults(table="customers", format="parquet")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 

@@ -241,3 +241,30 @@ def test_a_named_column_of_an_empty_file_says_it_holds_no_ids(
     (tmp_path / "ids.csv").write_text("\n")
     assert run("customers", "--ids", str(tmp_path / "ids.csv"), "--column", "id", "--sandbox")[0] == 2
     assert "holds no customer ids" in capsys.readouterr().err
+
+
+def test_demo_writes_what_its_output_names(tmp_path: Path) -> None:
+    # A workbook name gets a workbook (not parquet bytes named .xlsx), a missing folder is made.
+    code, _ = run("demo", "--count", "20", "--no-progress", "-o", str(tmp_path / "new" / "demo.xlsx"))
+    assert code == 0
+    sheets = pl.read_excel(tmp_path / "new" / "demo.xlsx", sheet_id=0)
+    assert sheets["customers"].height == 25
+    code, _ = run("demo", "--count", "20", "--no-progress", "-o", str(tmp_path / "demo.csv"))
+    assert code == 0
+    assert pl.read_csv(tmp_path / "demo.csv").height == 25
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        ("0", "--count 0: fetch at least one"),
+        ("-5", "--count -5: fetch at least one"),
+        ("20000", "has 10,000 customers"),
+    ],
+)
+def test_demo_refuses_a_count_it_cannot_fetch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], count: str, message: str
+) -> None:
+    assert run("demo", "--count", count, "--no-progress", "-o", str(tmp_path / "d.parquet"))[0] == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d.parquet").exists()
