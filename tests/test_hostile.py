@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -408,7 +407,9 @@ def code_left_out(server: Server, exc: Any) -> None:
 def token_requests_paced(server: Server, outcome: Any) -> None:
     times = [r.at for r in server.requests]
     assert requests_to(TOKEN_PATH)(server) == 1
-    assert all(b - a >= 0.25 for a, b in itertools.pairwise(times)), times  # 200 a minute: 0.3 s apart
+    # 200 a minute: slots 0.3 s apart. Arrival times jitter on a busy machine (one late arrival makes a
+    # short gap after it), but the span cannot shrink: unpaced, the token request would save a slot.
+    assert times[-1] - times[0] >= (len(times) - 1) * 0.3 - 0.15, times
 
 
 def ttl(value: str) -> Callable[[Request], Answer]:
