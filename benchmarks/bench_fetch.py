@@ -467,7 +467,7 @@ def degrading(args: argparse.Namespace) -> None:
                 f"{seconds:.1f}",
                 f"{seconds / (n / served):.2f}",
                 f"{len(trace.statuses)}",
-                f"{overloaded} ({overloaded / len(trace.statuses):.1%})",
+                f"{overloaded} ({overloaded / len(trace.statuses):.2%})",
                 f"{statistics.mean(limit for limit, _ in second_half):.1f}",
                 f"{statistics.mean(in_flight for _, in_flight in second_half):.1f}",
             )

@@ -19,7 +19,8 @@ until they return. A cap below the target (the ceiling) holds it back when the s
 - server queueing: when the median latency of a round of answers is well above (1.3x) its baseline
   and concurrency grew (1.2x at least) by enough to explain it, the ceiling drops to the concurrency
   that the baseline latency would serve at the throughput seen now (concurrency x baseline /
-  latency): an estimate of the server's capacity. Latency that grows while concurrency does not is
+  latency): an estimate of the server's capacity, never below the concurrency the baseline was
+  measured at (a busy client's own jitter at 2 in flight must not cut it to 1). Latency that grows while concurrency does not is
   the API getting slower: that becomes the new baseline, and the target grows to match;
 - the ceiling grows back by one per round of answers while it is what holds the limit down.
 
@@ -188,7 +189,8 @@ class AdaptiveLimit:
             # Queueing: concurrency grew, by enough to explain the latency (a server at capacity answers
             # no faster as more is asked: latency grows in proportion to the requests in flight).
             if in_flight / base_in_flight >= max(_GREW, 0.5 * latency / base):
-                self._cut(in_flight * base / latency)
+                # Not below the concurrency the baseline was measured at: it was served without queueing.
+                self._cut(max(base_in_flight, in_flight * base / latency))
             else:
                 self._baseline = (latency, in_flight)  # the API itself is slower now
 

@@ -4,6 +4,7 @@
     capframe customers --ids ids.txt --source INSTORE -o customers.parquet
     capframe children --parent mobile:917799889933 -o children.parquet
     capframe sandbox --port 8080                   serve the emulator on loopback for other tools
+    capframe snapshot info report-snapshot         what a cache_dir holds (also: verify, prune --older-than 30d)
 
 Credentials come from CAPILLARY_* variables, or ``--sandbox`` uses the emulator.
 """
@@ -17,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +28,7 @@ from capframe import _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
+from capframe._snapshot import Snapshot
 from capframe._tables import ChildrenTables, CustomerTables
 from capframe.errors import CapframeError, InvalidArgumentError
 
@@ -164,9 +167,11 @@ def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out
         print("Every column of every table: -o report.xlsx, or -o FOLDER (one file per table)", file=out)
 
 
-def _client(args: argparse.Namespace) -> Client:
+def _client(args: argparse.Namespace) -> Client | None:
+    """The sandbox, or None: the fetch reads CAPILLARY_*, and needs none of them when a snapshot
+    (--cache-dir) holds everything asked."""
     options = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) else {}
-    return Client.sandbox(**options) if args.sandbox else Client.from_env(**options)
+    return Client.sandbox(**options) if args.sandbox else None
 
 
 def _table(tables: CustomerTables | ChildrenTables, name: str) -> pl.DataFrame:
@@ -179,7 +184,13 @@ def _table(tables: CustomerTables | ChildrenTables, name: str) -> pl.DataFrame:
 def _customers(args: argparse.Namespace, out: TextIO) -> int:
     ids = _read_ids(args.ids, sys.stdin, args.column)
     tables = fetch_customer_tables(
-        ids, args.source, client=_client(args), progress=False if args.no_progress else None, cache_dir=args.cache_dir
+        ids,
+        args.source,
+        client=_client(args),
+        batch_size=args.batch_size,
+        progress=False if args.no_progress else None,
+        cache_dir=args.cache_dir,
+        max_age=args.max_age,
     )
     _report(tables, args, out)
     return 0
@@ -194,6 +205,8 @@ def _children(args: argparse.Namespace, out: TextIO) -> int:
         page_size=args.page_size,
         sort_order=args.sort_order,
         progress=False if args.no_progress else None,
+        cache_dir=args.cache_dir,
+        max_age=args.max_age,
     )
     _report(tables, args, out)
     return 0
@@ -203,6 +216,41 @@ def _report(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, o
     _table(tables, args.table)  # a wrong --table is refused before anything is written
     written = _write(tables, args, out)
     _summarise(tables, written, sys.stderr if args.output == "-" else out)
+
+
+def _duration(text: str) -> float:
+    """30d, 12h, 15m, 90s or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number with d, h, m or s, such as 30d or 12h")
+    return float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[match.group(2)]
+
+
+def _snapshot_info(args: argparse.Namespace, out: TextIO) -> int:
+    print(Snapshot(args.dir).info(), file=out)
+    return 0
+
+
+def _snapshot_verify(args: argparse.Namespace, out: TextIO) -> int:
+    damaged = Snapshot(args.dir).verify()
+    for name in damaged:
+        print(f"damaged: {name}", file=out)
+    print(
+        f"{len(damaged)} damaged file(s): the next fetch with this cache_dir fetches their units again"
+        if damaged
+        else f"{args.dir}: every file is intact",
+        file=out,
+    )
+    return 1 if damaged else 0
+
+
+def _snapshot_prune(args: argparse.Namespace, out: TextIO) -> int:
+    removed = Snapshot(args.dir).prune(args.older_than)
+    print(
+        f"removed {removed:,} unit(s) fetched more than {timedelta(seconds=args.older_than)} ago from {args.dir}",
+        file=out,
+    )
+    return 0
 
 
 def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
@@ -301,6 +349,15 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
+    def snapshot_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--cache-dir",
+            help="a snapshot folder: what it holds is not asked again, and a complete one needs no credentials",
+        )
+        command.add_argument(
+            "--max-age", type=_duration, help="with --cache-dir: fetch again what is older, such as 30d or 12h"
+        )
+
     def common(command: argparse.ArgumentParser, tables: Iterable[str], main: str) -> None:
         command.add_argument(
             "--source", default="INSTORE", help=f"source (default INSTORE; one of {', '.join(sorted(_args.SOURCES))})"
@@ -331,7 +388,7 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     )
     common(customers, CustomerTables.NAMES, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")
-    customers.add_argument("--cache-dir", help="keep finished batches here; a rerun fetches only what is missing")
+    snapshot_options(customers)
     customers.set_defaults(run=_customers)
 
     children = add_command("children", help="the child customers of one or more parents", epilog=_ENV_HELP)
@@ -343,7 +400,18 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     children.add_argument("--association", default="parentCustomer", choices=ASSOCIATIONS)
     children.add_argument("--page-size", type=int, help="children per request (default 100)")
     children.add_argument("--sort-order", default="DESC", choices=SORT_ORDERS)
+    snapshot_options(children)
     children.set_defaults(run=_children)
+
+    snapshot = add_command("snapshot", help="inspect and manage a --cache-dir snapshot (docs/snapshots.md)")
+    actions = snapshot.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = actions.add_parser("info", help="hosts, sources, units, fetch times, size on disk, damaged files")
+    verify = actions.add_parser("verify", help="check every file against the index; exit status 1 if any is damaged")
+    prune = actions.add_parser("prune", help="remove units fetched longer ago than --older-than")
+    prune.add_argument("--older-than", required=True, type=_duration, help="such as 30d, 12h, 15m or seconds")
+    for action, run in ((info, _snapshot_info), (verify, _snapshot_verify), (prune, _snapshot_prune)):
+        action.add_argument("dir", metavar="DIR", help="the snapshot folder (a --cache-dir)")
+        action.set_defaults(run=run)
 
     sandbox = add_command("sandbox", help="serve the embedded sandbox over HTTP on loopback")
     sandbox.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks one)")

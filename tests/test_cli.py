@@ -160,3 +160,33 @@ def test_ids_files_with_missing_values_or_no_id_column_are_refused_with_a_messag
     ids.write_text(content)
     assert run("customers", "--ids", str(ids), *options, "--sandbox")[0] == 2
     assert message in capsys.readouterr().err
+
+
+def test_children_with_a_cache_dir_and_the_snapshot_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = str(tmp_path / "snap")
+    for name in ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    code, _ = run(
+        "children", "--parent", "mobile:917799889933", "--sandbox", "--cache-dir", snap, "-o", str(tmp_path / "a.csv")
+    )
+    assert code == 0
+    # A complete snapshot: no --sandbox, no credentials, the same children.
+    code, _ = run("children", "--parent", "mobile:917799889933", "--cache-dir", snap, "-o", str(tmp_path / "b.csv"))
+    assert code == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+    code, text = run("snapshot", "info", snap)
+    assert code == 0
+    assert "children   1 units" in text
+    assert "INSTORE" in text
+    code, text = run("snapshot", "verify", snap)
+    assert (code, text.strip()) == (0, f"{snap}: every file is intact")
+    victim = next((tmp_path / "snap" / "children" / "children").glob("*.parquet"))
+    victim.write_bytes(b"garbage")
+    code, text = run("snapshot", "verify", snap)
+    assert code == 1
+    assert f"damaged: children/children/{victim.name}" in text
+    code, text = run("snapshot", "prune", snap, "--older-than", "30d")
+    assert (code, text.strip()) == (0, f"removed 0 unit(s) fetched more than 30 days, 0:00:00 ago from {snap}")
+    code, text = run("snapshot", "prune", snap, "--older-than", "0s")
+    assert "removed 1 unit(s)" in text

@@ -222,6 +222,20 @@ def test_a_server_at_capacity_holds_concurrency_near_it_with_few_503s() -> None:
     assert run.seconds < 600 / 8 * 1.15
 
 
+def test_a_queueing_cut_keeps_the_concurrency_the_baseline_was_measured_at() -> None:
+    """At 2 in flight, latency doubling as a third is sent (a busy client's own jitter, or a server at
+    capacity) cuts to 2, not to 3 x 1/2 = 1.5 -> 1: two were served at the baseline."""
+    clock = Clock()
+    limit = AdaptiveLimit(64, lambda: RATE, clock=clock)
+    for in_flight, latency in [(2, 0.05)] * 8 + [(3, 0.1)] * 4:
+        pending = [limit.sent() for _ in range(in_flight)]
+        clock.now += latency
+        limit.done(pending[-1], Outcome.ANSWERED)
+        for sent in pending[:-1]:
+            limit.forget(sent)
+    assert limit.limit == 2
+
+
 def test_an_api_that_slows_at_the_same_concurrency_gets_more_in_flight() -> None:
     """Latency that grows while concurrency does not is the API, not queueing: no cut, Little's law."""
 
