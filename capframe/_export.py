@@ -7,6 +7,8 @@ for pandas) are imported only here, when asked for, with an error that names the
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ from capframe.errors import InvalidArgumentError, MissingDependencyError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CSV_DATETIME_FORMAT", "to_pandas", "write_csv", "write_excel", "write_parquet"]
+__all__ = ["CSV_DATETIME_FORMAT", "to_pandas", "write_csv", "write_excel", "write_parquet", "write_table"]
 
 # Spreadsheets read "2021-12-03 06:01:44" as a date and time; ISO's "T" and "+0000" they leave as text.
 # Every timestamp capframe returns is UTC, so the zone is the same for all and is left out.
@@ -35,12 +37,38 @@ def _module(name: str, extra: str, feature: str) -> ModuleType:
         ) from None
 
 
+@contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn the OS's (or xlsxwriter's) refusal to write ``target`` into an error that says what to do."""
+    try:
+        yield
+    except Exception as exc:
+        # xlsxwriter wraps the OSError it got (FileCreateError(OSError)); polars raises OSErrors.
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else exc
+        if not isinstance(cause, OSError):
+            raise
+        reason = cause.strerror or str(cause).split(" (os error")[0]
+        raise InvalidArgumentError(
+            f"cannot write {target}: {reason}: choose a path in a folder you can write to"
+            " (a missing folder is made; an existing file is replaced)"
+        ) from None
+
+
 def _folder(target: str | Path) -> Path:
     folder = Path(target)
     if folder.exists() and not folder.is_dir():
         raise InvalidArgumentError(f"{folder} is a file: write the tables to a folder (one file per table)")
-    folder.mkdir(parents=True, exist_ok=True)
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _parent_made(target: str | Path) -> Path:
+    """``target``, a file, with its folder made if missing (as the writers of folders make theirs)."""
+    path = Path(target)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_parquet(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, Path]:
@@ -48,7 +76,8 @@ def write_parquet(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[s
     folder = _folder(target)
     written = {}
     for name, frame in tables.items():
-        frame.write_parquet(path := folder / f"{name}.parquet")
+        with _writing(path := folder / f"{name}.parquet"):
+            frame.write_parquet(path)
         written[name] = path
     return written
 
@@ -58,29 +87,68 @@ def write_csv(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, 
     folder = _folder(target)
     written = {}
     for name, frame in tables.items():
-        frame.write_csv(path := folder / f"{name}.csv", datetime_format=CSV_DATETIME_FORMAT)
+        with _writing(path := folder / f"{name}.csv"):
+            frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT)
         written[name] = path
     return written
+
+
+# Excel keeps 15 significant digits: a longer integer (customer ids go up to 2**63) would change
+# silently, so an integer column holding one is written as text.
+_EXCEL_EXACT = 10**15
+
+
+def _excel_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps without their zone (all UTC; Excel has none), too-long integer columns as text."""
+    longest = frame.select(cs.integer().cast(pl.Float64).abs().max())
+    too_long = (
+        [name for name, value in longest.to_dicts()[0].items() if value is not None and value >= _EXCEL_EXACT]
+        if longest.width
+        else []
+    )
+    return frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None), pl.col(too_long).cast(pl.String))
 
 
 def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     """One sheet per table in the workbook ``target`` (``.xlsx``).
 
     Identifiers, mobiles and every other text column are written as text, so leading zeros stay
-    (an external id ``00412`` is not the number 412). Excel has no time zones: timestamps are
-    written as UTC times without one.
+    (an external id ``00412`` is not the number 412), and so is an integer column holding a number
+    longer than Excel's 15 digits. Excel has no time zones: timestamps are written as UTC times
+    without one.
     """
-    _module("xlsxwriter", "excel", "Writing an Excel workbook")
-    path = Path(target)
-    if path.suffix.lower() != ".xlsx":
-        raise InvalidArgumentError(f"{path}: an Excel workbook is a .xlsx file")
-    xlsxwriter = importlib.import_module("xlsxwriter")
-    with xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_urls": False}) as workbook:
+    xlsxwriter = _module("xlsxwriter", "excel", "Writing an Excel workbook")
+    if Path(target).suffix.lower() != ".xlsx":
+        raise InvalidArgumentError(f"{target}: an Excel workbook is a .xlsx file")
+    path = _parent_made(target)
+    # The workbook is written when the `with` closes: that is where a refusal comes.
+    with _writing(path), xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_urls": False}) as workbook:
         for name, frame in tables.items():
-            naive = frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None))
-            naive.write_excel(
+            _excel_ready(frame).write_excel(
                 workbook, worksheet=name, autofit=True, dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"}
             )
+    return path
+
+
+_TABLE_WRITERS: dict[str, Callable[[pl.DataFrame, Path], object]] = {
+    ".parquet": lambda frame, path: frame.write_parquet(path),
+    ".csv": lambda frame, path: frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT),
+    ".ndjson": lambda frame, path: frame.write_ndjson(path),
+    ".jsonl": lambda frame, path: frame.write_ndjson(path),
+}
+
+
+def write_table(frame: pl.DataFrame, target: str | Path) -> Path:
+    """One table to a ``.parquet``, ``.csv`` or ``.ndjson`` file (its folder made if missing)."""
+    writer = _TABLE_WRITERS.get(Path(target).suffix.lower())
+    if writer is None:
+        raise InvalidArgumentError(
+            f"{target}: write one table to a .parquet, .csv or .ndjson file (every table: to a .xlsx workbook"
+            " or a folder)"
+        )
+    path = _parent_made(target)
+    with _writing(path):
+        writer(frame, path)
     return path
 
 

@@ -12,8 +12,10 @@ Credentials come from CAPILLARY_* variables, or ``--sandbox`` uses the emulator.
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import functools
+import os
 import re
 import sys
 import time
@@ -43,20 +45,54 @@ _ENV_HELP = (
 
 def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int]:
     """Ids separated by commas, spaces or new lines (lines starting with # are comments), or a CSV
-    file's column: the one ``column`` names, else ``customer_id``, else its only column."""
-    text = stdin.read() if source == "-" else Path(source).read_text()
+    file's column: the one ``column`` names, else ``customer_id``, else its only named column."""
+    text = (stdin.read() if source == "-" else _text_of(source)).removeprefix("\ufeff")
     lines = [(number, line.split("#", 1)[0].strip()) for number, line in enumerate(text.splitlines(), 1)]
     lines = [(number, line) for number, line in lines if line]
     header = lines[0][1] if lines else ""
-    # A header: names such as customer_id (a missing value such as NaN is no name).
-    if column is not None or (
-        re.fullmatch(r'"?[A-Za-z_][\w ]*"?(,"?[A-Za-z_][\w ]*"?)*', header) and not _is_missing(header)
-    ):
-        return _ids_of_column(source, lines, column)
-    ids: list[int] = []
-    for number, line in lines:
-        ids.extend(_id(source, number, token) for token in re.split(r"[\s,;]+", line) if token)
+    if lines and (column is not None or _is_header(header)):
+        ids = _ids_of_column(source, lines, column)
+    else:
+        ids = [_id(source, number, token) for number, line in lines for token in re.split(r"[\s,;]+", line) if token]
+    if not ids:
+        raise InvalidArgumentError(
+            f"{'stdin' if source == '-' else source} holds no customer ids: give a file with one id per line,"
+            " or a CSV file with a customer_id column"
+        )
     return ids
+
+
+def _delimiter(header: str) -> str:
+    """Tabs, else semicolons (Excel's CSV where the comma is a decimal mark), else commas."""
+    return "\t" if "\t" in header else ";" if ";" in header and "," not in header else ","
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    return [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
+
+
+def _is_header(line: str) -> bool:
+    """Names such as customer_id, some perhaps empty (pandas' index); a missing value such as NaN is no name."""
+    names = [name for name in _cells(line, _delimiter(line)) if name]
+    return bool(names) and all(re.fullmatch(r"[A-Za-z_][\w .-]*", name) and not _is_missing(name) for name in names)
+
+
+def _text_of(source: str) -> str:
+    """The text of an ids file as spreadsheets save it: UTF-8 (with or without a BOM) or UTF-16 with a BOM."""
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"--ids {source}: no such file: give the path of a file of customer ids") from None
+    except IsADirectoryError:
+        raise InvalidArgumentError(f"--ids {source} is a folder: give the path of a file of customer ids") from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"--ids {source} cannot be read ({exc.strerror}): check its permissions") from None
+    try:
+        return data.decode("utf-16") if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else data.decode()
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(
+            f"--ids {source} is not a text file (UTF-8 or UTF-16): save the ids as CSV or plain text"
+        ) from None
 
 
 _MISSING = {"nan", "na", "n/a", "null", "none", "<na>", "nat"}
@@ -82,19 +118,21 @@ def _id(source: str, number: int, token: str) -> int:
 
 
 def _ids_of_column(source: str, lines: list[tuple[int, str]], column: str | None) -> list[int]:
-    """A CSV file (a header line, then rows): the ids of one column."""
-    names = [name.strip().strip('"') for name in lines[0][1].split(",")]
+    """A CSV file (a header line, then rows, separated by commas, semicolons or tabs): the ids of one column."""
+    delimiter = _delimiter(lines[0][1])
+    names = _cells(lines[0][1], delimiter)
+    named = [name for name in names if name]  # pandas writes its index under an empty name
     if column is None:
-        column = "customer_id" if "customer_id" in names else names[0] if len(names) == 1 else None
+        column = "customer_id" if "customer_id" in names else named[0] if len(named) == 1 else None
     if column is None or column not in names:
         raise InvalidArgumentError(
-            f"{source}: its header names the columns {', '.join(names)}: "
+            f"{source}: its header names the columns {', '.join(named)}: "
             + ("say which holds the customer ids with --column NAME" if column is None else f"no column {column!r}")
         )
     index = names.index(column)
     ids = []
     for number, line in lines[1:]:
-        cells = next(csv.reader([line]))
+        cells = _cells(line, delimiter)
         ids.append(_id(source, number, cells[index] if index < len(cells) else ""))
     return ids
 
@@ -127,21 +165,11 @@ def _write(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, ou
     if suffix == ".xlsx":
         tables.write_excel(output)
         return f"every table to {output}, one sheet each"
-    if not suffix:
+    if not suffix or output.endswith(("/", os.sep)) or Path(output).is_dir():
         written = tables.write_csv(output) if args.format == "csv" else tables.write_parquet(output)
-        return f"every table to {output}/ ({', '.join(path.name for path in written.values())})"
+        return f"every table to {output.rstrip('/' + os.sep)}/ ({', '.join(path.name for path in written.values())})"
     frame = _table(tables, args.table)
-    if suffix == ".parquet":
-        frame.write_parquet(output)
-    elif suffix == ".csv":
-        frame.write_csv(output, datetime_format=_export.CSV_DATETIME_FORMAT)
-    elif suffix in (".ndjson", ".jsonl"):
-        frame.write_ndjson(output)
-    else:
-        raise InvalidArgumentError(
-            f"-o {output}: write to a .xlsx workbook or a folder (every table), a .parquet, .csv or .ndjson"
-            " file (one table), or - for CSV on stdout"
-        )
+    _export.write_table(frame, output)
     return f"{args.table} ({frame.height:,} rows) to {output}"
 
 
@@ -292,6 +320,12 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             f"demo --ids {args.ids}: say --count {args.ids} (how many sandbox customers to fetch); --ids names a"
             " file of ids, in `capframe customers`"
         )
+    if args.count < 1 or args.count > args.customers:
+        raise InvalidArgumentError(
+            f"--count {args.count}: fetch at least one customer"
+            if args.count < 1
+            else f"--count {args.count:,}: the sandbox has {args.customers:,} customers; ask fewer, or more --customers"
+        )
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
     org = client.sandbox_org
@@ -322,8 +356,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
             file=out,
         )
-    customers.write_parquet(args.output)
-    print(f"\nWrote {customers.height:,} rows to {args.output}", file=out)
+    print(f"\nWrote {_write(tables, args, out)}", file=out)
     return 0
 
 
@@ -344,8 +377,13 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--ids", help=argparse.SUPPRESS)  # its old name: refused with the new one
     demo.add_argument("--customers", type=int, default=10_000, help="size of the synthetic organisation")
     demo.add_argument(
-        "-o", "--output", default="customers.parquet", help="parquet file to write (default customers.parquet)"
+        "-o",
+        "--output",
+        default="customers.parquet",
+        help="the customers table to a .parquet (default customers.parquet), .csv or .ndjson file; every table"
+        " to a .xlsx workbook or a FOLDER",
     )
+    demo.set_defaults(table="customers", format="parquet")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 

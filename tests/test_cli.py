@@ -162,6 +162,114 @@ def test_ids_files_with_missing_values_or_no_id_column_are_refused_with_a_messag
     assert message in capsys.readouterr().err
 
 
+IDS = ["565338404", "566135941"]
+
+
+@pytest.mark.parametrize(
+    ("content", "options"),
+    [
+        ("\ufeffcustomer_id\n565338404\n566135941\n".encode(), []),  # Excel's "CSV UTF-8" starts with a BOM
+        ("\ufeff565338404\n566135941\n".encode(), []),
+        (b"customer_id\r\n565338404\r\n\r\n566135941\r\n\r\n", []),  # Windows line ends, blank lines
+        ("customer_id\n565338404\n566135941\n".encode("utf-16"), []),  # Excel's "Unicode Text"
+        (b",name,customer_id\n0,A,565338404.0\n1,B,566135941.0\n", []),  # pandas' to_csv() with its index
+        (b",id\n0,565338404\n1,566135941\n", []),  # the index and one named column
+        (b"name;customer_id\nA;565338404\nB;566135941\n", []),  # Excel's CSV where the comma is a decimal mark
+        (b"name\tid\nA\t565338404\nB\t566135941\n", ["--column", "id"]),  # tab-separated
+    ],
+)
+def test_customers_reads_the_ids_files_spreadsheets_and_pandas_write(
+    tmp_path: Path, content: bytes, options: list[str]
+) -> None:
+    ids = tmp_path / "ids.csv"
+    ids.write_bytes(content)
+    code, _ = run("customers", "--ids", str(ids), *options, "--sandbox", "-o", str(tmp_path / "c.parquet"))
+    assert code == 0
+    assert pl.read_parquet(tmp_path / "c.parquet")["customer_id"].to_list() == [int(i) for i in IDS]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "holds no customer ids"),
+        (b"customer_id\n", "holds no customer ids"),
+        (b"# only a comment\n\n", "holds no customer ids"),
+        (b"\xff\x00\xfe\x12", "is not a text file"),
+    ],
+)
+def test_an_ids_file_without_ids_is_refused_rather_than_an_empty_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    ids = tmp_path / "ids.csv"
+    ids.write_bytes(content)
+    assert run("customers", "--ids", str(ids), "--sandbox", "-o", str(tmp_path / "c.parquet"))[0] == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_an_ids_path_that_is_no_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("customers", "--ids", str(tmp_path / "missing.txt"), "--sandbox")[0] == 2
+    assert f"--ids {tmp_path / 'missing.txt'}: no such file" in capsys.readouterr().err
+    assert run("customers", "--ids", str(tmp_path), "--sandbox")[0] == 2
+    assert "is a folder: give the path of a file of customer ids" in capsys.readouterr().err
+
+
+def test_output_in_a_missing_folder_is_made_and_an_unwritable_one_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = "\n".join(IDS)
+    (tmp_path / "tables.v2").mkdir()  # an existing folder whose name has a dot
+    for target in ("new1/report.xlsx", "new2/one.parquet", "new3/one.csv", "tables.v2", "new4/tables.v3/"):
+        code, _ = run("customers", "--ids", "-", "--sandbox", "-o", f"{tmp_path}/{target}", stdin=ids)
+        assert code == 0, target
+        assert (tmp_path / target.rstrip("/")).exists(), target
+    # An existing folder is written into whatever its name, and a path ending in / is a folder.
+    assert (tmp_path / "tables.v2" / "customers.parquet").exists()
+    assert (tmp_path / "new4" / "tables.v3" / "identifiers.parquet").exists()
+    (tmp_path / "a-file").write_text("")
+    for target in ("a-file/report.xlsx", "a-file/one.parquet"):
+        code, _ = run("customers", "--ids", "-", "--sandbox", "-o", str(tmp_path / target), stdin=ids)
+        assert code == 2, target
+        err = capsys.readouterr().err
+        assert err.startswith(f"capframe: error: cannot write {tmp_path / target}"), err
+        assert "Traceback" not in err
+
+
+def test_a_named_column_of_an_empty_file_says_it_holds_no_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ids.csv").write_text("\n")
+    assert run("customers", "--ids", str(tmp_path / "ids.csv"), "--column", "id", "--sandbox")[0] == 2
+    assert "holds no customer ids" in capsys.readouterr().err
+
+
+def test_demo_writes_what_its_output_names(tmp_path: Path) -> None:
+    # A workbook name gets a workbook (not parquet bytes named .xlsx), a missing folder is made.
+    code, _ = run("demo", "--count", "20", "--no-progress", "-o", str(tmp_path / "new" / "demo.xlsx"))
+    assert code == 0
+    sheets = pl.read_excel(tmp_path / "new" / "demo.xlsx", sheet_id=0)
+    assert sheets["customers"].height == 25
+    code, _ = run("demo", "--count", "20", "--no-progress", "-o", str(tmp_path / "demo.csv"))
+    assert code == 0
+    assert pl.read_csv(tmp_path / "demo.csv").height == 25
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        ("0", "--count 0: fetch at least one"),
+        ("-5", "--count -5: fetch at least one"),
+        ("20000", "has 10,000 customers"),
+    ],
+)
+def test_demo_refuses_a_count_it_cannot_fetch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], count: str, message: str
+) -> None:
+    assert run("demo", "--count", count, "--no-progress", "-o", str(tmp_path / "d.parquet"))[0] == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d.parquet").exists()
+
+
 def test_children_with_a_cache_dir_and_the_snapshot_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     snap = str(tmp_path / "snap")
     for name in ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD"):

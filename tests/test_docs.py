@@ -77,3 +77,24 @@ def test_client_options_are_rendered_from_the_docstring_section(monkeypatch: pyt
         "| `batch_size` | `100` | ids per request (1 to 1000) |",
         "| `timeout` | `30.0` | seconds \\| per request |",
     ]
+
+
+def test_the_dictionary_lists_every_column_of_a_real_pull_with_its_dtype() -> None:
+    """Not only the models: the frames a sandbox pull returns, column by column, dtype by dtype."""
+    client = capframe.Client.sandbox(customers=2_000, seed=0)
+    org = client.sandbox_org
+    assert org is not None
+    ids = [*org.customer_ids(500), *org.unknown_ids(2), *org.pii_deleted_ids()[:2]]
+    customers = capframe.fetch_customer_tables(ids, "ALL", client=client, progress=False)
+    children = capframe.fetch_children_tables(org.parents()[:5], client=client, progress=False)
+    dictionary = {
+        (table, column): dtype
+        for table, column, dtype in schemas.data_dictionary().select("table", "column", "dtype").rows()
+    }
+    actual = {
+        (table, column): str(dtype)
+        for bundle in (customers, children)
+        for table, frame in bundle.tables().items()
+        for column, dtype in frame.schema.items()
+    }
+    assert actual == dictionary

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe.errors import MissingDependencyError
+from capframe.errors import CapframeError, MissingDependencyError
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,59 @@ def test_a_missing_optional_dependency_names_the_extra(
     with pytest.raises(MissingDependencyError, match=re.escape(f"pip install '{extra}'")):
         call(tables, tmp_path)
     assert not (tmp_path / "r.xlsx").exists()
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda t, target: t.write_excel(target / "report.xlsx"),
+        lambda t, target: t.write_parquet(target / "tables"),
+        lambda t, target: t.write_csv(target / "tables"),
+    ],
+    ids=["excel", "parquet", "csv"],
+)
+def test_writers_make_a_missing_folder_and_refuse_an_unwritable_target_with_a_capframe_error(
+    tables: capframe.CustomerTables, tmp_path: Path, write: Callable[[capframe.CustomerTables, Path], object]
+) -> None:
+    # A path in folders that do not exist yet: made, as `write_parquet(folder)` makes its folder.
+    write(tables, tmp_path / "new" / "sub")
+    assert any((tmp_path / "new" / "sub").iterdir())
+    # A path under a file cannot be made: a CapframeError that names the path, not an OS or xlsxwriter traceback.
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(CapframeError, match=r"cannot write .*a-file.*: choose"):
+        write(tables, tmp_path / "a-file")
+    # Writing over an earlier export works (the writers replace their files).
+    write(tables, tmp_path / "new" / "sub")
+
+
+def test_write_excel_over_a_folder_of_that_name_is_a_capframe_error(
+    tables: capframe.CustomerTables, tmp_path: Path
+) -> None:
+    (tmp_path / "report.xlsx").mkdir()
+    with pytest.raises(CapframeError, match=r"cannot write .*report\.xlsx.*(directory|folder)"):
+        tables.write_excel(tmp_path / "report.xlsx")
+    (tmp_path / "out" / "customers.parquet").mkdir(parents=True)
+    with pytest.raises(CapframeError, match=r"cannot write .*customers\.parquet"):
+        tables.write_parquet(tmp_path / "out")
+
+
+def test_an_empty_bundle_writes_every_table_with_its_columns(tmp_path: Path) -> None:
+    empty = capframe.CustomerTables.empty()
+    sheets = pl.read_excel(empty.write_excel(tmp_path / "empty.xlsx"), sheet_id=0)
+    assert {name: frame.columns for name, frame in sheets.items()} == {
+        name: frame.columns for name, frame in empty.tables().items()
+    }
+    written = empty.write_csv(tmp_path / "csv")
+    assert pl.read_csv(written["cards"]).columns == empty.cards.columns
+
+
+def test_write_excel_keeps_integers_longer_than_excel_keeps_as_text(client: capframe.Client, tmp_path: Path) -> None:
+    # Excel keeps 15 significant digits; customer ids go up to 2**63, and a number would change silently.
+    long_id = 2**62 + 1
+    tables = capframe.fetch_customer_tables([565338404, long_id], "INSTORE", client=client, progress=False)
+    customers = pl.read_excel(tables.write_excel(tmp_path / "r.xlsx"), sheet_name="customers")
+    assert customers["customer_id"].cast(pl.String).to_list() == ["565338404", str(long_id)]
+    errors = pl.read_excel(tmp_path / "r.xlsx", sheet_name="errors")
+    assert errors["customer_id"].cast(pl.String).to_list() == [str(long_id)]
+    # Columns of short integers stay numbers, for sums and filters in the spreadsheet.
+    assert pl.read_excel(tmp_path / "r.xlsx", sheet_name="profiles").schema["customer_id"] == pl.Int64
