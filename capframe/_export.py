@@ -7,6 +7,7 @@ for pandas) are imported only here, when asked for, with an error that names the
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
-from capframe.errors import InvalidArgumentError, MissingDependencyError
+from capframe.errors import CapframeWarning, InvalidArgumentError, MissingDependencyError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,13 +83,20 @@ def write_parquet(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[s
     return written
 
 
+def _write_csv_file(frame: pl.DataFrame, path: Path) -> None:
+    # The byte-order mark tells Excel the file is UTF-8 (else it reads "José" as "JosÃ©");
+    # polars, pandas and DuckDB skip it.
+    frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT, include_bom=True)
+
+
 def write_csv(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, Path]:
-    """One ``<table>.csv`` per table in the folder ``target``; timestamps as ``2021-12-03 06:01:44`` (UTC)."""
+    """One ``<table>.csv`` per table in the folder ``target``: UTF-8 with a byte-order mark (which
+    Excel needs to read names in any script), timestamps as ``2021-12-03 06:01:44`` (UTC)."""
     folder = _folder(target)
     written = {}
     for name, frame in tables.items():
         with _writing(path := folder / f"{name}.csv"):
-            frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT)
+            _write_csv_file(frame, path)
         written[name] = path
     return written
 
@@ -96,6 +104,22 @@ def write_csv(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, 
 # Excel keeps 15 significant digits: a longer integer (customer ids go up to 2**63) would change
 # silently, so an integer column holding one is written as text.
 _EXCEL_EXACT = 10**15
+
+
+_EXCEL_CELL_CHARS = 32_767  # xlsxwriter cuts a longer text to this, without a word
+
+
+def _warn_of_cut_text(name: str, frame: pl.DataFrame) -> None:
+    longer = frame.select((cs.string().str.len_chars() > _EXCEL_CELL_CHARS).sum())
+    counts = longer.row(0, named=True) if longer.width else {}
+    for column, cut in counts.items():
+        if cut:
+            warnings.warn(
+                f"{name}.{column}: {cut:,} value(s) longer than an Excel cell's {_EXCEL_CELL_CHARS:,} characters are"
+                " cut in the workbook; write_parquet or write_csv keep them whole",
+                CapframeWarning,
+                stacklevel=4,  # the caller of CustomerTables.write_excel
+            )
 
 
 def _excel_ready(frame: pl.DataFrame) -> pl.DataFrame:
@@ -124,6 +148,7 @@ def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     # The workbook is written when the `with` closes: that is where a refusal comes.
     with _writing(path), xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_urls": False}) as workbook:
         for name, frame in tables.items():
+            _warn_of_cut_text(name, frame)
             _excel_ready(frame).write_excel(
                 workbook, worksheet=name, autofit=True, dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"}
             )
@@ -132,7 +157,7 @@ def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
 
 _TABLE_WRITERS: dict[str, Callable[[pl.DataFrame, Path], object]] = {
     ".parquet": lambda frame, path: frame.write_parquet(path),
-    ".csv": lambda frame, path: frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT),
+    ".csv": lambda frame, path: _write_csv_file(frame, path),
     ".ndjson": lambda frame, path: frame.write_ndjson(path),
     ".jsonl": lambda frame, path: frame.write_ndjson(path),
 }

@@ -513,7 +513,7 @@ class Store:
         files = self._read_frame(self.folder / "files.parquet", FILES)
         journal_units, journal_files, entries = self._journal()
         units, files = self._fold(index, files, journal_units, journal_files)
-        every_part = pl.concat([index.select("part"), *(u.select("part") for u in journal_units)]).unique()
+        stored = pl.concat([index, *journal_units]).group_by("part").agg(stored=pl.col("unit").n_unique())
         dropped = 0
         if self.damaged_parts:
             units = units.filter(~pl.col("part").is_in(list(self.damaged_parts)))
@@ -521,21 +521,18 @@ class Store:
             old = units.filter(pl.col("fetched_at") <= drop_before)
             dropped = old.height
             units = units.filter(pl.col("fetched_at") > drop_before)
-        # Parts with fewer units than they hold: rewritten without the others, or deleted when none is left.
-        kept = units.group_by("part").agg(pl.col("unit"))
-        held = dict(zip(kept["part"].to_list(), kept["unit"].to_list(), strict=True))
-        for (part,) in every_part.iter_rows():
-            part_files = files.filter(pl.col("part") == part)
-            if part not in held:
-                for table in part_files["table"]:
-                    _remove(self._path(table, part))
-                files = files.filter(pl.col("part") != part)
-                continue
-            stored_units = pl.concat(
-                [u.filter(pl.col("part") == part)["unit"] for u in [index, *journal_units]]
-            ).unique()
-            if self.unit_column is not None and stored_units.len() > len(held[part]):
-                files = self._rewrite(part, part_files, held[part], files)
+        # Parts holding fewer units than they were written with: rewritten without the others, or deleted
+        # when none is left. Joined, not looped over: a million ids are ten thousand parts.
+        parts = stored.join(units.group_by("part").agg(pl.col("unit"), kept=pl.len()), on="part", how="left").filter(
+            pl.col("kept").fill_null(0) < pl.col("stored")
+        )
+        gone = parts.filter(pl.col("kept").is_null())["part"]
+        for part, table in files.join(gone.to_frame(), on="part", how="semi").select("part", "table").iter_rows():
+            _remove(self._path(table, part))
+        files = files.filter(~pl.col("part").is_in(gone.implode()))
+        if self.unit_column is not None:
+            for part, keep in parts.filter(pl.col("kept").is_not_null()).select("part", "unit").iter_rows():
+                files = self._rewrite(part, files.filter(pl.col("part") == part), keep, files)
         self.folder.mkdir(exist_ok=True, mode=0o700)
         files = files.join(units.select("part").unique(), on="part", how="semi").sort("part", "table")
         _write_atomically(self.folder / "files.parquet", _parquet(files))

@@ -52,14 +52,12 @@ class Provenance:
         return {**data, "fetched_at": self.fetched_at.isoformat(), "last_fetched_at": last.isoformat()}
 
     def __str__(self) -> str:
+        """What the data is, the same on every rerun (a bundle's repr shows it): not what this run did."""
         last = self.last_fetched_at or self.fetched_at
         when = f"{self.fetched_at:%Y-%m-%d %H:%M:%S}" + (
             f" to {last:%Y-%m-%d %H:%M:%S}" if last != self.fetched_at else ""
         )
-        return (
-            f"{self.source} from {self.host}, fetched {when} UTC; this run read {self.read:,} unit(s) "
-            f"from the snapshot and fetched {self.fetched:,}"
-        )
+        return f"{self.source} from {self.host}, fetched {when} UTC"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ tests of their own by nbmake (``pytest --nbmake``).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ from capframe.sandbox import Sandbox
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REPORT = NOTEBOOKS / "customer-report.ipynb"
 REPORT_IDS = NOTEBOOKS / "report-ids.txt"
+REPORT_PARENTS = NOTEBOOKS / "report-parents.txt"
 QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -71,6 +73,7 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(
     monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(report_dir))  # the kernel inherits it
     shutil.copy(REPORT, tmp_path)
     shutil.copy(REPORT_IDS, tmp_path)
+    shutil.copy(REPORT_PARENTS, tmp_path)
     output, snapshot = report_dir / "report-output", report_dir / "report-snapshot"
 
     first = _execute(tmp_path / REPORT.name, tmp_path)
@@ -98,7 +101,12 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(
     assert not _stderr(first)
     assert not _stderr(second)
     # Nothing was written beside the notebook: the snapshot and the output went where the variable said.
-    assert {path.name for path in tmp_path.iterdir()} == {REPORT.name, REPORT_IDS.name, "elsewhere"}
+    assert {path.name for path in tmp_path.iterdir()} == {
+        REPORT.name,
+        REPORT_IDS.name,
+        REPORT_PARENTS.name,
+        "elsewhere",
+    }
 
     # What the report states as its provenance.
     provenance = dict(pl.read_parquet(output / "provenance.parquet").rows())
@@ -331,6 +339,7 @@ def test_report_with_papermill_parameters_gives_shares_of_at_most_100_percent(
 
     monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(tmp_path))
     shutil.copy(REPORT_IDS, tmp_path)
+    shutil.copy(REPORT_PARENTS, tmp_path)
     papermill.execute_notebook(
         str(REPORT),
         str(tmp_path / "out.ipynb"),
@@ -353,3 +362,43 @@ def test_hypothesis_writes_into_the_suites_temporary_folder() -> None:
     from hypothesis.configuration import storage_directory
 
     assert not storage_directory("constants").path.resolve().is_relative_to(NOTEBOOKS.parent)
+
+
+def test_report_against_a_cluster_reruns_from_its_snapshot_with_no_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATA = "env" against a cluster (the sandbox served over HTTP): the second run sends no request and
+    writes byte-identical files; a third with only CAPILLARY_HOST set (no username or password), the same."""
+    import papermill  # type: ignore[import-untyped]
+
+    from capframe.sandbox import serve
+
+    org = Sandbox(customers=10_000, seed=0)
+    monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(tmp_path))
+    for name in (REPORT_IDS, REPORT_PARENTS):
+        shutil.copy(name, tmp_path)
+    output = tmp_path / "report-output"
+
+    def run() -> dict[str, bytes]:
+        papermill.execute_notebook(
+            str(REPORT), str(tmp_path / "out.ipynb"), parameters={"DATA": "env"}, cwd=str(tmp_path),
+            kernel_name="python3", progress_bar=False,
+        )  # fmt: skip
+        written = {path.name: path.read_bytes() for path in sorted(output.iterdir())}
+        shutil.rmtree(output)
+        return written
+
+    with serve(org) as server:
+        monkeypatch.setenv("CAPILLARY_HOST", server.url)
+        monkeypatch.setenv("CAPILLARY_USERNAME", Sandbox.USERNAME)
+        monkeypatch.setenv("CAPILLARY_PASSWORD", Sandbox.PASSWORD)
+        first = run()
+        assert len(org.request_log) > 0
+        assert {"families.parquet", "family_sizes.parquet"} <= set(first)
+        assert pl.read_parquet(io.BytesIO(first["family_sizes.parquet"]))["children"].sum() > 0
+        sent = len(org.request_log)
+        assert run() == first
+        monkeypatch.delenv("CAPILLARY_USERNAME")
+        monkeypatch.delenv("CAPILLARY_PASSWORD")
+        assert run() == first
+        assert len(org.request_log) == sent

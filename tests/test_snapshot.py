@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -367,3 +368,43 @@ def test_children_walks_are_kept_whatever_the_page_size(tmp_path: Path) -> None:
     scanned = capframe.scan_children(tmp_path).collect()
     assert scanned.height == first.children.height
     assert set(scanned["association"]) == {"parentCustomer"}
+
+
+def test_a_children_pull_killed_with_sigkill_resumes_from_its_snapshot(tmp_path: Path) -> None:
+    """A real SIGKILL mid-walks: the rerun walks only the parents not on disk, and returns what a clean run does."""
+    snap = tmp_path / "snap"
+    org = Sandbox(CUSTOMERS)
+    parents = [(f.identifier_type, f.identifier_value) for f in org.families() if f.entity_type == "parentCustomer"][
+        :40
+    ]
+    script = textwrap.dedent(
+        f"""
+        import capframe
+        client = capframe.Client.sandbox({CUSTOMERS}, latency=0.05, requests_per_minute=None, concurrency=2)
+        capframe.fetch_children_tables({parents!r}, client=client, page_size=5, cache_dir={str(snap)!r}, progress=False)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(capframe.__file__).parent.parent)}
+    child = subprocess.Popen([sys.executable, "-c", script], env=env)
+    journal = snap / "children" / "journal"
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(journal.glob("*.json")) if journal.is_dir() else []) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    done = len(list(journal.glob("*.json")))
+    assert 5 <= done < len(parents)  # killed part way
+
+    client = sandbox()
+    resumed = capframe.fetch_children_tables(parents, client=client, page_size=5, cache_dir=snap)
+    assert resumed.provenance is not None
+    assert (resumed.provenance.read, resumed.provenance.fetched) == (done, len(parents) - done)
+    clean = capframe.fetch_children_tables(parents, client=sandbox(), page_size=5)
+    for name, frame in clean.tables().items():
+        assert frame.equals(resumed.tables()[name]), name
+    before = sent(client)
+    capframe.fetch_children_tables(parents, client=client, page_size=50, cache_dir=snap)
+    assert sent(client) == before

@@ -200,3 +200,34 @@ def test_write_excel_keeps_integers_longer_than_excel_keeps_as_text(client: capf
     assert errors["customer_id"].cast(pl.String).to_list() == [str(long_id)]
     # Columns of short integers stay numbers, for sums and filters in the spreadsheet.
     assert pl.read_excel(tmp_path / "r.xlsx", sheet_name="profiles").schema["customer_id"] == pl.Int64
+
+
+def _with_first_name(tables: capframe.CustomerTables, name: str) -> capframe.CustomerTables:
+    customers = tables.customers.with_columns(
+        first_name=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(name)).otherwise("first_name")
+    )
+    return capframe.CustomerTables.of({**tables.tables(), "customers": customers})
+
+
+def test_write_csv_marks_utf8_so_spreadsheets_read_names_in_any_script(
+    tables: capframe.CustomerTables, tmp_path: Path
+) -> None:
+    # Excel reads a CSV without a byte-order mark in the machine's code page: "José" became "JosÃ©".
+    written = _with_first_name(tables, "José 陈").write_csv(tmp_path / "out")
+    assert written["customers"].read_bytes().startswith(b"\xef\xbb\xbfcustomer_id,")
+    # polars and pandas read it back as written, the first column's name included.
+    back = pl.read_csv(written["customers"], infer_schema=False)
+    assert back.columns == tables.customers.columns
+    assert back["first_name"][0] == "José 陈"
+    pd = pytest.importorskip("pandas")
+    assert pd.read_csv(written["customers"]).columns[0] == "customer_id"
+
+
+def test_write_excel_warns_of_text_longer_than_a_cell_holds(tables: capframe.CustomerTables, tmp_path: Path) -> None:
+    # An Excel cell holds 32,767 characters; xlsxwriter cuts a longer text without a word.
+    long = _with_first_name(tables, "x" * 40_000)
+    with pytest.warns(
+        capframe.errors.CapframeWarning, match=r"customers\.first_name: 1 value.*32,767.*write_parquet"
+    ) as caught:
+        long.write_excel(tmp_path / "r.xlsx")
+    assert caught[0].filename == __file__  # the caller's line, not capframe's
