@@ -9,8 +9,8 @@ cluster would from elsewhere: the figures are the client's memory only. Each cas
 child process; its peak RSS is the child's own (os.wait4 rusage, and the child's VmHWM). Cases:
 
   floor     python + import capframe + the ids in a list: no request
-  capframe  fetch_customers(ids, "INSTORE", client=Client(<sandbox URL>, requests_per_minute=None,
-            concurrency=8), cache_dir=<temp dir>, progress=False)
+  capframe  fetch_customers(ids, "INSTORE", client=Client(<sandbox URL>, requests_per_minute=None),
+            cache_dir=<temp dir>, progress=False)
   pandas    the usual alternative: a plain httpx.Client loop over the same batches of 100, all bodies
             kept, then orjson + pd.json_normalize into the same six tables as bench_parse's pandas
             route. Up to --alt-max ids (default 10k, 100k with --full).
@@ -47,7 +47,7 @@ before = peak_rss_mb()
 out = {{"case": case, "n": n, "before_mb": before}}
 started = time.perf_counter()
 if case == "capframe":
-    client = capframe.Client(url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, requests_per_minute=None, concurrency=8)
+    client = capframe.Client(url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, requests_per_minute=None)
     with tempfile.TemporaryDirectory(prefix="capframe-bench-") as tmp:
         frame = capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp, progress=False)
         out["seconds"] = time.perf_counter() - started

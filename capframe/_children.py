@@ -25,6 +25,7 @@ import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
 from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
+from capframe._classify import server_text
 from capframe._client import Client
 from capframe._customers import pull_customers
 from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
@@ -185,7 +186,12 @@ class _Children:
         pages = await self._walk(session, parent)
         if not pages[0].success:
             first = pages[0]
-            return Reply([], [unit], {unit: (first.code, first.message or "the API answered success=false")})
+            # The API's words go into errors, the snapshot and ParentNotFoundError: short, printable, and
+            # without the client's credentials, which a gateway may repeat.
+            message = (
+                server_text(first.message, session.auth.redact) if first.message else "the API answered success=false"
+            )
+            return Reply([], [unit], {unit: (first.code, message)})
         return Reply([page.answer for page in pages], [unit])
 
     async def _walk(self, session: Session, parent: _Parent) -> list[_Page]:

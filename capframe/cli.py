@@ -326,6 +326,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             if args.count < 1
             else f"--count {args.count:,}: the sandbox has {args.customers:,} customers; ask fewer, or more --customers"
         )
+    summary = sys.stderr if args.output == "-" else out  # stdout holds the CSV then
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
     org = client.sandbox_org
@@ -335,13 +336,13 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     tables = fetch_customer_tables(ids, "INSTORE", client=client, progress=False if args.no_progress else None)
     seconds = time.perf_counter() - started
     customers = tables.customers
-    print(f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=out)
+    print(f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=summary)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
-        print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=out)
-        print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=out)
+        print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=summary)
+        print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=summary)
         # Over the returned customers only: the API sends loyalty data with some failed ids too.
         returned = tables.returned().customers
-        print("\nLifetime purchases of returned customers, by loyalty type:", file=out)
+        print("\nLifetime purchases of returned customers, by loyalty type:", file=summary)
         print(
             returned.group_by("loyalty_type")
             .agg(
@@ -349,14 +350,14 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
                 pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
             )
             .sort("loyalty_type"),
-            file=out,
+            file=summary,
         )
-        print("\nIdentifier coverage (share of returned customers with one):", file=out)
+        print("\nIdentifier coverage (share of returned customers with one):", file=summary)
         print(
             returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
-            file=out,
+            file=summary,
         )
-    print(f"\nWrote {_write(tables, args, out)}", file=out)
+    print(f"\nWrote {_write(tables, args, out)}", file=summary)
     return 0
 
 

@@ -298,3 +298,10 @@ def test_children_with_a_cache_dir_and_the_snapshot_commands(tmp_path: Path, mon
     assert (code, text.strip()) == (0, f"removed 0 unit(s) fetched more than 30 days, 0:00:00 ago from {snap}")
     code, text = run("snapshot", "prune", snap, "--older-than", "0s")
     assert "removed 1 unit(s)" in text
+
+
+def test_demo_to_stdout_writes_only_the_csv_there(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run("demo", "--count", "20", "--no-progress", "-o", "-")
+    assert code == 0
+    assert pl.read_csv(io.StringIO(text)).height == 25  # the summary went to stderr, not into the CSV
+    assert "Fetched 25 ids" in capsys.readouterr().err
