@@ -86,54 +86,123 @@ def source(value: Any) -> str:
     return upper
 
 
+# A float64 holds every whole number exactly only up to 2**53: past it an id may have lost digits.
+_MAX_FLOAT_ID = 2**53
+_SHOWN_POSITIONS = 5
+_DROP_MISSING = (
+    "drop them first: .dropna() on a pandas Series, .drop_nulls() (and .drop_nans() for NaN) on a polars"
+    " Series, or leave them out of the list"
+)
+
+
+def _is_float(value: Any) -> bool:
+    """A float of any width (Python's, numpy's): Real but not Rational, as ints and Fractions are."""
+    return isinstance(value, numbers.Real) and not isinstance(value, numbers.Rational)
+
+
+def _missing_kind(value: Any) -> str | None:
+    """How a missing value is written (None, NaN, pandas' <NA> and NaT), or None for a value."""
+    if value is None:
+        return "None"
+    if _is_float(value) and math.isnan(value):
+        return "NaN"
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values, without importing pandas
+        return str(value)
+    return None
+
+
+def _missing(positions: list[int], kinds: Iterable[str], total: int) -> ArgumentTypeError:
+    shown = ", ".join(map(str, positions[:_SHOWN_POSITIONS]))
+    more = f" and {len(positions) - _SHOWN_POSITIONS} more" if len(positions) > _SHOWN_POSITIONS else ""
+    where = f"position {shown}" if len(positions) == 1 else f"positions {shown}{more}"
+    return ArgumentTypeError(
+        f"ids holds {len(positions)} missing value(s) ({', '.join(sorted(set(kinds)))}) among {total},"
+        f" at {where} (counting from 0): a customer id cannot be missing; {_DROP_MISSING}"
+    )
+
+
 def _bad_id(value: Any, position: int) -> Exception:
+    """The error for one bad id. Only numbers and digit strings are repeated: other text may be personal."""
     where = f"ids[{position}]"
     if isinstance(value, bool) or value is None:
         return ArgumentTypeError(f"{where} is {value!r}: customer ids are positive integers")
     if isinstance(value, str):
-        hint = f" (convert with int(): {int(value)})" if value.strip().isdigit() else ""
-        return ArgumentTypeError(f"{where} is the string {value!r}: customer ids are positive integers{hint}")
+        if value.strip().isdigit():
+            return ArgumentTypeError(
+                f"{where} is the string {value!r}: customer ids are positive integers"
+                f" (convert with int(): {int(value)})"
+            )
+        return ArgumentTypeError(f"{where} is a string, not a number: customer ids are positive integers")
     if isinstance(value, numbers.Integral):
         return InvalidArgumentError(f"{where} is {int(value)}: customer ids are positive integers below 2**63")
-    return ArgumentTypeError(f"{where} is {value!r} ({type(value).__name__}): customer ids are positive integers")
+    if _is_float(value) and math.isfinite(value) and float(value).is_integer():
+        if value > 0:
+            return InvalidArgumentError(
+                f"{where} is {value!r}, past 2**53, where a float loses digits: read the ids as integers"
+                " (pandas: dtype='Int64'; polars: pl.Int64)"
+            )
+        return InvalidArgumentError(f"{where} is {value!r}: customer ids are positive integers")
+    shown = f"{value!r} " if isinstance(value, numbers.Number) else ""
+    return ArgumentTypeError(f"{where} is {shown}({type(value).__name__}): customer ids are positive integers")
+
+
+def _id(value: Any, position: int) -> int:
+    """One id other than a plain int in range: a whole number of any int type, or a whole float."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= _MAX_ID:
+        return int(value)
+    if _is_float(value) and math.isfinite(value) and float(value).is_integer() and 0 < value <= _MAX_FLOAT_ID:
+        return int(value)
+    raise _bad_id(value, position)
 
 
 def customer_ids(ids: Any) -> list[int]:
     """Positive integer ids -> a list without duplicates, in first-occurrence order.
 
-    Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays.
+    Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays. Whole
+    floats up to 2**53 are ids too (565338404.0 is 565338404), as the CLI reads them: pandas keeps an
+    integer column with a gap as floats, and it stays float after ``.dropna()``. Other floats are refused,
+    and so are missing values (None, NaN, null, pandas' <NA>): the error counts them, says where the first
+    few are and how to drop them, since an id that is not there cannot be asked for or accounted for.
     """
     if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
-        raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__} {ids!r}")
-    # numpy arrays of integers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
-    numpy_ints = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iub"
-    if isinstance(ids, pl.Series) or numpy_ints:
+        shown = "" if isinstance(ids, (str, bytes)) and not ids.strip().isdigit() else f" {ids!r}"
+        raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}{shown}")
+    # numpy arrays of numbers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
+    numpy_numbers = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iubf"
+    if isinstance(ids, pl.Series) or numpy_numbers:
         return _ids_from_series(pl.Series("ids", ids))
     if not isinstance(ids, Iterable):
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}")
     checked: dict[int, None] = {}
+    missing: dict[int, str] = {}  # position -> how it is written; all are counted before the error
     for position, value in enumerate(ids):
         if type(value) is int and 0 < value <= _MAX_ID:  # the common case, checked fast
             checked[value] = None
-        elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= _MAX_ID:
-            checked[int(value)] = None
+        elif (kind := _missing_kind(value)) is not None:
+            missing[position] = kind
         else:
-            raise _bad_id(value, position)
+            checked[_id(value, position)] = None
+    if missing:
+        raise _missing(list(missing), missing.values(), position + 1)
     return list(checked)
 
 
 def _ids_from_series(series: pl.Series) -> list[int]:
-    if not series.dtype.is_integer():
-        bad = series.drop_nulls()
-        raise (
-            _bad_id(bad[0] if len(bad) else None, 0)
-            if series.dtype != pl.Null
-            else ArgumentTypeError("ids are all null")
-        )
-    if series.null_count():
-        raise _bad_id(None, int(series.is_null().arg_max() or 0))
-    out_of_range = (series <= 0) | (series > _MAX_ID) if series.dtype == pl.UInt64 else series <= 0
-    if out_of_range.any():
-        position = int(out_of_range.arg_max() or 0)
-        raise _bad_id(int(series[position]), position)
+    if series.dtype == pl.Null:
+        raise ArgumentTypeError(f"ids are all null: {_DROP_MISSING}")
+    is_float = series.dtype.is_float()
+    if not (series.dtype.is_integer() or is_float):
+        position = int(series.is_not_null().arg_max() or 0)
+        raise _bad_id(series[position], position)
+    is_missing = series.is_null() | series.is_nan() if is_float else series.is_null()
+    if is_missing.any():
+        kinds = ["null"] * bool(series.null_count()) + ["NaN"] * bool(is_float and series.is_nan().any())
+        raise _missing(is_missing.arg_true().to_list(), kinds, len(series))
+    if is_float:
+        bad = (series <= 0) | (series > _MAX_FLOAT_ID) | (series != series.floor())
+    else:
+        bad = (series <= 0) | (series > _MAX_ID) if series.dtype == pl.UInt64 else series <= 0
+    if bad.any():
+        position = int(bad.arg_max() or 0)
+        raise _bad_id(series[position], position)
     return series.cast(pl.Int64).unique(maintain_order=True).to_list()

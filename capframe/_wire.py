@@ -229,12 +229,15 @@ _JSON_STRING = r'"(?:[^"\\]|\\.)*"'
 def _without_null_members(text: pl.Expr) -> pl.Expr:
     """Compact JSON text -> the same without object members whose value is null.
 
-    Each pattern matches a whole string token where it meets one and puts it back, so text inside
-    strings is never touched: first every ``,"key":null``, then a first member ``{"key":null`` (and its comma).
+    One pattern, matched left to right: a member ``,"key":null``; or a ``{`` and its first members
+    while they are null (and the comma after them); or a whole string token, put back as it is, so
+    text inside strings is never touched. The pattern runs only on texts holding ``":null`` (every
+    null member does): a literal search is far cheaper, and most texts hold none.
     """
-    return text.str.replace_all(rf"(?s),{_JSON_STRING}:null|({_JSON_STRING})", "$1").str.replace_all(
-        rf"(?s)(\{{){_JSON_STRING}:null,?|({_JSON_STRING})", "$1$2"
-    )
+    member = rf"{_JSON_STRING}:null"
+    pattern = rf"(?s),{member}|(\{{){member}(?:,{member})*,?|({_JSON_STRING})"
+    with_nulls = pl.when(text.str.contains('":null', literal=True)).then(text)  # others: null, skipped
+    return pl.coalesce(with_nulls.str.replace_all(pattern, "$1$2"), text)
 
 
 def _target(have: DType, want: DType, path: str, raw: bool, drift: list[str]) -> DType:

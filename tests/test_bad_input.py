@@ -11,6 +11,7 @@ import traceback
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -45,20 +46,25 @@ def assert_refused(exc: BaseException, error: type[CapframeError], *names: str) 
 BAD_IDS = [
     # (ids, error, what the message must name)
     pytest.param(["565338404"], ArgumentTypeError, ("ids[0]", "'565338404'", "int()"), id="a string"),
-    pytest.param([565338404, "abc"], ArgumentTypeError, ("ids[1]", "'abc'"), id="a string, second"),
-    pytest.param([1.0], ArgumentTypeError, ("ids[0]", "1.0", "float"), id="a whole float"),
+    pytest.param([565338404, "abc"], ArgumentTypeError, ("ids[1]", "a string"), id="a string, second"),
     pytest.param([3, 2.5], ArgumentTypeError, ("ids[1]", "2.5"), id="a float"),
-    pytest.param([float("nan")], ArgumentTypeError, ("nan",), id="nan"),
+    pytest.param([-1.0], InvalidArgumentError, ("ids[0]", "-1.0", "positive"), id="a negative whole float"),
+    pytest.param([float("inf")], ArgumentTypeError, ("ids[0]", "inf"), id="infinity"),
+    pytest.param([2.0**53 + 2], InvalidArgumentError, ("ids[0]", "2**53", "Int64"), id="a float past 2**53"),
+    pytest.param([float("nan")], ArgumentTypeError, ("NaN", "position 0"), id="nan"),
     pytest.param([-5], InvalidArgumentError, ("ids[0]", "-5", "positive"), id="negative"),
     pytest.param([7, 0], InvalidArgumentError, ("ids[1]", "is 0"), id="zero"),
     pytest.param([True], ArgumentTypeError, ("ids[0]", "True"), id="a boolean"),
-    pytest.param([1, None], ArgumentTypeError, ("ids[1]", "None"), id="None"),
+    pytest.param([1, None], ArgumentTypeError, ("position 1", "None"), id="None"),
     pytest.param([2**63], InvalidArgumentError, (str(2**63),), id="beyond int64"),
     pytest.param([np.int64(-3)], InvalidArgumentError, ("-3",), id="a negative numpy int"),
     pytest.param(np.array([5, -3]), InvalidArgumentError, ("ids[1]", "-3"), id="numpy array, a negative"),
-    pytest.param(np.array([1.0, 2.0]), ArgumentTypeError, ("float",), id="numpy float array"),
+    pytest.param(np.array([1.0, 2.5]), ArgumentTypeError, ("ids[1]", "2.5", "float"), id="numpy float array"),
     pytest.param(np.array([True, False]), ArgumentTypeError, ("True",), id="numpy bool array"),
-    pytest.param(pl.Series([4, None]), ArgumentTypeError, ("ids[1]", "None"), id="Series with a null"),
+    pytest.param(pl.Series([4, None]), ArgumentTypeError, ("position 1", "null"), id="Series with a null"),
+    pytest.param(pl.Series([None, "a"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings, a null"),
+    pytest.param(pl.Series([4.0, 2**60]), InvalidArgumentError, ("ids[1]", "2**53"), id="float Series past 2**53"),
+    pytest.param(pl.Series([4.0, 0.0]), InvalidArgumentError, ("ids[1]", "positive"), id="float Series, a zero"),
     pytest.param(pl.Series([4, -4]), InvalidArgumentError, ("ids[1]", "-4"), id="Series, a negative"),
     pytest.param(pl.Series(["1", "2"]), ArgumentTypeError, ("'1'",), id="Series of strings"),
     pytest.param(pl.Series([1.5]), ArgumentTypeError, ("1.5",), id="Series of floats"),
@@ -97,6 +103,65 @@ def test_a_numpy_object_array_of_ints_is_accepted(client: capframe.Client) -> No
     ids = client.sandbox_org.customer_ids(3)  # type: ignore[union-attr]
     frame = capframe.fetch_customers(np.array(ids, dtype=object), "INSTORE", client=client)
     assert frame["customer_id"].to_list() == ids
+
+
+def test_text_in_place_of_an_id_is_not_repeated(client: capframe.Client) -> None:
+    # A string that is not digits may be a name, an email address or a mobile number typed with a +.
+    for ids in (["jane.doe@example.com"], "jane.doe@example.com", pl.Series(["jane.doe@example.com"])):
+        with pytest.raises(ArgumentTypeError) as info:
+            capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+        assert "jane" not in str(info.value)
+    assert sent(client) == 0
+
+
+MISSING_IDS = [
+    # (ids with 565338404 first and missing values at positions 1 and 3, how they are written)
+    pytest.param([565338404, None, 7, None], ("None",), id="list, None"),
+    pytest.param([565338404, float("nan"), 7, np.nan], ("NaN",), id="list, NaN"),
+    pytest.param(pd.Series([565338404, None, 7, None]), ("NaN",), id="pandas float column"),
+    pytest.param(pd.Series([565338404, None, 7, None], dtype="Int64"), ("<NA>",), id="pandas Int64 column"),
+    pytest.param(pd.Series([565338404, None, 7, pd.NA], dtype=object), ("<NA>", "None"), id="pandas object column"),
+    pytest.param(pl.Series([565338404, None, 7, None]), ("null",), id="polars Int64 Series"),
+    pytest.param(pl.Series([565338404.0, None, 7.0, float("nan")]), ("NaN", "null"), id="polars Float64 Series"),
+    pytest.param(np.array([565338404.0, np.nan, 7.0, np.nan]), ("NaN",), id="numpy float array"),
+]
+
+
+@pytest.mark.parametrize(("ids", "kinds"), MISSING_IDS)
+def test_missing_ids_are_counted_located_and_the_way_to_drop_them_named(
+    client: capframe.Client, ids: Any, kinds: tuple[str, ...]
+) -> None:
+    with pytest.raises(ArgumentTypeError) as info:
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client)
+    message = str(info.value)
+    assert_refused(info.value, ArgumentTypeError, "2 missing value", "among 4", "positions 1, 3", *kinds)
+    assert all(hint in message for hint in (".dropna()", ".drop_nulls()")), message
+    assert "565338404" not in message  # the values around them are not the problem
+    assert sent(client) == 0
+
+
+def test_many_missing_ids_show_the_first_positions_and_how_many_more() -> None:
+    ids = pd.Series([float(i) if i % 3 else None for i in range(1, 31)])  # 10 missing
+    with pytest.raises(ArgumentTypeError) as info:
+        _args.customer_ids(ids)
+    assert_refused(info.value, ArgumentTypeError, "10 missing", "among 30", "positions 2, 5, 8, 11, 14 and 5 more")
+
+
+WHOLE_FLOATS = [
+    pytest.param(lambda ids: [float(i) for i in ids], id="list of floats"),
+    pytest.param(lambda ids: pd.Series([*ids, None]).dropna(), id="pandas float column after dropna"),
+    pytest.param(lambda ids: pl.Series([*ids, None], dtype=pl.Float64).drop_nulls(), id="polars Float64 Series"),
+    pytest.param(lambda ids: np.array(ids, dtype=np.float64), id="numpy float array"),
+    pytest.param(lambda ids: [np.float32(i) if i < 2**24 else np.float64(i) for i in ids], id="numpy float scalars"),
+]
+
+
+@pytest.mark.parametrize("make", WHOLE_FLOATS)
+def test_whole_floats_are_ids_as_the_cli_reads_them(client: capframe.Client, make: Any) -> None:
+    ids = valid_ids(client)
+    frame = capframe.fetch_customers(make([*ids, ids[0]]), "INSTORE", client=client)
+    assert frame["customer_id"].to_list() == ids
+    assert frame["customer_id"].dtype == pl.Int64
 
 
 def valid_ids(client: capframe.Client) -> list[int]:
