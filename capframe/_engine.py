@@ -7,9 +7,11 @@ Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe
     request   one ask for a set of units: a Get Customers Bulk POST for up to ``batch_size`` ids, or
               one parent's walk (all its pages). A request that exhausts its retries has *failed*.
     answer    what a request brought back, read and checked, not yet tidied (``_answers.Answer``).
-    group     consecutive requests whose answers are tidied together when nothing goes to a
-              snapshot: a tidy step has fixed costs that one request's answer would pay alone.
-    part      what one request added to a snapshot: a parquet file per table, and its index rows.
+    group     consecutive requests whose answers are tidied together: a tidy step, and a part's
+              files, have fixed costs that one request's answer would pay alone (per-request parts
+              made 90,000 files for a million ids and doubled the pull's time).
+    part      what one group added to a snapshot: a parquet file per table, and its index rows.
+              A hierarchy part holds one walk: its rows do not say which walk they belong to.
     tables    table name -> DataFrame: what tidying gives, what a bundle holds.
 
 The engine schedules the requests, asks once more for units an answer left out, records failures,
@@ -17,7 +19,7 @@ keeps the snapshot, and hands back tidied tables in an order that depends on the
 on the order answers arrive in. The machinery for speed and memory lives here: groups are
 consecutive requests (never the first to arrive), tidied tables are kept in group order and merged
 now and then (thousands of small frames cost far more memory than their rows), and with a snapshot
-finished requests live on disk only and are read back once, at the end.
+finished groups live on disk only and are read back once, at the end.
 """
 
 from __future__ import annotations
@@ -97,12 +99,14 @@ class Endpoint(Protocol):
         ...
 
 
-def group_numbers(count: int, first: int) -> list[int]:
-    """The group of each of ``count`` consecutive requests, numbered from ``first``."""
-    tail = max(0, count - GROUP)
-    head = [first + index // GROUP for index in range(tail)]
+def group_numbers(count: int, first: int, *, alone: bool = False) -> list[int]:
+    """The group of each of ``count`` consecutive requests, numbered from ``first``; ``alone``: one
+    request per group (a snapshot whose parts hold one unit each)."""
+    group, last_group = (1, 1) if alone else (GROUP, LAST_GROUP)
+    tail = max(0, count - group)
+    head = [first + index // group for index in range(tail)]
     start = head[-1] + 1 if head else first
-    return head + [start + index // LAST_GROUP for index in range(count - tail)]
+    return head + [start + index // last_group for index in range(count - tail)]
 
 
 def in_progress_limit(session: Session) -> int:
@@ -218,7 +222,7 @@ class _Run:
     snapshot_error: SnapshotError | None = None
     _group_of: list[int] = field(default_factory=list)  # request index -> group, across both rounds of asking
     _group_size: Counter[int] = field(default_factory=Counter)
-    _waiting: dict[int, dict[int, list[Answer]]] = field(default_factory=dict)  # group -> request -> answers
+    _waiting: dict[int, dict[int, Reply | None]] = field(default_factory=dict)  # group -> request -> reply
     _part_groups: list[int] = field(default_factory=list)  # the group of each kept part: their order
     _done: set[int] = field(default_factory=set)  # groups tidied (or with nothing to tidy)
     _first_undone: int = 0  # every group before it is done: parts of those groups are final
@@ -229,7 +233,8 @@ class _Run:
         others still finish; any other error stops the whole pull."""
         self._in_progress = self._in_progress or asyncio.Semaphore(in_progress_limit(session))
         first = len(self._group_of)
-        self._group_of += group_numbers(len(requests), self._group_of[-1] + 1 if self._group_of else 0)
+        alone = self.store is not None and self.store.one_unit_per_part
+        self._group_of += group_numbers(len(requests), self._group_of[-1] + 1 if self._group_of else 0, alone=alone)
         self._group_size.update(self._group_of[first:])
         await asyncio.gather(*(self._request(session, first + i, units) for i, units in enumerate(requests)))
 
@@ -245,49 +250,50 @@ class _Run:
                 self.answered += list(reply.units)
                 self.refused |= reply.refused
                 self.bar.update()
-            if reply is not None and self.store is not None and self.snapshot_error is None:
-                await self._store(index, reply)
-            else:
-                await self._group_done(index, reply.answers if reply else [])
+            await self._group_done(index, reply)
 
-    async def _store(self, index: int, reply: Reply) -> None:
-        """One request's part in the snapshot: only its warnings stay in memory. If the snapshot
-        cannot be written, the pull goes on in memory and says so at the end."""
+    async def _group_done(self, index: int, reply: Reply | None) -> None:
+        """Record a request's reply (None: it failed); once its group is complete, tidy the group's
+        answers in request order, and store them as one part of the snapshot or keep them."""
+        group = self._group_of[index]
+        waiting = self._waiting.setdefault(group, {})
+        waiting[index] = reply
+        if len(waiting) < self._group_size[group]:
+            return
+        del self._waiting[group]
+        replies = [r for _, r in sorted(waiting.items()) if r is not None]
+        answers = [a for r in replies for a in r.answers]
+        tidied = await asyncio.to_thread(self.endpoint.tidy, answers) if answers else None
+        stored = (
+            replies and self.store is not None and self.snapshot_error is None and await self._store(replies, tidied)
+        )
+        if tidied is not None and not stored:
+            self._append(tidied, group)
+        self._done.add(group)
+        while self._first_undone in self._done:
+            self._first_undone += 1
+
+    async def _store(self, replies: list[Reply], tidied: Tidied | None) -> bool:
+        """A group's part in the snapshot: only its warnings stay in memory. False when the snapshot
+        cannot be written: the pull goes on in memory and says so at the end."""
         assert self.store is not None
-        tidied = await asyncio.to_thread(self.endpoint.tidy, reply.answers) if reply.answers else None
-        tables = tidied.tables if tidied is not None else {}
         try:
             when = await asyncio.to_thread(
                 self.store.write,
                 self.host,
                 self.source,
-                list(reply.units),
-                tables,
-                reply.refused,
+                [u for r in replies for u in r.units],
+                tidied.tables if tidied is not None else {},
+                {u: note for r in replies for u, note in r.refused.items()},
                 self.endpoint.columns(),
             )
         except OSError as exc:
             self.snapshot_error = _cannot_write_error(self.store, exc)
-            if tidied is not None:
-                self._append(tidied, self._group_of[index])
-            return
+            return False
         self.fetched_at.append(when)
         if tidied is not None and (tidied.unexpected or tidied.drift):
             self.noticed.append(Tidied({}, tidied.unexpected, tidied.drift))
-
-    async def _group_done(self, index: int, answers: list[Answer]) -> None:
-        """Record a request's answers; once its group is complete, tidy the group in request order."""
-        group = self._group_of[index]
-        waiting = self._waiting.setdefault(group, {})
-        waiting[index] = answers
-        if len(waiting) == self._group_size[group]:
-            del self._waiting[group]
-            ready = [a for i in sorted(waiting) for a in waiting[i]]
-            if ready:
-                self._append(await asyncio.to_thread(self.endpoint.tidy, ready), group)
-            self._done.add(group)
-            while self._first_undone in self._done:
-                self._first_undone += 1
+        return True
 
     def _append(self, tidied: Tidied, group: int) -> None:
         """Keep tidied tables in group order, the order rows tied to no unit keep; now and then merge

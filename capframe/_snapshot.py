@@ -10,7 +10,7 @@ relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the
                                        code and message (the API's refusal of a unit that has no rows)
     <endpoint>/files.parquet           one row per file: part, table, sha256, bytes
     <endpoint>/journal/<part>.json     a part written but not yet in the index (a run going on, or killed)
-    <endpoint>/<table>/<part>.parquet  one request's tables, every row with ``host`` and ``source``
+    <endpoint>/<table>/<part>.parquet  one part's tables (a group of requests), every row with ``host`` and ``source``
 
 ``<endpoint>`` is ``customers`` (a unit is a customer id) or ``children`` (a unit is one parent's
 walk). A part's files are written to temporary names and renamed, then its journal entry: a run
@@ -336,6 +336,12 @@ class Store:
         self.damaged_parts: set[str] = set()  # parts found damaged by held(): dropped at the next commit
         self.notices: list[Notice] = []  # warnings for the public function to give, at its caller's line
 
+    @property
+    def one_unit_per_part(self) -> bool:
+        """Whether a part may hold one unit only: its tables have no column naming the unit of a row,
+        so a part could not be rewritten without one of several units."""
+        return self.unit_column is None
+
     def _path(self, table: str, part: str) -> Path:
         return self.folder / table / f"{part}.parquet"
 
@@ -480,7 +486,7 @@ class Store:
         notes: Mapping[Hashable, tuple[int | None, str]],
         columns: Mapping[str, str],
     ) -> datetime:
-        """One request's part: its tables (with ``columns`` such as host and source in front), then its
+        """One part (a group of requests' answers): its tables (with ``columns`` such as host and source in front), then its
         journal entry. Returns the time it records as fetched."""
         part = f"{time.time_ns():x}-{secrets.token_hex(4)}"
         fetched_at = _now()
