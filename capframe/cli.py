@@ -36,11 +36,31 @@ from capframe.errors import CapframeError, InvalidArgumentError
 
 __all__ = ["main"]
 
-_ENV_HELP = (
-    "Credentials: set CAPILLARY_HOST (a cluster alias eu, apac, apac2, us, cn or a base URL) and "
+_CONFIGURE = (
+    "set CAPILLARY_HOST (a cluster alias eu, apac, apac2, us, cn or a base URL) and "
     "CAPILLARY_USERNAME/CAPILLARY_PASSWORD (Basic auth: till code and password) or "
-    "CAPILLARY_CLIENT_KEY/CAPILLARY_CLIENT_SECRET (OAuth); or pass --sandbox for the embedded emulator."
+    "CAPILLARY_CLIENT_KEY/CAPILLARY_CLIENT_SECRET (OAuth); or pass --sandbox for the embedded emulator"
 )
+_ENV_HELP = f"Credentials: {_CONFIGURE}."
+# The library's remedy for missing credentials names Python arguments (client=, username and password,
+# Client.sandbox()); what precedes it says what is wrong.
+_PYTHON_REMEDY = re.compile(r"client=|Client\.sandbox\(\)|\bpass username|from_env")
+_REMEDY_START = re.compile(r": (?P<lead>to fetch them, )?(?:set CAPILLARY_HOST|pass username).*", re.DOTALL)
+
+
+def _for_the_command_line(exc: CapframeError) -> str:
+    """An error in a CLI user's terms: a remedy naming Python arguments becomes the command line's
+    variables and --sandbox; what went wrong is kept as the library said it."""
+    message = str(exc)
+    if not _PYTHON_REMEDY.search(message):
+        return message
+    remedy = _REMEDY_START.search(message)
+    if remedy is None:  # a wording not known here: the command line's remedy still reaches the user
+        return f"{message}; on the command line, {_CONFIGURE}"
+    what = message[: remedy.start()]
+    if "USERNAME" not in remedy.group().upper():  # only the host is in question: a snapshot of several
+        return f"{what}: set CAPILLARY_HOST to say which one"
+    return f"{what}: {remedy['lead'] or ''}{_CONFIGURE}"
 
 
 def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int]:
@@ -475,7 +495,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, out or sys.stdout)
     except CapframeError as exc:
-        print(f"capframe: error: {exc}", file=sys.stderr)
+        print(f"capframe: error: {_for_the_command_line(exc)}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:  # a file that cannot be read or written
         print(f"capframe: error: {exc}", file=sys.stderr)
