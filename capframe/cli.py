@@ -123,18 +123,24 @@ def _is_missing(token: str) -> bool:
 
 
 def _id(source: str, number: int, token: str) -> int:
+    """The id on line ``number`` of the file: checked here, so that a bad one is named by its line."""
     token = token.strip().strip('"')
-    if token.isdigit():
-        return int(token)
-    if re.fullmatch(r"\d+\.0*", token):  # pandas writes an integer column with a gap as floats: 565338404.0
-        return int(token.split(".")[0])
+    # pandas writes an integer column with a gap as floats: 565338404.0. At most 19 digits after any
+    # leading zeros: int() of thousands of digits fails, and no id has more.
+    digits = re.fullmatch(r"0*([0-9]{1,19})(?:\.0*)?", token)
+    if digits and 0 < int(digits[1]) <= _args.MAX_ID:
+        return int(digits[1])
+    where = f"{'stdin' if source == '-' else source}: line {number}"
     if not token or _is_missing(token):
         raise InvalidArgumentError(
-            f"{source}: line {number}: {token or 'an empty value'!r} is a missing value, not a customer id"
+            f"{where}: {token or 'an empty value'!r} is a missing value, not a customer id"
             " (pandas writes a missing id as NaN or leaves it empty): drop the rows without an id"
             " (DataFrame.dropna) and write the file again"
         )
-    raise InvalidArgumentError(f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)")
+    raise InvalidArgumentError(
+        f"{where}: {token[:20]!r} is not a customer id: customer ids are positive integers below 2**63;"
+        " correct or remove that line"
+    )
 
 
 def _ids_of_column(source: str, lines: list[tuple[int, str]], column: str | None) -> list[int]:

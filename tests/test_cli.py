@@ -430,3 +430,35 @@ def test_a_python_remedy_in_words_the_command_line_does_not_know_gets_its_remedy
     )
     assert "set CAPILLARY_HOST" in err
     assert "--sandbox" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "token"),
+    [
+        ("565338404\n0\n", 2, "0"),
+        ("565338404\n# a comment\n\n00\n", 4, "00"),  # the file's line, counting comments and blank lines
+        ("565338404, 566135941\n-5\n", 2, "-5"),
+        ("565338404\n1.5\n", 2, "1.5"),
+        ("565338404 9223372036854775808\n", 1, "9223372036854775808"),  # past 2**63 - 1
+        ("565338404\n" + "1" * 5000 + "\n", 2, "1" * 20),  # shown cut short
+        ("customer_id\n565338404\n0\n", 3, "0"),
+        ("name,customer_id\nA,565338404\nB,-7\n", 3, "-7"),
+    ],
+)
+def test_an_id_that_is_no_customer_id_names_the_file_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, line: int, token: str
+) -> None:
+    ids = tmp_path / "ids.csv"
+    ids.write_text(content)
+    assert run("customers", "--ids", str(ids), "--sandbox", "-o", str(tmp_path / "c.parquet"))[0] == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"capframe: error: {ids}: line {line}: {token!r} is not a customer id: customer ids are positive"
+        " integers below 2**63; correct or remove that line\n"
+    )
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_an_id_from_stdin_that_is_no_customer_id_names_stdin_and_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("customers", "--ids", "-", "--sandbox", stdin="565338404\n0\n")[0] == 2
+    assert "capframe: error: stdin: line 2: '0' is not a customer id" in capsys.readouterr().err
