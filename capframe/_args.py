@@ -23,7 +23,7 @@ SOURCES = frozenset(
         "ECOMMERCE", "WEBSITE", "LINE", "ALL", "WHATSAPP", "MOBILE_APP",
     }
 )  # fmt: skip
-_MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # the largest customer id: a signed 64-bit integer
 MAX_BATCH = 1000  # ids per Get Customers Bulk request: the sandbox's limit, and Capillary's usual one (1060 past it)
 
 
@@ -148,7 +148,7 @@ def _bad_id(value: Any, position: int) -> Exception:
 
 def _id(value: Any, position: int) -> int:
     """One id other than a plain int in range: a whole number of any int type, or a whole float."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= _MAX_ID:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= MAX_ID:
         return int(value)
     if _is_float(value) and math.isfinite(value) and float(value).is_integer() and 0 < value <= _MAX_FLOAT_ID:
         return int(value)
@@ -176,7 +176,7 @@ def customer_ids(ids: Any) -> list[int]:
     checked: dict[int, None] = {}
     missing: dict[int, str] = {}  # position -> how it is written; all are counted before the error
     for position, value in enumerate(ids):
-        if type(value) is int and 0 < value <= _MAX_ID:  # the common case, checked fast
+        if type(value) is int and 0 < value <= MAX_ID:  # the common case, checked fast
             checked[value] = None
         elif (kind := _missing_kind(value)) is not None:
             missing[position] = kind
@@ -201,7 +201,7 @@ def _ids_from_series(series: pl.Series) -> list[int]:
     if is_float:
         bad = (series <= 0) | (series > _MAX_FLOAT_ID) | (series != series.floor())
     else:
-        bad = (series <= 0) | (series > _MAX_ID) if series.dtype == pl.UInt64 else series <= 0
+        bad = (series <= 0) | (series > MAX_ID) if series.dtype == pl.UInt64 else series <= 0
     if bad.any():
         position = int(bad.arg_max() or 0)
         raise _bad_id(series[position], position)

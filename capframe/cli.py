@@ -36,11 +36,31 @@ from capframe.errors import CapframeError, InvalidArgumentError
 
 __all__ = ["main"]
 
-_ENV_HELP = (
-    "Credentials: set CAPILLARY_HOST (a cluster alias eu, apac, apac2, us, cn or a base URL) and "
+_CONFIGURE = (
+    "set CAPILLARY_HOST (a cluster alias eu, apac, apac2, us, cn or a base URL) and "
     "CAPILLARY_USERNAME/CAPILLARY_PASSWORD (Basic auth: till code and password) or "
-    "CAPILLARY_CLIENT_KEY/CAPILLARY_CLIENT_SECRET (OAuth); or pass --sandbox for the embedded emulator."
+    "CAPILLARY_CLIENT_KEY/CAPILLARY_CLIENT_SECRET (OAuth); or pass --sandbox for the embedded emulator"
 )
+_ENV_HELP = f"Credentials: {_CONFIGURE}."
+# The library's remedy for missing credentials names Python arguments (client=, username and password,
+# Client.sandbox()); what precedes it says what is wrong.
+_PYTHON_REMEDY = re.compile(r"client=|Client\.sandbox\(\)|\bpass username|from_env")
+_REMEDY_START = re.compile(r": (?P<lead>to fetch them, )?(?:set CAPILLARY_HOST|pass username).*", re.DOTALL)
+
+
+def _for_the_command_line(exc: CapframeError) -> str:
+    """An error in a CLI user's terms: a remedy naming Python arguments becomes the command line's
+    variables and --sandbox; what went wrong is kept as the library said it."""
+    message = str(exc)
+    if not _PYTHON_REMEDY.search(message):
+        return message
+    remedy = _REMEDY_START.search(message)
+    if remedy is None:  # a wording not known here: the command line's remedy still reaches the user
+        return f"{message}; on the command line, {_CONFIGURE}"
+    what = message[: remedy.start()]
+    if "USERNAME" not in remedy.group().upper():  # only the host is in question: a snapshot of several
+        return f"{what}: set CAPILLARY_HOST to say which one"
+    return f"{what}: {remedy['lead'] or ''}{_CONFIGURE}"
 
 
 def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int]:
@@ -103,18 +123,24 @@ def _is_missing(token: str) -> bool:
 
 
 def _id(source: str, number: int, token: str) -> int:
+    """The id on line ``number`` of the file: checked here, so that a bad one is named by its line."""
     token = token.strip().strip('"')
-    if token.isdigit():
-        return int(token)
-    if re.fullmatch(r"\d+\.0*", token):  # pandas writes an integer column with a gap as floats: 565338404.0
-        return int(token.split(".")[0])
+    # pandas writes an integer column with a gap as floats: 565338404.0. At most 19 digits after any
+    # leading zeros: int() of thousands of digits fails, and no id has more.
+    digits = re.fullmatch(r"0*([0-9]{1,19})(?:\.0*)?", token)
+    if digits and 0 < int(digits[1]) <= _args.MAX_ID:
+        return int(digits[1])
+    where = f"{'stdin' if source == '-' else source}: line {number}"
     if not token or _is_missing(token):
         raise InvalidArgumentError(
-            f"{source}: line {number}: {token or 'an empty value'!r} is a missing value, not a customer id"
+            f"{where}: {token or 'an empty value'!r} is a missing value, not a customer id"
             " (pandas writes a missing id as NaN or leaves it empty): drop the rows without an id"
             " (DataFrame.dropna) and write the file again"
         )
-    raise InvalidArgumentError(f"{source}: line {number}: {token[:20]!r} is not a customer id (digits only)")
+    raise InvalidArgumentError(
+        f"{where}: {token[:20]!r} is not a customer id: customer ids are positive integers below 2**63;"
+        " correct or remove that line"
+    )
 
 
 def _ids_of_column(source: str, lines: list[tuple[int, str]], column: str | None) -> list[int]:
@@ -475,7 +501,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, out or sys.stdout)
     except CapframeError as exc:
-        print(f"capframe: error: {exc}", file=sys.stderr)
+        print(f"capframe: error: {_for_the_command_line(exc)}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:  # a file that cannot be read or written
         print(f"capframe: error: {exc}", file=sys.stderr)

@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 
 from capframe.cli import main
+from capframe.errors import ConfigurationError
+from capframe.sandbox import Sandbox, SandboxServer
 
 
 def run(*argv: str, stdin: str | None = None) -> tuple[int, str]:
@@ -305,3 +307,158 @@ def test_demo_to_stdout_writes_only_the_csv_there(capsys: pytest.CaptureFixture[
     assert code == 0
     assert pl.read_csv(io.StringIO(text)).height == 25  # the summary went to stderr, not into the CSV
     assert "Fetched 25 ids" in capsys.readouterr().err
+
+
+# --- errors in a command-line user's terms ---------------------------------------------------------
+
+_VARIABLES = (
+    "CAPILLARY_HOST",
+    "CAPILLARY_USERNAME",
+    "CAPILLARY_PASSWORD",
+    "CAPILLARY_CLIENT_KEY",
+    "CAPILLARY_CLIENT_SECRET",
+)
+_PYTHON_ONLY = ("client=", "Client.sandbox", "pass username", "client_key and", "from_env")
+
+
+def _one_line_for_the_command_line(err: str) -> str:
+    """The error a CLI user sees: one line, nothing that only means something in Python."""
+    assert err.startswith("capframe: error: "), err
+    assert err.count("\n") == 1, err
+    assert not [word for word in _PYTHON_ONLY if word in err], err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("variables", "argv", "what"),
+    [
+        ({}, ["customers", "--ids", "-"], "no Capillary cluster is configured"),
+        ({}, ["children", "--parent", "mobile:917799889933"], "no Capillary cluster is configured"),
+        ({"CAPILLARY_HOST": "eu"}, ["customers", "--ids", "-"], "no credentials"),
+        ({"CAPILLARY_HOST": "eu", "CAPILLARY_USERNAME": "till"}, ["customers", "--ids", "-"], "incomplete credentials"),
+        ({"CAPILLARY_HOST": "eu", "CAPILLARY_CLIENT_KEY": "k"}, ["customers", "--ids", "-"], "incomplete credentials"),
+    ],
+)
+def test_missing_credentials_say_what_a_command_line_user_can_do(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    argv: list[str],
+    what: str,
+) -> None:
+    """The library says "pass client=capframe.Client.sandbox()": on a command line, --sandbox and the variables."""
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert run(*argv, "--no-progress", stdin="565338404\n")[0] == 2
+    err = _one_line_for_the_command_line(capsys.readouterr().err)
+    assert what in err
+    assert "--sandbox" in err
+    assert "CAPILLARY_HOST" in err
+    assert "CAPILLARY_USERNAME/CAPILLARY_PASSWORD" in err
+    assert "CAPILLARY_CLIENT_KEY/CAPILLARY_CLIENT_SECRET" in err
+
+
+def test_a_snapshot_without_credentials_says_what_a_command_line_user_can_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sandbox_server: SandboxServer
+) -> None:
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    snap = str(tmp_path / "snap")
+    # An empty snapshot: nothing to read, nothing configured to fetch with.
+    assert run("customers", "--ids", "-", "--cache-dir", snap, stdin="565338404\n")[0] == 2
+    err = _one_line_for_the_command_line(capsys.readouterr().err)
+    assert "no Capillary cluster is configured" in err
+    assert "--sandbox" in err
+    # A snapshot holding some of the ids.
+    assert (
+        run("customers", "--ids", "-", "--sandbox", "--cache-dir", snap, "--no-progress", stdin="565338404\n")[0] == 0
+    )
+    capsys.readouterr()
+    assert run("customers", "--ids", "-", "--cache-dir", snap, stdin="565338404\n566135941\n")[0] == 2
+    err = _one_line_for_the_command_line(capsys.readouterr().err)
+    assert f"1 of 2 customer ids are not in the snapshot {snap}: to fetch them, set CAPILLARY_HOST" in err
+    assert "--sandbox" in err
+    # A snapshot of two hosts: CAPILLARY_HOST says which one to read.
+    with monkeypatch.context() as patch:
+        patch.setenv("CAPILLARY_HOST", sandbox_server.url)
+        patch.setenv("CAPILLARY_USERNAME", Sandbox.USERNAME)
+        patch.setenv("CAPILLARY_PASSWORD", Sandbox.PASSWORD)
+        assert run("customers", "--ids", "-", "--cache-dir", snap, "--no-progress", stdin="565338404\n")[0] == 0
+    capsys.readouterr()
+    assert run("customers", "--ids", "-", "--cache-dir", snap, stdin="565338404\n")[0] == 2
+    err = _one_line_for_the_command_line(capsys.readouterr().err)
+    assert "holds several hosts" in err
+    assert err.rstrip().endswith("set CAPILLARY_HOST to say which one")
+
+
+def test_a_damaged_snapshot_without_credentials_says_what_a_command_line_user_can_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    snap = tmp_path / "snap"
+    fetched = run(
+        "customers", "--ids", "-", "--sandbox", "--cache-dir", str(snap), "--no-progress", stdin="565338404\n"
+    )
+    assert fetched[0] == 0
+    capsys.readouterr()
+    # A damaged table file, then a damaged index: no credentials to fetch again what they held.
+    for damaged in ("customers/*/*.parquet", "customers/*.parquet"):
+        for path in snap.glob(damaged):
+            path.write_bytes(b"garbage")
+        assert run("customers", "--ids", "-", "--cache-dir", str(snap), stdin="565338404\n")[0] == 2
+        err = _one_line_for_the_command_line(capsys.readouterr().err)
+        assert "damaged" in err
+        assert "no credentials to fetch" in err
+        assert "--sandbox" in err
+        assert "CAPILLARY_USERNAME/CAPILLARY_PASSWORD" in err
+
+
+def test_a_python_remedy_in_words_the_command_line_does_not_know_gets_its_remedy_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ConfigurationError("the cluster was renamed; pass client= for the new one")
+
+    monkeypatch.setattr("capframe.cli.fetch_customer_tables", refuse)
+    assert run("customers", "--ids", "-", stdin="565338404\n")[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "capframe: error: the cluster was renamed; pass client= for the new one; on the command line, "
+    )
+    assert "set CAPILLARY_HOST" in err
+    assert "--sandbox" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "token"),
+    [
+        ("565338404\n0\n", 2, "0"),
+        ("565338404\n# a comment\n\n00\n", 4, "00"),  # the file's line, counting comments and blank lines
+        ("565338404, 566135941\n-5\n", 2, "-5"),
+        ("565338404\n1.5\n", 2, "1.5"),
+        ("565338404 9223372036854775808\n", 1, "9223372036854775808"),  # past 2**63 - 1
+        ("565338404\n" + "1" * 5000 + "\n", 2, "1" * 20),  # shown cut short
+        ("customer_id\n565338404\n0\n", 3, "0"),
+        ("name,customer_id\nA,565338404\nB,-7\n", 3, "-7"),
+    ],
+)
+def test_an_id_that_is_no_customer_id_names_the_file_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, line: int, token: str
+) -> None:
+    ids = tmp_path / "ids.csv"
+    ids.write_text(content)
+    assert run("customers", "--ids", str(ids), "--sandbox", "-o", str(tmp_path / "c.parquet"))[0] == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"capframe: error: {ids}: line {line}: {token!r} is not a customer id: customer ids are positive"
+        " integers below 2**63; correct or remove that line\n"
+    )
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_an_id_from_stdin_that_is_no_customer_id_names_stdin_and_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("customers", "--ids", "-", "--sandbox", stdin="565338404\n0\n")[0] == 2
+    assert "capframe: error: stdin: line 2: '0' is not a customer id" in capsys.readouterr().err

@@ -402,3 +402,30 @@ def test_report_against_a_cluster_reruns_from_its_snapshot_with_no_credentials(
         monkeypatch.delenv("CAPILLARY_PASSWORD")
         assert run() == first
         assert len(org.request_log) == sent
+
+
+def test_report_outcome_shares_add_up_to_100_percent_when_the_ids_file_repeats_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ids file pasted together from two exports repeats ids; capframe asks each once, one row each.
+    Divided by the ids file's lines, the outcome shares added up to less than 100%."""
+    import papermill  # type: ignore[import-untyped]
+
+    monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(tmp_path))
+    org = Sandbox(customers=10_000, seed=0)
+    unique = [*org.customer_ids(40), *org.unknown_ids(3), org.pii_deleted_ids()[0]]
+    repeated = [*unique, *unique[:20], *unique[-3:]]
+    (tmp_path / "repeated-ids.txt").write_text("# ids, some twice\n" + "\n".join(map(str, repeated)) + "\n")
+    shutil.copy(REPORT_PARENTS, tmp_path)
+    papermill.execute_notebook(
+        str(REPORT), str(tmp_path / "out.ipynb"), parameters={"IDS_FILE": "repeated-ids.txt"}, cwd=str(tmp_path),
+        kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    printed = (tmp_path / "out.ipynb").read_text()
+    assert f"{len(repeated)} ids in repeated-ids.txt ({len(repeated) - len(unique)} repeated" in printed
+    output = tmp_path / "report-output"
+    assert dict(pl.read_parquet(output / "provenance.parquet").rows())["asked"] == str(len(unique))
+    outcomes = pl.read_parquet(output / "outcomes.parquet")
+    assert outcomes["ids"].sum() == len(unique)
+    # Each share is rounded to hundredths: their sum is 100 within half a hundredth per row.
+    assert outcomes["percent"].sum() == pytest.approx(100, abs=0.005 * outcomes.height)

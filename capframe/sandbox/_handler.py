@@ -289,26 +289,26 @@ class Sandbox:
         return httpx.MockTransport(self._handle_with_latency)
 
     def _handle_with_latency(self, request: httpx.Request) -> httpx.Response:
-        with self.occupancy() as delay:
+        with self._occupancy() as delay:
             if delay is None:
-                return self.overloaded(request)
+                return self._overloaded(request)
             if delay:
                 time.sleep(delay)
             return self.handle(request)
 
     async def ahandle(self, request: httpx.Request) -> httpx.Response:
         """Wait ``latency`` seconds (more past ``capacity``), then answer like :meth:`handle`."""
-        with self.occupancy() as delay:
+        with self._occupancy() as delay:
             if delay is None:
-                return self.overloaded(request)
+                return self._overloaded(request)
             if delay:
                 await asyncio.sleep(delay)
             return self.handle(request)
 
     @contextlib.contextmanager
-    def occupancy(self) -> Iterator[float | None]:
+    def _occupancy(self) -> Iterator[float | None]:
         """Count a request in flight while it is served: how long to wait before answering it, or
-        None when more than twice ``capacity`` are in flight (answer with :meth:`overloaded`)."""
+        None when more than twice ``capacity`` are in flight (answer with :meth:`_overloaded`)."""
         with self._lock:
             self._in_flight += 1
             in_flight = self._in_flight
@@ -323,7 +323,7 @@ class Sandbox:
             with self._lock:
                 self._in_flight -= 1
 
-    def overloaded(self, request: httpx.Request) -> httpx.Response:
+    def _overloaded(self, request: httpx.Request) -> httpx.Response:
         """The 503 of a server with more than twice its ``capacity`` in flight."""
         reply = _Reply(503, _errors_body(503, "Service temporarily unavailable"))
         self._record(request, reply.status, "capacity", 0)

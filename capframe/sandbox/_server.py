@@ -93,9 +93,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         url = f"{self.server.url}{self.path}"
         request = httpx.Request(self.command, url, headers=headers, content=body)
         try:
-            with sandbox.occupancy() as delay:
+            with sandbox._occupancy() as delay:
                 if delay is None:
-                    response = sandbox.overloaded(request)
+                    response = sandbox._overloaded(request)
                 else:
                     time.sleep(delay)
                     response = sandbox.handle(request)
