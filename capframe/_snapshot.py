@@ -591,13 +591,12 @@ class Store:
     # -- reading ------------------------------------------------------------------------------------
 
     def read(
-        self, rows: pl.DataFrame, tables: Sequence[str], keep: Sequence[str], dropped: Sequence[str]
+        self, parts: Sequence[str], units: pl.Series, tables: Sequence[str], keep: Sequence[str], dropped: Sequence[str]
     ) -> dict[str, pl.DataFrame | None]:
-        """The tables of the units in ``rows`` (unit, part), parts in the order of their first unit;
-        None for a table no part has a file of. Columns in ``dropped`` (host, source) are left out.
-        Tables not in ``keep`` are read for their schema only (memory)."""
-        parts = rows.select(pl.col("part").unique(maintain_order=True))["part"].to_list()
-        wanted = rows["unit"].implode()
+        """The tables of ``units`` from the files of ``parts``, in that order; None for a table no
+        part has a file of. Columns in ``dropped`` (host, source) are left out. Tables not in
+        ``keep`` are read for their schema only (memory)."""
+        wanted = units.implode()
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
             for table in tables:
