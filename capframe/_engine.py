@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import polars as pl
@@ -347,10 +348,11 @@ async def pull(
     store: Store | None = None
     dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
     held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
+    damaged: list[Path] = []
     if snapshot is not None:
         snapshot.check(create=client is not None, notices=notices)
         store = Store(snapshot, endpoint.name)
-        held, _ = await asyncio.to_thread(store.held, pl.Series(units, dtype=dtype), host, source, max_age)
+        held, damaged = await asyncio.to_thread(store.held, pl.Series(units, dtype=dtype), host, source, max_age)
         notices += store.notices
         store.notices = []
     missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
@@ -360,10 +362,11 @@ async def pull(
             "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
             "CAPILLARY_CLIENT_SECRET), or pass client="
         )
-        if notices:  # damage made them missing: say which files
+        if damaged:  # damage made them missing: say which files
+            shown = ", ".join(map(str, damaged[:3])) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
             raise SnapshotError(
-                f"{'; '.join(message for message, _ in notices)}. {len(missing)} of {len(units)} {unit_words} are "
-                f"not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
+                f"{shown} {'is' if len(damaged) == 1 else 'are'} damaged or missing: {len(missing)} of {len(units)} "
+                f"{unit_words} are not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
             )
         raise ConfigurationError(
             f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}: to fetch them, {fetch}"

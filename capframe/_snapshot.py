@@ -460,9 +460,10 @@ class Store:
 
     def held(
         self, units: pl.Series, host: str, source: str, max_age: timedelta | None
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(held, verified): index rows of ``units`` for host and source whose files are intact (and
-        fresh enough), and whether any file was found damaged. Damaged parts are warned about once."""
+    ) -> tuple[pl.DataFrame, list[Path]]:
+        """(held, damaged): index rows of ``units`` for host and source whose files are intact (and
+        fresh enough), and the snapshot files found damaged or missing (the index and journal files
+        too). Damaged parts are warned about once."""
         with self.snapshot.lock(exclusive=False):
             index, files = self.view()
             rows = index.filter(
@@ -479,7 +480,7 @@ class Store:
                 (f"snapshot file(s) missing or damaged: {shown}; their units are fetched again", SnapshotDamagedWarning)
             )
             rows = rows.filter(~pl.col("part").is_in(list(self.damaged_parts)))
-        return rows, pl.DataFrame({"damaged": [str(p) for p in bad]}, schema={"damaged": pl.String})
+        return rows, [*self.unreadable, *bad]
 
     # -- writing ------------------------------------------------------------------------------------
 
