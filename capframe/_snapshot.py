@@ -419,10 +419,22 @@ class Store:
         """(units, files): the index with the journal folded in, each (host, source, unit) once, the
         latest fetch winning. Call under the lock."""
         self.unreadable = []
-        index = self._read_frame(self.folder / "index.parquet", self.schema)
-        files = self._read_frame(self.folder / "files.parquet", FILES)
+        index, files = self._read_index()
         journal_units, journal_files, _ = self._journal()
         return self._fold(index, files, journal_units, journal_files)
+
+    def _read_index(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(index, files) as stored. Without the files' checksums no part of the index can be verified:
+        the index counts as lost too, and its units are fetched again."""
+        index = self._read_frame(self.folder / "index.parquet", self.schema)
+        path = self.folder / "files.parquet"
+        files = self._read_frame(path, FILES)
+        if index.height and not path.exists():
+            self.unreadable.append(path)
+            self.notices.append((f"{path} is missing: the units of the index are fetched again", SnapshotDamagedWarning))
+        if path in self.unreadable:
+            index = index.clear()
+        return index, files
 
     @staticmethod
     def _fold(
@@ -522,8 +534,7 @@ class Store:
         and damaged ones; with ``drop_before``, drop units fetched before it. Call under the exclusive lock.
         Returns how many units were dropped."""
         self.unreadable = []
-        index = self._read_frame(self.folder / "index.parquet", self.schema)
-        files = self._read_frame(self.folder / "files.parquet", FILES)
+        index, files = self._read_index()
         journal_units, journal_files, entries = self._journal()
         units, files = self._fold(index, files, journal_units, journal_files)
         stored = pl.concat([f.select("part") for f in [index, *journal_units]]).group_by("part").agg(stored=pl.len())
@@ -555,7 +566,8 @@ class Store:
             path.unlink(missing_ok=True)
         self.damaged_parts = set()
         # With the index lost, no file is known to be any run's: every file it does not name now goes.
-        self._remove_orphans(files, every=self.folder / "index.parquet" in self.unreadable)
+        lost = {self.folder / "index.parquet", self.folder / "files.parquet"} & set(self.unreadable)
+        self._remove_orphans(files, every=bool(lost))
         return dropped
 
     def _rewrite(self, part: str, part_files: pl.DataFrame, keep: list[object], files: pl.DataFrame) -> pl.DataFrame:

@@ -187,8 +187,14 @@ DAMAGE: dict[str, Callable[[Path], Path]] = {
     "swapped files": lambda root: (_swap(*_part_files(root, "fields")[:2]), _part_files(root, "fields")[0])[1],
     "unreadable file": lambda root: (p := _part_files(root, "segments")[1], _unreadable(p))[0],
     "garbage index": lambda root: (p := root / "customers" / "index.parquet", p.write_bytes(b"\x00garbage"))[0],
+    # The checksums lost: no file can be verified, not even a part damaged since (read, it crashed every run).
+    "garbage checksums": lambda root: (
+        _part_files(root, "profiles")[0].write_bytes(b"garbage"),
+        p := root / "customers" / "files.parquet",
+        p.write_bytes(b"garbage"),
+    )[1],
 }
-LOST = {"swapped files": 40, "garbage index": 40}  # ids the damage loses: one part of 20 unless said
+LOST = {"swapped files": 40, "garbage index": 40, "garbage checksums": 40}  # ids lost: one part of 20 unless said
 
 
 @pytest.mark.parametrize("kind", [*DAMAGE, "not a directory", "read-only", "full disk", "two writers", "capframe 0.1"])
