@@ -400,7 +400,8 @@ async def pull(
         parts, first, last = await asyncio.to_thread(
             _read_back, run, store, units, [*failed_units, *unanswered], dtype, notices
         )
-    notices += store.notices if store is not None else []
+    # Reading back finds again the damage the lookup found (a lost index, say): said once.
+    notices += [notice for notice in (store.notices if store is not None else []) if notice not in notices]
     return Pulled(
         parts,
         sorted(run.failed, key=lambda f: str(f[0])),

@@ -248,9 +248,11 @@ def test_a_damaged_or_unusable_snapshot_is_healed_or_refused_with_a_capframe_err
         return
     damaged = DAMAGE[kind](root)
     client = sandbox()
-    with pytest.warns(capframe.SnapshotDamagedWarning, match=damaged.name):
+    with pytest.warns(capframe.SnapshotDamagedWarning, match=damaged.name) as record:
         # batch_size 10: a group of 5 requests and more, so the healed snapshot has two parts to damage again
         healed = capframe.fetch_customer_tables(ids, "INSTORE", client=client, batch_size=10, cache_dir=root)
+    said = [str(w.message) for w in record]
+    assert len(said) == len(set(said)), said  # each damage said once
     assert_same(healed, clean)
     requests = (20 + LOST.get(kind, 20)) // 10  # the 20 new ids, and what the damage lost
     assert sent(client) == requests
