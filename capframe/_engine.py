@@ -42,7 +42,7 @@ from capframe._answers import Answer, Tidied
 from capframe._client import Client, resolve_host
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import Progress
-from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write
+from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write, named
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
 
 __all__ = [
@@ -173,9 +173,17 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
     store = Store(snapshot, endpoint)
     with snapshot.lock(exclusive=False):
         units, files = store.view()
-    if source is not None:
-        units = units.filter(pl.col("source") == source)
-    parts = files.filter(pl.col("table") == table).join(units.select("part").unique(), on="part", how="semi")
+        if source is not None:
+            units = units.filter(pl.col("source") == source)
+        parts = files.filter(pl.col("table") == table).join(units.select("part").unique(), on="part", how="semi")
+        # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error.
+        damaged = [*store.unreadable, *store.damaged_files(parts)]
+    if damaged:
+        raise SnapshotError(
+            f"{named(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing in the snapshot "
+            f"{snapshot.root}: run a fetch of its ids with this cache_dir (and credentials), which fetches the "
+            "damaged units again, then scan it again"
+        )
     paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
     if not paths:
         raise InvalidArgumentError(
@@ -363,9 +371,8 @@ async def pull(
             "CAPILLARY_CLIENT_SECRET), or pass client="
         )
         if damaged:  # damage made them missing: say which files
-            shown = ", ".join(map(str, damaged[:3])) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
             raise SnapshotError(
-                f"{shown} {'is' if len(damaged) == 1 else 'are'} damaged or missing: {len(missing)} of {len(units)} "
+                f"{named(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing: {len(missing)} of {len(units)} "
                 f"{unit_words} are not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
             )
         raise ConfigurationError(

@@ -44,7 +44,7 @@ import polars as pl
 from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
-__all__ = ["ENDPOINTS", "Notice", "Snapshot", "SnapshotInfo", "Store", "cannot_write", "max_age_of"]
+__all__ = ["ENDPOINTS", "Notice", "Snapshot", "SnapshotInfo", "Store", "cannot_write", "max_age_of", "named"]
 
 Notice = tuple[str, type[Warning]]
 
@@ -126,6 +126,11 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
     return buffer.getvalue()
+
+
+def named(paths: Sequence[Path]) -> str:
+    """Files for a message: the first three, and how many more."""
+    return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def cannot_write(root: Path, exc: OSError) -> SnapshotError:
@@ -431,7 +436,9 @@ class Store:
         files = self._read_frame(path, FILES)
         if index.height and not path.exists():
             self.unreadable.append(path)
-            self.notices.append((f"{path} is missing: the units of the index are fetched again", SnapshotDamagedWarning))
+            self.notices.append(
+                (f"{path} is missing: the units of the index are fetched again", SnapshotDamagedWarning)
+            )
         if path in self.unreadable:
             index = index.clear()
         return index, files
@@ -487,9 +494,11 @@ class Store:
             bad = self.damaged_files(needed)
         if bad:
             self.damaged_parts |= {p.stem for p in bad}
-            shown = ", ".join(str(p) for p in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             self.notices.append(
-                (f"snapshot file(s) missing or damaged: {shown}; their units are fetched again", SnapshotDamagedWarning)
+                (
+                    f"snapshot file(s) missing or damaged: {named(bad)}; their units are fetched again",
+                    SnapshotDamagedWarning,
+                )
             )
             rows = rows.filter(~pl.col("part").is_in(list(self.damaged_parts)))
         return rows, [*self.unreadable, *bad]

@@ -332,6 +332,21 @@ def test_stale_temporary_files_are_cleaned(tmp_path: Path) -> None:
     assert fresh.exists()  # perhaps another run's file being written
 
 
+@pytest.mark.parametrize("kind", ["garbage", "missing table file", "garbage index", "garbage checksums"])
+def test_scanning_a_damaged_snapshot_is_a_snapshot_error_naming_the_file(kind: str, tmp_path: Path) -> None:
+    """Not polars' ComputeError or FileNotFoundError when the LazyFrame is collected, nor "holds no table"."""
+    for held in (IDS[:20], IDS[20:40]):
+        capframe.fetch_customers(held, "INSTORE", client=sandbox(), cache_dir=tmp_path)
+    damaged = DAMAGE[kind](tmp_path)
+    table = damaged.parent.name  # customers/index.parquet: the customers table
+    with pytest.raises(capframe.SnapshotError, match=rf"{damaged.name}.*damaged or missing.*cache_dir"):
+        capframe.scan_customers(tmp_path, table).collect()
+    with pytest.warns(capframe.SnapshotDamagedWarning):
+        capframe.fetch_customers(IDS[:40], "INSTORE", client=sandbox(), cache_dir=tmp_path)  # heals it
+    want = capframe.fetch_customer_tables(IDS[:40], "INSTORE", client=sandbox()).tables()[table]
+    assert capframe.scan_customers(tmp_path, table).collect().height == want.height
+
+
 # --- inspect and manage ---------------------------------------------------------------------------
 
 
