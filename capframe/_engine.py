@@ -376,7 +376,8 @@ async def pull(
                 f"{unit_words} are not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
             )
         raise ConfigurationError(
-            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}: to fetch them, {fetch}"
+            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}"
+            f"{_held_instead(store, host, source) if not held.height else ''}: to fetch them, {fetch}"
         )
     if missing and store is not None:
         if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]
@@ -421,6 +422,16 @@ async def pull(
         notices,
         run.snapshot_error,
     )
+
+
+def _held_instead(store: Store | None, host: str, source: str) -> str:
+    """What a snapshot holding none of a pull's units holds instead: a CAPILLARY_HOST or a source
+    other than the author's makes every unit missing, and "set CAPILLARY_HOST" alone does not say so."""
+    if store is None:
+        return ""
+    held = [f"{h} {s}" for h, s in store.units().select("host", "source").unique().sort("host", "source").iter_rows()]
+    more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+    return f" for {host} and source {source}" + (f" (it holds {', '.join(held[:3])}{more})" if held else "")
 
 
 def _requests(units: Sequence[Unit], size: int) -> list[tuple[Unit, ...]]:

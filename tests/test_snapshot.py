@@ -157,6 +157,23 @@ def test_several_hosts_and_none_chosen_is_an_error_listing_them(tmp_path: Path) 
         capframe.fetch_customers(IDS[:5], "INSTORE", cache_dir=tmp_path)
 
 
+@pytest.mark.usefixtures("no_credentials")
+def test_units_held_for_another_host_or_source_are_named_when_none_can_be_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only "set CAPILLARY_HOST" to an analyst whose CAPILLARY_HOST is set: what the snapshot holds instead."""
+    capframe.fetch_customers(IDS[:5], "INSTORE", client=sandbox(), cache_dir=tmp_path)
+    with pytest.raises(
+        capframe.ConfigurationError,
+        match=rf"5 of 5 customer ids are not in the snapshot .* for {Sandbox.BASE_URL} and source ECOMMERCE "
+        rf"\(it holds {Sandbox.BASE_URL} INSTORE\)",
+    ):
+        capframe.fetch_customers(IDS[:5], "ECOMMERCE", cache_dir=tmp_path)
+    monkeypatch.setenv("CAPILLARY_HOST", "http://127.0.0.1:9")
+    with pytest.raises(capframe.ConfigurationError, match=r"for http://127.0.0.1:9 and source INSTORE \(it holds"):
+        capframe.fetch_customers(IDS[:5], "INSTORE", cache_dir=tmp_path)
+
+
 # --- self-healing: the damaged-snapshot catalogue -------------------------------------------------
 
 
