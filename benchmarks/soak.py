@@ -11,7 +11,9 @@ from the same organisation (same seed) is the reference. The script prints ids a
 ids lost (asked but absent), ids failed by capframe (a row with success=False that the reference has
 as a success), duplicate rows, wrong rows (rows of any table that differ from the reference, as a
 multiset: whole tables compared), whether every table is equal to the reference row for row, requests
-made, faults injected by kind (from the sandbox's request_log) and elapsed seconds.
+made, faults injected by kind (from the sandbox's request_log) and elapsed seconds. The faulty pull
+writes a snapshot (``cache_dir``, a temporary folder); the same ids, reversed, are then pulled again
+through it with the faulty client: that rerun must send no request and give the reference's rows.
 
 Exits 1 if anything was lost, duplicated, failed or wrong; 0 otherwise.
 """
@@ -22,6 +24,7 @@ import argparse
 import collections
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -68,14 +71,18 @@ def client(args: argparse.Namespace, faults: Faults | None) -> capframe.Client:
     )
 
 
-def pull(c: capframe.Client, ids: list[int], batch_size: int) -> tuple[capframe.CustomerTables, float, str, list[Any]]:
+def pull(
+    c: capframe.Client, ids: list[int], batch_size: int, cache_dir: str | None = None
+) -> tuple[capframe.CustomerTables, float, str, list[Any]]:
     """-> (tables, seconds, what went wrong if anything, capframe warnings)."""
     start = time.perf_counter()
     problem = ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            tables = capframe.fetch_customer_tables(ids, "INSTORE", client=c, batch_size=batch_size, progress=False)
+            tables = capframe.fetch_customer_tables(
+                ids, "INSTORE", client=c, batch_size=batch_size, progress=False, cache_dir=cache_dir
+            )
         except capframe.FetchError as exc:  # some batches ran out of retries: the rest is in .partial
             if not isinstance(exc.partial, capframe.CustomerTables):
                 raise
@@ -119,11 +126,16 @@ def run(args: argparse.Namespace) -> int:
           f"({len(KINDS)} kinds, {each:.2%} each), batches of {args.batch_size}, concurrency {args.concurrency}, "
           f"max_retries {args.max_retries}; {cpus} CPUs, load {load}")  # fmt: skip
 
-    got, seconds, problem, caught = pull(faulty, ids, args.batch_size)
+    with tempfile.TemporaryDirectory(prefix="capframe-soak-") as snapshot:
+        got, seconds, problem, caught = pull(faulty, ids, args.batch_size, snapshot)
+        sent = len(faulty.sandbox_org.request_log)
+        rerun, _, rerun_problem, _ = pull(faulty, ids[::-1], args.batch_size, snapshot)
+        rerun_sent = len(faulty.sandbox_org.request_log) - sent
     want, ref_seconds, ref_problem, _ = pull(reference, ids, args.batch_size)
     if ref_problem:
         print(f"the fault-free reference pull failed: {ref_problem}")
         return 2
+    rerun_wrong = {name: row_difference(getattr(rerun, name), getattr(want, name)) for name in want.MODELS}
 
     customers, ref_customers = got.customers, want.customers
     present = set(customers["customer_id"])
@@ -133,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     failed_by_capframe = customers.filter(~pl.col("success") & pl.col("customer_id").is_in(list(ref_ok)))
     wrong = {name: row_difference(getattr(got, name), getattr(want, name)) for name in want.MODELS}
     equal = {name: getattr(got, name).equals(getattr(want, name)) for name in want.MODELS}
-    log = faulty.sandbox_org.request_log
+    log = faulty.sandbox_org.request_log[:sent]
     injected = collections.Counter(r.fault for r in log if r.fault)
     statuses = collections.Counter(r.status for r in log)
 
@@ -158,15 +170,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {kind:<24} {injected.get(kind, 0):>10,}")
     print(f"statuses                   {dict(sorted(statuses.items()))}   (0 = reset or timeout, no answer)")
     print(f"warnings                   {len(caught)}: {'; '.join(str(w.message)[:90] for w in caught) or '-'}")
-    print(f"elapsed, faulty pull       {seconds:>10.1f} s   ({len(ids) / seconds:,.0f} ids/s)")
+    print(
+        f"rerun from the snapshot    {rerun_sent:>10,} requests, {sum(rerun_wrong.values()):,} wrong rows   "
+        "(the ids reversed, the faulty client; the faulty pull wrote the snapshot)"
+    )
+    print(f"elapsed, faulty pull       {seconds:>10.1f} s   ({len(ids) / seconds:,.0f} ids/s, into a snapshot)")
     print(f"elapsed, reference pull    {ref_seconds:>10.1f} s   ({len(ids) / ref_seconds:,.0f} ids/s)")
     if problem:
         print(problem)
     if failed_by_capframe.height:
         print(failed_by_capframe.select("customer_id", "error_message").head(5))
 
+    if rerun_problem:
+        print(f"the rerun from the snapshot: {rerun_problem}")
     bad = lost or duplicates or failed_by_capframe.height or any(wrong.values()) or problem
-    print("\nRESULT:", "FAIL" if bad else "OK: 0 ids lost, 0 duplicated, 0 wrong rows")
+    bad = bad or rerun_sent or any(rerun_wrong.values()) or rerun_problem
+    print("\nRESULT:", "FAIL" if bad else "OK: 0 ids lost, 0 duplicated, 0 wrong rows; the rerun sent nothing")
     return 1 if bad else 0
 
 

@@ -514,8 +514,8 @@ class Store:
         notes: Mapping[Hashable, tuple[int | None, str]],
         columns: Mapping[str, str],
     ) -> datetime:
-        """One part (a group of requests' answers): its tables (with ``columns`` such as host and source in front), then its
-        journal entry. Returns the time it records as fetched."""
+        """One part (a group of requests' answers): its tables (with ``columns`` such as host and
+        source in front), then its journal entry. Returns the time it records as fetched."""
         part = f"{time.time_ns():x}-{secrets.token_hex(4)}"
         fetched_at = _now()
         self._mkdir("journal", *tables)
@@ -555,7 +555,7 @@ class Store:
             dropped = old.height
             units = units.filter(pl.col("fetched_at") > drop_before)
         # Parts holding fewer units than they were written with: rewritten without the others, or deleted
-        # when none is left. Joined, not looped over: a million ids are ten thousand parts.
+        # when none is left. Joined, not looped over: a snapshot grown by many small pulls holds thousands of parts.
         parts = stored.join(units.group_by("part").agg(kept=pl.len()), on="part", how="left").filter(
             pl.col("kept").fill_null(0) < pl.col("stored")
         )

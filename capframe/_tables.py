@@ -137,6 +137,10 @@ class _Bundle:
 
     @property
     def failed_ids(self) -> list[int]:
+        """Customer ids that failed: in a ``CustomerTables``, the ids the API did not return (``success``
+        false); in a ``ChildrenTables``, the parents given by customer id whose children could not be
+        fetched. A parent given by an identifier has no customer id: the repr's "failed parents" and
+        the ``errors`` table list every failed parent."""
         main = getattr(self, self._MAIN)
         if "success" not in main.columns:
             failed = self.errors.filter(pl.col("level") == "error")["customer_id"].drop_nulls()
