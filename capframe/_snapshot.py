@@ -520,22 +520,28 @@ class Store:
         fetched_at = _now()
         self._mkdir("journal", *tables)
         written: dict[str, list[object]] = {}
-        for name, frame in tables.items():
-            stored = frame.select(*(pl.lit(v, pl.String).alias(k) for k, v in columns.items()), pl.all())
-            data = _parquet(stored)
-            _write_atomically(self._path(name, part), data)
-            written[name] = [_sha256(data), len(data)]
-        entry = {
-            "part": part,
-            "host": host,
-            "source": source,
-            "units": list(units),
-            "fetched_at": fetched_at.isoformat(),
-            "wire_version": WIRE_VERSION,
-            "notes": {str(unit): list(note) for unit, note in notes.items()},
-            "files": written,
-        }
-        _write_atomically(self.folder / "journal" / f"{part}.json", json.dumps(entry).encode())
+        try:
+            for name, frame in tables.items():
+                stored = frame.select(*(pl.lit(v, pl.String).alias(k) for k, v in columns.items()), pl.all())
+                data = _parquet(stored)
+                _write_atomically(self._path(name, part), data)
+                written[name] = [_sha256(data), len(data)]
+            entry = {
+                "part": part,
+                "host": host,
+                "source": source,
+                "units": list(units),
+                "fetched_at": fetched_at.isoformat(),
+                "wire_version": WIRE_VERSION,
+                "notes": {str(unit): list(note) for unit, note in notes.items()},
+                "files": written,
+            }
+            _write_atomically(self.folder / "journal" / f"{part}.json", json.dumps(entry).encode())
+        except BaseException:
+            # A part written in half (a full disk) is no part: a glob would count its files.
+            for name in written:
+                self._path(name, part).unlink(missing_ok=True)
+            raise
         return fetched_at
 
     def commit(self, drop_before: datetime | None = None) -> int:

@@ -292,6 +292,28 @@ def test_a_damaged_or_unusable_snapshot_is_healed_or_refused_with_a_capframe_err
     assert "fetched again" not in str(refused.value)  # what a pull with credentials does, not this one
 
 
+def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part's table files written before the disk filled are removed, not left for a glob to count twice."""
+    from capframe import _snapshot
+
+    write, calls = _snapshot._write_atomically, iter(range(1000))
+
+    def fills_up(target: Path, data: bytes) -> None:
+        if next(calls) >= 3:  # the first part's fourth file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(target, data)
+
+    monkeypatch.setattr("capframe._snapshot._write_atomically", fills_up)
+    with pytest.raises(capframe.SnapshotError, match="the disk is full"):
+        capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
+    monkeypatch.setattr("capframe._snapshot._write_atomically", write)
+    capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
+    raw = pl.read_parquet(tmp_path / "customers" / "customers" / "*.parquet")
+    assert sorted(raw["customer_id"]) == sorted(IDS[:100])
+
+
 def clean_of(ids: list[int]) -> capframe.CustomerTables:
     return capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=20)
 
