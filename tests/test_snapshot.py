@@ -210,8 +210,9 @@ DAMAGE: dict[str, Callable[[Path], Path]] = {
         p := root / "customers" / "files.parquet",
         p.write_bytes(b"garbage"),
     )[1],
+    "missing checksums": lambda root: (p := root / "customers" / "files.parquet", p.unlink())[0],
 }
-LOST = {"swapped files": 40, "garbage index": 40, "garbage checksums": 40}  # ids lost: one part of 20 unless said
+LOST = {"swapped files": 40, "garbage index": 40, "garbage checksums": 40, "missing checksums": 40}  # else 20
 
 
 @pytest.mark.parametrize("kind", [*DAMAGE, "not a directory", "read-only", "full disk", "two writers", "capframe 0.1"])
