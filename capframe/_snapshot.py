@@ -128,6 +128,14 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def _readable(path: Path) -> bool:
+    try:
+        pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return False
+    return True
+
+
 def named(paths: Sequence[Path]) -> str:
     """Files for a message: the first three, and how many more."""
     return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
@@ -648,8 +656,10 @@ class Store:
                         chunks.append(frame.rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
+                    # Files are checked before a pull reads them: this one changed since (another process?).
                     raise SnapshotError(
-                        f"a file of the snapshot {self.snapshot.root} could not be read ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}): run again, and the damaged file is found and fetched again"
+                        f"{named([p for p in paths if not _readable(p)]) or 'a file'} of the snapshot "
+                        f"{self.snapshot.root} could not be read ({type(exc).__name__}: {str(exc)[:200]}); it "
+                        "changed after it was checked: run again, and a damaged file is fetched again"
                     ) from None
         return out

@@ -315,6 +315,22 @@ def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(
     assert sorted(raw["customer_id"]) == sorted(IDS[:100])
 
 
+def test_a_file_damaged_after_it_was_checked_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process damaging a file between a pull's check and its read: which file, not only "a file"."""
+    capframe.fetch_customers(IDS[:20], "INSTORE", client=sandbox(), cache_dir=tmp_path)
+    victim = _part_files(tmp_path, "identifiers")[0]
+    held = capframe._snapshot.Store.held
+
+    def held_then_damaged(*args: Any, **kwargs: Any) -> Any:
+        found = held(*args, **kwargs)
+        victim.write_bytes(b"garbage")
+        return found
+
+    monkeypatch.setattr(capframe._snapshot.Store, "held", held_then_damaged)
+    with pytest.raises(capframe.SnapshotError, match=rf"{victim}.* could not be read .*run again"):
+        capframe.fetch_customer_tables(IDS[:20], "INSTORE", client=sandbox(), cache_dir=tmp_path)
+
+
 def clean_of(ids: list[int]) -> capframe.CustomerTables:
     return capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=20)
 
