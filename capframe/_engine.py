@@ -181,8 +181,8 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
     if damaged:
         raise SnapshotError(
             f"{named(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing in the snapshot "
-            f"{snapshot.root}: run a fetch of its ids with this cache_dir (and credentials), which fetches the "
-            "damaged units again, then scan it again"
+            f"{snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
+            "the damaged units again), then scan it again"
         )
     paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
     if not paths:

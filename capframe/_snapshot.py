@@ -128,6 +128,14 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def _readable(path: Path) -> bool:
+    try:
+        pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return False
+    return True
+
+
 def named(paths: Sequence[Path]) -> str:
     """Files for a message: the first three, and how many more."""
     return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
@@ -520,22 +528,28 @@ class Store:
         fetched_at = _now()
         self._mkdir("journal", *tables)
         written: dict[str, list[object]] = {}
-        for name, frame in tables.items():
-            stored = frame.select(*(pl.lit(v, pl.String).alias(k) for k, v in columns.items()), pl.all())
-            data = _parquet(stored)
-            _write_atomically(self._path(name, part), data)
-            written[name] = [_sha256(data), len(data)]
-        entry = {
-            "part": part,
-            "host": host,
-            "source": source,
-            "units": list(units),
-            "fetched_at": fetched_at.isoformat(),
-            "wire_version": WIRE_VERSION,
-            "notes": {str(unit): list(note) for unit, note in notes.items()},
-            "files": written,
-        }
-        _write_atomically(self.folder / "journal" / f"{part}.json", json.dumps(entry).encode())
+        try:
+            for name, frame in tables.items():
+                stored = frame.select(*(pl.lit(v, pl.String).alias(k) for k, v in columns.items()), pl.all())
+                data = _parquet(stored)
+                _write_atomically(self._path(name, part), data)
+                written[name] = [_sha256(data), len(data)]
+            entry = {
+                "part": part,
+                "host": host,
+                "source": source,
+                "units": list(units),
+                "fetched_at": fetched_at.isoformat(),
+                "wire_version": WIRE_VERSION,
+                "notes": {str(unit): list(note) for unit, note in notes.items()},
+                "files": written,
+            }
+            _write_atomically(self.folder / "journal" / f"{part}.json", json.dumps(entry).encode())
+        except BaseException:
+            # A part written in half (a full disk) is no part: a glob would count its files.
+            for name in written:
+                self._path(name, part).unlink(missing_ok=True)
+            raise
         return fetched_at
 
     def commit(self, drop_before: datetime | None = None) -> int:
@@ -643,8 +657,10 @@ class Store:
                         chunks.append(scan.collect().rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
+                    # Files are checked before a pull reads them: this one changed since (another process?).
                     raise SnapshotError(
-                        f"a file of the snapshot {self.snapshot.root} could not be read ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}): run again, and the damaged file is found and fetched again"
+                        f"{named([p for p in paths if not _readable(p)]) or 'a file'} of the snapshot "
+                        f"{self.snapshot.root} could not be read ({type(exc).__name__}: {str(exc)[:200]}); it "
+                        "changed after it was checked: run again, and a damaged file is fetched again"
                     ) from None
         return out

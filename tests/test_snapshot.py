@@ -210,8 +210,9 @@ DAMAGE: dict[str, Callable[[Path], Path]] = {
         p := root / "customers" / "files.parquet",
         p.write_bytes(b"garbage"),
     )[1],
+    "missing checksums": lambda root: (p := root / "customers" / "files.parquet", p.unlink())[0],
 }
-LOST = {"swapped files": 40, "garbage index": 40, "garbage checksums": 40}  # ids lost: one part of 20 unless said
+LOST = {"swapped files": 40, "garbage index": 40, "garbage checksums": 40, "missing checksums": 40}  # else 20
 
 
 @pytest.mark.parametrize("kind", [*DAMAGE, "not a directory", "read-only", "full disk", "two writers", "capframe 0.1"])
@@ -290,6 +291,44 @@ def test_a_damaged_or_unusable_snapshot_is_healed_or_refused_with_a_capframe_err
     ) as refused:
         capframe.fetch_customer_tables(ids, "INSTORE", cache_dir=root)
     assert "fetched again" not in str(refused.value)  # what a pull with credentials does, not this one
+
+
+def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part's table files written before the disk filled are removed, not left for a glob to count twice."""
+    from capframe import _snapshot
+
+    write, calls = _snapshot._write_atomically, iter(range(1000))
+
+    def fills_up(target: Path, data: bytes) -> None:
+        if next(calls) >= 3:  # the first part's fourth file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(target, data)
+
+    monkeypatch.setattr("capframe._snapshot._write_atomically", fills_up)
+    with pytest.raises(capframe.SnapshotError, match="the disk is full"):
+        capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
+    monkeypatch.setattr("capframe._snapshot._write_atomically", write)
+    capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
+    raw = pl.read_parquet(tmp_path / "customers" / "customers" / "*.parquet")
+    assert sorted(raw["customer_id"]) == sorted(IDS[:100])
+
+
+def test_a_file_damaged_after_it_was_checked_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process damaging a file between a pull's check and its read: which file, not only "a file"."""
+    capframe.fetch_customers(IDS[:20], "INSTORE", client=sandbox(), cache_dir=tmp_path)
+    victim = _part_files(tmp_path, "identifiers")[0]
+    held = capframe._snapshot.Store.held
+
+    def held_then_damaged(*args: Any, **kwargs: Any) -> Any:
+        found = held(*args, **kwargs)
+        victim.write_bytes(b"garbage")
+        return found
+
+    monkeypatch.setattr(capframe._snapshot.Store, "held", held_then_damaged)
+    with pytest.raises(capframe.SnapshotError, match=rf"{victim}.* could not be read .*run again"):
+        capframe.fetch_customer_tables(IDS[:20], "INSTORE", client=sandbox(), cache_dir=tmp_path)
 
 
 def clean_of(ids: list[int]) -> capframe.CustomerTables:
