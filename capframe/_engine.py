@@ -458,7 +458,7 @@ def _read_back(
     if skip:
         wanted = wanted.filter(~wanted.is_in(pl.Series(skip, dtype=dtype).implode()))
     with store.snapshot.lock(exclusive=False):
-        index, _ = store.view()
+        index, files = store.view()
     # Only the columns read back, and no sort of every row: at a million units the index, the
     # matched rows and a sorted copy alive at once were the pull's peak.
     rows = (
@@ -473,7 +473,8 @@ def _read_back(
     first = rows["fetched_at"].min() if rows.height else now
     last = rows["fetched_at"].max() if rows.height else now
     part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
-    tables = store.read(part_order, rows["unit"], run.endpoint.tables, run.keep, list(run.endpoint.columns()))
+    files = files.filter(pl.col("part").is_in(part_order))
+    tables = store.read(part_order, rows["unit"], files, run.endpoint.tables, run.keep, list(run.endpoint.columns()))
     read = {name: frame for name, frame in tables.items() if frame is not None}
     # Tables kept in memory when the snapshot could not be written come after those read back.
     parts = [Tidied(read)] if len(read) == len(tables) else []

@@ -627,16 +627,24 @@ class Store:
     # -- reading ------------------------------------------------------------------------------------
 
     def read(
-        self, parts: Sequence[str], units: pl.Series, tables: Sequence[str], keep: Sequence[str], dropped: Sequence[str]
+        self,
+        parts: Sequence[str],
+        units: pl.Series,
+        files: pl.DataFrame,
+        tables: Sequence[str],
+        keep: Sequence[str],
+        dropped: Sequence[str],
     ) -> dict[str, pl.DataFrame | None]:
         """The tables of ``units`` from the files of ``parts``, in that order; None for a table no
-        part has a file of. Columns in ``dropped`` (host, source) are left out. Tables not in
-        ``keep`` are read for their schema only (memory)."""
+        part has a file of. The files are those ``files`` (the index's) lists: one gone since it was
+        checked is an error, not rows silently missing. Columns in ``dropped`` (host, source) are left
+        out. Tables not in ``keep`` are read for their schema only (memory)."""
         wanted = units.implode()
+        listed = set(files.select("part", "table").iter_rows())
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
             for table in tables:
-                paths = [p for p in (self._path(table, part) for part in parts) if p.exists()]
+                paths = [self._path(table, part) for part in parts if (part, table) in listed]
                 if not paths:
                     out[table] = None
                     continue
