@@ -42,7 +42,7 @@ from capframe._answers import Answer, Tidied
 from capframe._client import Client, resolve_host
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import Progress
-from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write, named
+from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write, damaged_or_missing, named
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
 
 __all__ = [
@@ -71,6 +71,11 @@ Outcome = tuple[T, list[Notice], CapframeError | None]
 GROUP = 20
 LAST_GROUP = 5
 MERGE_EVERY = 200  # tidied tables kept before they are merged into one
+# What a pull with no credentials says would fetch what the snapshot lacks.
+_TO_FETCH = (
+    "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
+    "CAPILLARY_CLIENT_SECRET), or pass client="
+)
 
 
 @dataclass
@@ -180,8 +185,7 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
         damaged = [*store.unreadable, *store.damaged_files(parts)]
     if damaged:
         raise SnapshotError(
-            f"{named(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing in the snapshot "
-            f"{snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
+            f"{damaged_or_missing(damaged)} in the snapshot {snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
             "the damaged units again), then scan it again"
         )
     paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
@@ -207,9 +211,7 @@ def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
         ) from None
     if unreadable:
         raise SnapshotError(
-            f"{', '.join(map(str, unreadable))} is damaged and there are no credentials to fetch again what it "
-            "listed: set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
-            "CAPILLARY_CLIENT_SECRET), or pass client="
+            f"{damaged_or_missing(unreadable)} and there are no credentials to fetch again what it listed: {_TO_FETCH}"
         ) from None
     raise cause
 
@@ -366,18 +368,14 @@ async def pull(
     missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
     if missing and client is None:
         where = f" {snapshot.root}" if snapshot is not None else ""
-        fetch = (
-            "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
-            "CAPILLARY_CLIENT_SECRET), or pass client="
-        )
         if damaged:  # damage made them missing: say which files
             raise SnapshotError(
-                f"{named(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing: {len(missing)} of {len(units)} "
-                f"{unit_words} are not in the snapshot{where} and there are no credentials to fetch them again: {fetch}"
+                f"{damaged_or_missing(damaged)}: {len(missing)} of {len(units)} {unit_words} are not in the "
+                f"snapshot{where} and there are no credentials to fetch them again: {_TO_FETCH}"
             )
         raise ConfigurationError(
             f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}"
-            f"{_held_instead(store, host, source) if not held.height else ''}: to fetch them, {fetch}"
+            f"{_held_instead(store, host, source) if not held.height else ''}: to fetch them, {_TO_FETCH}"
         )
     if missing and store is not None:
         if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]
@@ -430,8 +428,7 @@ def _held_instead(store: Store | None, host: str, source: str) -> str:
     if store is None:
         return ""
     held = [f"{h} {s}" for h, s in store.units().select("host", "source").unique().sort("host", "source").iter_rows()]
-    more = f" and {len(held) - 3} more" if len(held) > 3 else ""
-    return f" for {host} and source {source}" + (f" (it holds {', '.join(held[:3])}{more})" if held else "")
+    return f" for {host} and source {source}" + (f" (it holds {named(held)})" if held else "")
 
 
 def _requests(units: Sequence[Unit], size: int) -> list[tuple[Unit, ...]]:

@@ -44,7 +44,17 @@ import polars as pl
 from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
-__all__ = ["ENDPOINTS", "Notice", "Snapshot", "SnapshotInfo", "Store", "cannot_write", "max_age_of", "named"]
+__all__ = [
+    "ENDPOINTS",
+    "Notice",
+    "Snapshot",
+    "SnapshotInfo",
+    "Store",
+    "cannot_write",
+    "damaged_or_missing",
+    "max_age_of",
+    "named",
+]
 
 Notice = tuple[str, type[Warning]]
 
@@ -136,9 +146,13 @@ def _readable(path: Path) -> bool:
     return True
 
 
-def named(paths: Sequence[Path]) -> str:
-    """Files for a message: the first three, and how many more."""
-    return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+def named(items: Sequence[object]) -> str:
+    """Files (or anything) for a message: the first three, and how many more."""
+    return ", ".join(map(str, items[:3])) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def damaged_or_missing(paths: Sequence[Path]) -> str:
+    return f"{named(paths)} {'is' if len(paths) == 1 else 'are'} damaged or missing"
 
 
 def cannot_write(root: Path, exc: OSError) -> SnapshotError:
