@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,7 +15,7 @@ from capframe.errors import ArgumentTypeError, InvalidArgumentError
 if TYPE_CHECKING:
     from capframe._client import Client
 
-__all__ = ["MAX_BATCH", "SOURCES", "client", "count", "customer_ids", "seconds", "source"]
+__all__ = ["MAX_BATCH", "SOURCES", "client", "count", "customer_ids", "id_of_text", "seconds", "source"]
 
 # Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
 SOURCES = frozenset(
@@ -86,6 +87,22 @@ def source(value: Any) -> str:
     return upper
 
 
+# An id as text, the way a CSV read as text or an ids file holds it: digits with spaces around them,
+# leading zeros, and pandas' ".0" of an integer column with a gap (565338404.0). At most 19 digits after
+# the leading zeros: int() of thousands of digits is slow, and no id has more.
+_ID_TEXT = re.compile(r"\s*0*([0-9]{1,19})(?:\.0*)?\s*")
+
+
+def id_of_text(text: str) -> int | None:
+    """The customer id a text holds (``" 565338404 "``, ``"0565338404"``, ``"565338404.0"``), or None.
+
+    One rule for the library and the command line: the ids a CSV read as text gives are accepted
+    the same way by ``fetch_customers`` and by ``capframe customers --ids``.
+    """
+    digits = _ID_TEXT.fullmatch(text)
+    return int(digits[1]) if digits and 0 < int(digits[1]) <= MAX_ID else None
+
+
 # A float64 holds every whole number exactly only up to 2**53: past it an id may have lost digits.
 _MAX_FLOAT_ID = 2**53
 _SHOWN_POSITIONS = 5
@@ -127,12 +144,13 @@ def _bad_id(value: Any, position: int) -> Exception:
     if isinstance(value, bool) or value is None:
         return ArgumentTypeError(f"{where} is {value!r}: customer ids are positive integers")
     if isinstance(value, str):
-        if value.strip().isdigit():
-            return ArgumentTypeError(
-                f"{where} is the string {value!r}: customer ids are positive integers"
-                f" (convert with int(): {int(value)})"
+        if value.strip().isdigit():  # digits, but 0 or past 2**63 - 1
+            return InvalidArgumentError(
+                f"{where} is the string {value!r}: customer ids are positive integers below 2**63"
             )
-        return ArgumentTypeError(f"{where} is a string, not a number: customer ids are positive integers")
+        return ArgumentTypeError(
+            f"{where} is a string that is not a customer id: customer ids are positive integers, or strings of digits"
+        )
     if isinstance(value, numbers.Integral):
         return InvalidArgumentError(f"{where} is {int(value)}: customer ids are positive integers below 2**63")
     if _is_float(value) and math.isfinite(value) and float(value).is_integer():
@@ -152,6 +170,8 @@ def _id(value: Any, position: int) -> int:
         return int(value)
     if _is_float(value) and math.isfinite(value) and float(value).is_integer() and 0 < value <= _MAX_FLOAT_ID:
         return int(value)
+    if isinstance(value, str) and (number := id_of_text(value)) is not None:
+        return number
     raise _bad_id(value, position)
 
 
@@ -160,7 +180,9 @@ def customer_ids(ids: Any) -> list[int]:
 
     Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays. Whole
     floats up to 2**53 are ids too (565338404.0 is 565338404), as the CLI reads them: pandas keeps an
-    integer column with a gap as floats, and it stays float after ``.dropna()``. Other floats are refused,
+    integer column with a gap as floats, and it stays float after ``.dropna()``. Strings of digits are
+    ids as well, as the CLI reads its ids files (``id_of_text``): a CSV read as text gives them. Other
+    strings and floats are refused,
     and so are missing values (None, NaN, null, pandas' <NA>): the error counts them, says where the first
     few are and how to drop them, since an id that is not there cannot be asked for or accounted for.
     """
@@ -190,6 +212,8 @@ def customer_ids(ids: Any) -> list[int]:
 def _ids_from_series(series: pl.Series) -> list[int]:
     if series.dtype == pl.Null:
         raise ArgumentTypeError(f"ids are all null: {_DROP_MISSING}")
+    if series.dtype == pl.String:
+        return _ids_from_text(series)
     is_float = series.dtype.is_float()
     if not (series.dtype.is_integer() or is_float):
         position = int(series.is_not_null().arg_max() or 0)
@@ -206,3 +230,16 @@ def _ids_from_series(series: pl.Series) -> list[int]:
         position = int(bad.arg_max() or 0)
         raise _bad_id(series[position], position)
     return series.cast(pl.Int64).unique(maintain_order=True).to_list()
+
+
+def _ids_from_text(series: pl.Series) -> list[int]:
+    """A String Series: each value by ``id_of_text``; a bad value is named before a missing one, as in a list."""
+    digits = series.str.extract(f"^{_ID_TEXT.pattern}$", 1).cast(pl.UInt64)  # 19 digits fit a UInt64
+    numbers = pl.select(pl.when((digits > 0) & (digits <= MAX_ID)).then(digits)).to_series().cast(pl.Int64)
+    bad = series.is_not_null() & numbers.is_null()
+    if bad.any():
+        position = int(bad.arg_max() or 0)
+        raise _bad_id(series[position], position)
+    if series.null_count():
+        raise _missing(series.is_null().arg_true().to_list(), ["null"], len(series))
+    return numbers.unique(maintain_order=True).to_list()

@@ -125,11 +125,8 @@ def _is_missing(token: str) -> bool:
 def _id(source: str, number: int, token: str) -> int:
     """The id on line ``number`` of the file: checked here, so that a bad one is named by its line."""
     token = token.strip().strip('"')
-    # pandas writes an integer column with a gap as floats: 565338404.0. At most 19 digits after any
-    # leading zeros: int() of thousands of digits fails, and no id has more.
-    digits = re.fullmatch(r"0*([0-9]{1,19})(?:\.0*)?", token)
-    if digits and 0 < int(digits[1]) <= _args.MAX_ID:
-        return int(digits[1])
+    if (customer_id := _args.id_of_text(token)) is not None:  # the library's rule: the same ids in both
+        return customer_id
     where = f"{'stdin' if source == '-' else source}: line {number}"
     if not token or _is_missing(token):
         raise InvalidArgumentError(

@@ -7,18 +7,22 @@ the sandbox's request log proves that nothing was sent.
 
 from __future__ import annotations
 
+import io
 import traceback
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 
 import capframe
-from capframe import _args
+from capframe import _args, cli
 from capframe._client import CLUSTERS
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError
+from capframe.sandbox import Sandbox
 
 FAST: dict[str, Any] = {"retry_backoff": 0.001, "max_retry_after": 0.01, "requests_per_minute": None}
 
@@ -45,8 +49,9 @@ def assert_refused(exc: BaseException, error: type[CapframeError], *names: str) 
 
 BAD_IDS = [
     # (ids, error, what the message must name)
-    pytest.param(["565338404"], ArgumentTypeError, ("ids[0]", "'565338404'", "int()"), id="a string"),
+    pytest.param(["0565338404", "0"], InvalidArgumentError, ("ids[1]", "'0'", "positive"), id="the string 0"),
     pytest.param([565338404, "abc"], ArgumentTypeError, ("ids[1]", "a string"), id="a string, second"),
+    pytest.param(["-5"], ArgumentTypeError, ("ids[0]", "strings of digits"), id="a string with a sign"),
     pytest.param([3, 2.5], ArgumentTypeError, ("ids[1]", "2.5"), id="a float"),
     pytest.param([-1.0], InvalidArgumentError, ("ids[0]", "-1.0", "positive"), id="a negative whole float"),
     pytest.param([float("inf")], ArgumentTypeError, ("ids[0]", "inf"), id="infinity"),
@@ -66,7 +71,8 @@ BAD_IDS = [
     pytest.param(pl.Series([4.0, 2**60]), InvalidArgumentError, ("ids[1]", "2**53"), id="float Series past 2**53"),
     pytest.param(pl.Series([4.0, 0.0]), InvalidArgumentError, ("ids[1]", "positive"), id="float Series, a zero"),
     pytest.param(pl.Series([4, -4]), InvalidArgumentError, ("ids[1]", "-4"), id="Series, a negative"),
-    pytest.param(pl.Series(["1", "2"]), ArgumentTypeError, ("'1'",), id="Series of strings"),
+    pytest.param(pl.Series(["1", "2.5"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings"),
+    pytest.param(pl.Series(["1", None]), ArgumentTypeError, ("position 1", "null"), id="Series of strings, null"),
     pytest.param(pl.Series([1.5]), ArgumentTypeError, ("1.5",), id="Series of floats"),
     pytest.param(565338404, ArgumentTypeError, ("565338404", "list"), id="one id, not a list"),
     pytest.param("565338404", ArgumentTypeError, ("'565338404'", "list"), id="a string, not a list"),
@@ -103,6 +109,57 @@ def test_a_numpy_object_array_of_ints_is_accepted(client: capframe.Client) -> No
     ids = client.sandbox_org.customer_ids(3)  # type: ignore[union-attr]
     frame = capframe.fetch_customers(np.array(ids, dtype=object), "INSTORE", client=client)
     assert frame["customer_id"].to_list() == ids
+
+
+# Ids as text, the way a CSV read as text (pandas dtype=str, polars infer_schema=False) gives them, and as
+# an ids file holds them: the library and the command line accept and refuse the same ones.
+IDS_AS_TEXT = [
+    ("700000000", 700000000),
+    ("  700000012  ", 700000012),
+    ("0565338404", 565338404),
+    ("565338404.0", 565338404),  # pandas' text of an integer column with a gap
+    (str(2**63 - 1), 2**63 - 1),
+    ("0", None),
+    (str(2**63), None),
+    ("-5", None),
+    ("+5", None),
+    ("5.5", None),
+    ("1e5", None),
+    ("565 338 404", None),
+    ("nan", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), IDS_AS_TEXT)
+def test_ids_as_text_are_accepted_or_refused_alike_by_the_library_and_the_command_line(
+    tmp_path: Path, text: str, expected: int | None
+) -> None:
+    ids_file = tmp_path / "ids.csv"
+    ids_file.write_text(f"customer_id\n{text}\n")
+    if expected is None:
+        with pytest.raises(CapframeError):
+            _args.customer_ids([text])
+        with pytest.raises(CapframeError):
+            _args.customer_ids(pl.Series([text]))
+        with pytest.raises(CapframeError):
+            cli._read_ids(str(ids_file), io.StringIO())
+    else:
+        assert _args.customer_ids([text]) == [expected]
+        assert _args.customer_ids(pd.Series([text], dtype=str)) == [expected]
+        assert _args.customer_ids(pl.Series([text])) == [expected]
+        assert cli._read_ids(str(ids_file), io.StringIO()) == [expected]
+
+
+def test_a_csv_read_as_text_is_fetched_as_its_ids(client: capframe.Client, tmp_path: Path) -> None:
+    ids = client.sandbox_org.customer_ids(3)  # type: ignore[union-attr]
+    (tmp_path / "ids.csv").write_text("customer_id\n" + "\n".join(f" {i} " for i in ids) + "\n")
+    for column in (
+        pl.read_csv(tmp_path / "ids.csv", infer_schema=False)["customer_id"],
+        pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"],
+        pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"].to_list(),
+    ):
+        assert capframe.fetch_customers(column, "INSTORE", client=client)["customer_id"].to_list() == ids
 
 
 def test_text_in_place_of_an_id_is_not_repeated(client: capframe.Client) -> None:
@@ -203,14 +260,36 @@ def test_a_million_ids_are_checked_and_deduplicated() -> None:
 
 
 def test_a_bad_id_at_the_end_of_a_million_is_found_before_any_request(client: capframe.Client) -> None:
-    ids: list[Any] = [*range(1, 1_000_000), "1000000"]
+    ids: list[Any] = [*range(1, 1_000_000), "1000000x"]
     with pytest.raises(ArgumentTypeError) as info:
         capframe.fetch_customer_tables(ids, "INSTORE", client=client)
-    assert_refused(info.value, ArgumentTypeError, "ids[999999]", "'1000000'")
+    assert_refused(info.value, ArgumentTypeError, "ids[999999]", "a string")
     with pytest.raises(InvalidArgumentError) as info:
         capframe.fetch_customer_tables(np.arange(-1, 999_999), "INSTORE", client=client)
     assert_refused(info.value, InvalidArgumentError, "ids[0]", "-1")
     assert sent(client) == 0
+
+
+def test_a_source_in_any_case_is_sent_as_the_apis_upper_case_name(tmp_path: Path) -> None:
+    """The API's sources are upper-case names; "instore" or " Instore " is normalised, not refused."""
+    org = Sandbox(500, seed=1)
+    queries: list[str] = []
+
+    async def recorded(request: httpx.Request) -> httpx.Response:
+        queries.append(request.url.params.get("source", ""))
+        return await org.ahandle(request)
+
+    client = capframe.Client(Sandbox.BASE_URL, username=Sandbox.USERNAME, password=Sandbox.PASSWORD,
+                             transport=httpx.MockTransport(recorded))  # fmt: skip
+    tables = capframe.fetch_customer_tables(org.customer_ids(2), " Instore ", client=client, progress=False)
+    assert tables.provenance.source == "INSTORE"
+    assert queries == ["INSTORE"]
+    # The command line too: what it keeps in a snapshot is INSTORE's, read again with no request.
+    (tmp_path / "ids.txt").write_text(f"{org.customer_ids(1)[0]}\n")
+    argv = ["--ids", str(tmp_path / "ids.txt"), "--sandbox", "--source", "instore", "--cache-dir", str(tmp_path / "s")]
+    assert cli.main(["customers", *argv, "--no-progress", "-o", str(tmp_path / "out.parquet")]) == 0
+    again = capframe.fetch_customer_tables(org.customer_ids(1), "INSTORE", client=client, cache_dir=tmp_path / "s")
+    assert (again.provenance.source, len(queries)) == ("INSTORE", 1)
 
 
 def test_a_million_good_ids_with_a_bad_source_send_nothing(client: capframe.Client) -> None:
@@ -501,6 +580,6 @@ def test_tidy_customers_refuses_what_is_not_a_response(
 
 def test_an_error_of_a_sync_call_is_not_chained_to_an_unrelated_runtime_error(client: capframe.Client) -> None:
     with pytest.raises(ArgumentTypeError) as info:
-        capframe.fetch_customers(["565338404"], "INSTORE", client=client)
+        capframe.fetch_customers(["565338404x"], "INSTORE", client=client)
     assert info.value.__context__ is None
     assert "RuntimeError" not in "".join(traceback.format_exception(info.value))
