@@ -12,6 +12,7 @@ import asyncio
 import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -330,25 +331,32 @@ def test_progress_in_jupyter_without_ipywidgets_falls_back_to_text(monkeypatch: 
             bar.close()
 
 
-def test_report_with_papermill_parameters_gives_shares_of_at_most_100_percent(
+def _documented(page: str, program: str) -> list[str]:
+    """The commands a docs page shows in its console blocks that start with ``program``."""
+    blocks = re.findall(r"```console\n(.*?)```", (NOTEBOOKS.parent / "docs" / page).read_text(), re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith(f"{program} ")]
+
+
+def test_the_documented_papermill_command_runs_as_written_from_the_repository_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """papermill (the notebooks extra) overrides the parameters cell. With SOURCE ECOMMERCE most ids are
-    'not in this source' yet come with segments: counted over all rows, the shares reached 216%."""
-    import papermill  # type: ignore[import-untyped]  # in the test extra: this test never skips
+    """docs/reports.md's command, run as written in a copy of the repository's notebooks/, as a user
+    would (no CAPFRAME_REPORT_DIR). With SOURCE ECOMMERCE most ids are 'not in this source' yet come
+    with segments: counted over all rows, the shares reached 216%; over the returned ones, at most 100%."""
+    (command,) = _documented("reports.md", "papermill")
+    monkeypatch.delenv("CAPFRAME_REPORT_DIR")
+    copy = tmp_path / "notebooks"
+    copy.mkdir()
+    for name in (REPORT, REPORT_IDS, REPORT_PARENTS):
+        shutil.copy(name, copy)
+    # The papermill installed beside this Python (the test extra has it), as a shell finds it.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(shlex.split(command), cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
 
-    monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(tmp_path))
-    shutil.copy(REPORT_IDS, tmp_path)
-    shutil.copy(REPORT_PARENTS, tmp_path)
-    papermill.execute_notebook(
-        str(REPORT),
-        str(tmp_path / "out.ipynb"),
-        parameters={"SOURCE": "ECOMMERCE"},
-        cwd=str(tmp_path),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    output = tmp_path / "report-output"
+    assert (tmp_path / "out.ipynb").is_file()
+    assert (copy / "ecommerce-snapshot").is_dir()
+    output = copy / "report-output"
     assert dict(pl.read_parquet(output / "provenance.parquet").rows())["source"] == "ECOMMERCE"
     segments = pl.read_parquet(output / "segments_summary.parquet")
     assert segments.height > 0
@@ -356,6 +364,26 @@ def test_report_with_papermill_parameters_gives_shares_of_at_most_100_percent(
     # Each segment's values add up to at most the returned customers.
     returned = pl.read_parquet(output / "customers.parquet")["success"].sum()
     assert segments.group_by("segment").agg(pl.col("customers").sum())["customers"].max() <= returned  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("parameter", ["IDS_FILE", "PARENTS_FILE"])
+def test_a_parameter_file_that_is_not_there_is_an_error_naming_it_and_the_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parameter: str
+) -> None:
+    """The report's own check, run as the report runs it (the data cell defines it), without a kernel."""
+    nbformat = pytest.importorskip("nbformat")
+    cell = next(c.source for c in nbformat.read(REPORT, as_version=4).cells if "def parameter_file" in c.source)
+    definition = re.search(r"^def parameter_file.*?(?=^\S)", cell, re.S | re.M)
+    assert definition is not None
+    namespace: dict[str, Any] = {"Path": Path}
+    exec(definition.group(), namespace)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as missing:
+        namespace["parameter_file"]("report-ids.txt", parameter)
+    message = str(missing.value)
+    assert all(part in message for part in ("'report-ids.txt'", str(tmp_path), f"-p {parameter} ", "--cwd")), message
+    (tmp_path / "report-ids.txt").write_text("1\n")
+    assert namespace["parameter_file"]("report-ids.txt", parameter) == Path("report-ids.txt")
 
 
 def test_hypothesis_writes_into_the_suites_temporary_folder() -> None:
