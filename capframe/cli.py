@@ -17,12 +17,13 @@ import csv
 import functools
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import AnyStr, TextIO
 
 import polars as pl
 
@@ -63,10 +64,24 @@ def _for_the_command_line(exc: CapframeError) -> str:
     return f"{what}: {remedy['lead'] or ''}{_CONFIGURE}"
 
 
+# An ids file is untrusted input, read whole: bounded so that /dev/zero, an endless pipe or a runaway
+# export is an error, not a machine out of memory. A million ids (the scale capframe is measured at)
+# take 10 MB as plain lines, and a CSV export with other columns at most a few hundred bytes a row.
+MAX_IDS_BYTES = 128 << 20
+MAX_IDS_LINES = 2_000_000
+
+
 def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int]:
     """Ids separated by commas, spaces or new lines (lines starting with # are comments), or a CSV
     file's column: the one ``column`` names, else ``customer_id``, else its only named column."""
-    text = (stdin.read() if source == "-" else _text_of(source)).removeprefix("\ufeff")
+    text = _bounded(stdin.read(MAX_IDS_BYTES + 1), "stdin") if source == "-" else _text_of(source)
+    text = text.removeprefix("\ufeff")
+    if text.count("\n") > MAX_IDS_LINES:
+        raise InvalidArgumentError(
+            f"{'stdin' if source == '-' else f'--ids {source}'} has more than {MAX_IDS_LINES:,} lines, the most capframe reads as"
+            " an ids file: split the ids into several files and run once per file (with --cache-dir, a run reads"
+            " again what another fetched)"
+        )
     lines = [(number, line.split("#", 1)[0].strip()) for number, line in enumerate(text.splitlines(), 1)]
     lines = [(number, line) for number, line in lines if line]
     header = lines[0][1] if lines else ""
@@ -100,7 +115,12 @@ def _is_header(line: str) -> bool:
 def _text_of(source: str) -> str:
     """The text of an ids file as spreadsheets save it: UTF-8 (with or without a BOM) or UTF-16 with a BOM."""
     try:
-        data = Path(source).read_bytes()
+        if stat.S_ISCHR(mode := os.stat(source).st_mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+            raise InvalidArgumentError(
+                f"--ids {source} is a device, not a file: give the path of a file of customer ids (or - for stdin)"
+            )
+        with open(source, "rb") as file:  # a FIFO (a shell's <(...)) too, as far as the bound
+            data = _bounded(file.read(MAX_IDS_BYTES + 1), f"--ids {source}")
     except FileNotFoundError:
         raise InvalidArgumentError(f"--ids {source}: no such file: give the path of a file of customer ids") from None
     except IsADirectoryError:
@@ -113,6 +133,16 @@ def _text_of(source: str) -> str:
         raise InvalidArgumentError(
             f"--ids {source} is not a text file (UTF-8 or UTF-16): save the ids as CSV or plain text"
         ) from None
+
+
+def _bounded(data: AnyStr, name: str) -> AnyStr:
+    """``data`` read with a bound of MAX_IDS_BYTES + 1: more than the bound is an error."""
+    if len(data) > MAX_IDS_BYTES:
+        raise InvalidArgumentError(
+            f"{name} holds more than {MAX_IDS_BYTES >> 20} MiB, the most capframe reads as an ids file: give a file"
+            " of customer ids (one a line, or a CSV column), split into several files if it is that long"
+        )
+    return data
 
 
 _MISSING = {"nan", "na", "n/a", "null", "none", "<na>", "nat"}

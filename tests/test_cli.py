@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from capframe import cli
 from capframe.cli import main
-from capframe.errors import ConfigurationError
+from capframe.errors import ConfigurationError, InvalidArgumentError
 from capframe.sandbox import Sandbox, SandboxServer
 
 
@@ -462,3 +465,41 @@ def test_an_id_that_is_no_customer_id_names_the_file_and_its_line(
 def test_an_id_from_stdin_that_is_no_customer_id_names_stdin_and_its_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("customers", "--ids", "-", "--sandbox", stdin="565338404\n0\n")[0] == 2
     assert "capframe: error: stdin: line 2: '0' is not a customer id" in capsys.readouterr().err
+
+
+# --- ids files are bounded: untrusted input, read whole ----------------------------------------------
+
+
+def test_a_device_as_ids_file_is_refused_without_reading_it(capsys: pytest.CaptureFixture[str]) -> None:
+    for device in ("/dev/zero", "/dev/urandom"):
+        assert run("customers", "--ids", device, "--sandbox")[0] == 2
+        assert f"--ids {device} is a device, not a file" in capsys.readouterr().err
+
+
+def test_an_ids_file_past_the_bounds_is_an_error_naming_it_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bounds, made small: a file or stdin past them is refused, a FIFO (a shell's <(...)) too."""
+    monkeypatch.setattr(cli, "MAX_IDS_BYTES", 1000)
+    monkeypatch.setattr(cli, "MAX_IDS_LINES", 50)
+    ids = "565338404\n"
+    (tmp_path / "long.txt").write_text(ids * 101)  # 1010 bytes
+    assert run("customers", "--ids", str(tmp_path / "long.txt"), "--sandbox")[0] == 2
+    assert f"--ids {tmp_path / 'long.txt'} holds more than" in capsys.readouterr().err
+    assert run("customers", "--ids", "-", "--sandbox", stdin=ids * 101)[0] == 2
+    assert "stdin holds more than" in capsys.readouterr().err
+    (tmp_path / "many.txt").write_text("1\n" * 51)
+    assert run("customers", "--ids", str(tmp_path / "many.txt"), "--sandbox")[0] == 2
+    err = capsys.readouterr().err
+    assert "many.txt has more than 50 lines" in err
+    assert "split the ids into several files" in err
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"1\n" * 2000), daemon=True)
+    writer.start()
+    with pytest.raises(InvalidArgumentError, match="holds more than"):
+        cli._read_ids(str(fifo), io.StringIO())
+    # Within the bounds, all is read as before.
+    (tmp_path / "fits.txt").write_text(ids * 50)
+    assert cli._read_ids(str(tmp_path / "fits.txt"), io.StringIO()) == [565338404] * 50
