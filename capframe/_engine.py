@@ -72,9 +72,10 @@ GROUP = 20
 LAST_GROUP = 5
 MERGE_EVERY = 200  # tidied tables kept before they are merged into one
 # What a pull with no credentials says would fetch what the snapshot lacks.
+# A whole sentence's end: the remedy closes every message it is in (the CLI puts its own in its place).
 _TO_FETCH = (
     "set CAPILLARY_HOST and CAPILLARY_USERNAME/CAPILLARY_PASSWORD (or CAPILLARY_CLIENT_KEY/"
-    "CAPILLARY_CLIENT_SECRET), or pass client="
+    "CAPILLARY_CLIENT_SECRET), or pass client=capframe.Client(host, username=..., password=...)."
 )
 
 
@@ -207,7 +208,7 @@ def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
     if hosts:
         raise ConfigurationError(
             f"the snapshot {snapshot.root} holds several hosts ({', '.join(hosts)}): set CAPILLARY_HOST "
-            "or pass client= to say which one"
+            "or pass client=capframe.Client(host, ...) to say which one."
         ) from None
     if unreadable:
         raise SnapshotError(
@@ -375,7 +376,8 @@ async def pull(
             )
         raise ConfigurationError(
             f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}"
-            f"{_held_instead(store, host, source) if not held.height else ''}: to fetch them, {_TO_FETCH}"
+            f"{_held_instead(store, host, source) if not held.height else f' for {host} and source {source}'}: "
+            f"to fetch them, {_TO_FETCH}"
         )
     if missing and store is not None:
         if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]

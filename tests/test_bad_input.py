@@ -583,3 +583,30 @@ def test_an_error_of_a_sync_call_is_not_chained_to_an_unrelated_runtime_error(cl
         capframe.fetch_customers(["565338404x"], "INSTORE", client=client)
     assert info.value.__context__ is None
     assert "RuntimeError" not in "".join(traceback.format_exception(info.value))
+
+
+def test_no_credentials_with_a_snapshot_is_a_whole_sentence_naming_the_host_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It ended "... or pass client=", mid-sentence, and without the snapshot's host when some ids were held."""
+    held, other = 565338404, 566135941
+    capframe.fetch_customers([held], "INSTORE", client=capframe.Client.sandbox(), cache_dir=tmp_path, progress=False)
+    for name in ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD", "CAPILLARY_CLIENT_KEY",
+                 "CAPILLARY_CLIENT_SECRET"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as some:
+        capframe.fetch_customers([held, other], "INSTORE", cache_dir=tmp_path)
+    monkeypatch.setenv("CAPILLARY_HOST", "eu")
+    with pytest.raises(ConfigurationError) as none:
+        capframe.fetch_customers([held], "INSTORE", cache_dir=tmp_path)
+    assert f"for {Sandbox.BASE_URL} and source INSTORE: to fetch them" in str(some.value)
+    assert f"(it holds {Sandbox.BASE_URL} INSTORE): to fetch them" in str(none.value)
+    for error in (some.value, none.value):
+        assert str(error).endswith("or pass client=capframe.Client(host, username=..., password=...)."), error
+    # The command line says the same in its own terms.
+    (tmp_path / "ids.txt").write_text(f"{held}\n")
+    assert cli.main(["customers", "--ids", str(tmp_path / "ids.txt"), "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"(it holds {Sandbox.BASE_URL} INSTORE): to fetch them, set CAPILLARY_HOST" in err
+    assert "client=" not in err
+    assert "--sandbox" in err

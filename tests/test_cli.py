@@ -381,7 +381,8 @@ def test_a_snapshot_without_credentials_says_what_a_command_line_user_can_do(
     capsys.readouterr()
     assert run("customers", "--ids", "-", "--cache-dir", snap, stdin="565338404\n566135941\n")[0] == 2
     err = _one_line_for_the_command_line(capsys.readouterr().err)
-    assert f"1 of 2 customer ids are not in the snapshot {snap}: to fetch them, set CAPILLARY_HOST" in err
+    assert f"1 of 2 customer ids are not in the snapshot {snap} for {Sandbox.BASE_URL} and source INSTORE: " in err
+    assert ": to fetch them, set CAPILLARY_HOST" in err
     assert "--sandbox" in err
     # A snapshot of two hosts: CAPILLARY_HOST says which one to read.
     with monkeypatch.context() as patch:
