@@ -88,6 +88,9 @@ class OAuth(httpx.Auth, _Redacting):
     wait for their turn of the client's pacer, like every other request.
     """
 
+    # Where the key and secret came from, for a refusal to name: Client.from_env says its variables.
+    given_as = "the client_key and client_secret given to capframe.Client"
+
     def __init__(self, client_key: str, client_secret: str, *, base_url: str, pacer: Pacer) -> None:
         self.client_key = client_key
         self._body = json.dumps({"key": client_key, "secret": client_secret}, separators=(",", ":")).encode()
@@ -132,7 +135,7 @@ class OAuth(httpx.Auth, _Redacting):
         if status in (400, 401, 403):
             raise AuthenticationError(
                 f"the API refused the OAuth client key {self.client_key!r} and its secret "
-                f"(HTTP {status}); check CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET",
+                f"(HTTP {status}); check {self.given_as}",
                 status=status,
             )
         verdict = classify(response, "the OAuth token request", self.redact)

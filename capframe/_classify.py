@@ -13,6 +13,7 @@ before it goes into an error.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import ssl
 from collections.abc import Callable
@@ -154,6 +155,13 @@ def classify_failure(exc: Exception, host: str, timeout: float) -> Retry | Refus
     return None
 
 
+def _on_loopback(url: str) -> bool:
+    name = httpx.URL(url).host
+    with contextlib.suppress(ValueError):
+        return name == "localhost" or ipaddress.ip_address(name).is_loopback
+    return False
+
+
 def _misconfigured(exc: BaseException, host: str) -> str | None:
     """A connection that cannot succeed however often it is tried: say what is wrong with the host."""
     check = "check the host (CAPILLARY_HOST, or the host given to capframe.Client)"
@@ -172,6 +180,12 @@ def _misconfigured(exc: BaseException, host: str) -> str | None:
             )
         if isinstance(linked, ssl.SSLError):
             reason = getattr(linked, "reason", None) or linked.__class__.__name__
+            if host.startswith("https://") and _on_loopback(host):  # an https:// the user did not write, often
+                plain = "http://" + host.removeprefix("https://")
+                return (
+                    f"the TLS connection to {host} failed ({reason}): a local server that speaks plain HTTP, such as "
+                    f"`capframe sandbox`, needs http://: use {plain} (CAPILLARY_HOST, or the host given to capframe.Client)."
+                )
             return (
                 f"the TLS connection to {host} failed ({reason}): {check}; it must be an HTTPS API host. Behind a "
                 "proxy that inspects HTTPS, point SSL_CERT_FILE at its certificate."

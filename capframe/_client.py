@@ -193,7 +193,7 @@ class Client:
                 "CAPILLARY_PASSWORD (Basic auth) or CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET (OAuth), "
                 "or pass client=capframe.Client.sandbox() to use the embedded sandbox"
             )
-        return cls(
+        client = cls(
             host,
             username=env.get("CAPILLARY_USERNAME") or None,
             password=env.get("CAPILLARY_PASSWORD") or None,
@@ -201,6 +201,9 @@ class Client:
             client_secret=env.get("CAPILLARY_CLIENT_SECRET") or None,
             **options,
         )
+        if isinstance(client._auth, OAuth):
+            client._auth.given_as = "CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET"
+        return client
 
     @classmethod
     def sandbox(

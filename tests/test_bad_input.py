@@ -22,7 +22,7 @@ import capframe
 from capframe import _args, cli
 from capframe._client import CLUSTERS
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError
-from capframe.sandbox import Sandbox
+from capframe.sandbox import Sandbox, SandboxServer
 
 FAST: dict[str, Any] = {"retry_backoff": 0.001, "max_retry_after": 0.01, "requests_per_minute": None}
 
@@ -610,3 +610,28 @@ def test_no_credentials_with_a_snapshot_is_a_whole_sentence_naming_the_host_it_h
     assert f"(it holds {Sandbox.BASE_URL} INSTORE): to fetch them, set CAPILLARY_HOST" in err
     assert "client=" not in err
     assert "--sandbox" in err
+
+
+def test_https_to_a_local_plain_http_server_suggests_http(sandbox_server: SandboxServer) -> None:
+    """Client("127.0.0.1:8765") means https://: against `capframe sandbox` the TLS error says to write http://."""
+    address = sandbox_server.url.removeprefix("http://")
+    client = capframe.Client(address, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, max_retries=0)
+    with pytest.raises(ConfigurationError) as info:
+        capframe.fetch_customers([565338404], "INSTORE", client=client, progress=False)
+    assert f"use http://{address} " in str(info.value)
+
+
+def test_an_oauth_refusal_names_the_credentials_as_the_user_gave_them(
+    sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = capframe.Client(sandbox_server.url, client_key=Sandbox.CLIENT_KEY, client_secret="wrong", max_retries=0)
+    with pytest.raises(capframe.AuthenticationError) as as_arguments:
+        capframe.fetch_customers([565338404], "INSTORE", client=given, progress=False)
+    assert "client_key and client_secret given to capframe.Client" in str(as_arguments.value)
+    assert "CAPILLARY_" not in str(as_arguments.value)
+    monkeypatch.setenv("CAPILLARY_HOST", sandbox_server.url)
+    monkeypatch.setenv("CAPILLARY_CLIENT_KEY", Sandbox.CLIENT_KEY)
+    monkeypatch.setenv("CAPILLARY_CLIENT_SECRET", "wrong")
+    with pytest.raises(capframe.AuthenticationError) as from_env:
+        capframe.fetch_customers([565338404], "INSTORE", client=capframe.Client.from_env(max_retries=0))
+    assert "check CAPILLARY_CLIENT_KEY and CAPILLARY_CLIENT_SECRET" in str(from_env.value)

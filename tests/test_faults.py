@@ -441,7 +441,7 @@ def test_wrong_oauth_secret_is_an_authentication_error_naming_the_key_and_secret
     )
     with pytest.raises(capframe.AuthenticationError) as info, only_capframe_errors():
         pull(client, IDS[:BATCH])
-    assert "CAPILLARY_CLIENT_SECRET" in str(info.value)
+    assert "client_key and client_secret given to capframe.Client" in str(info.value)
     assert [r.path for r in org.request_log] == [TOKEN_PATH]
 
 

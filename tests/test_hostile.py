@@ -593,7 +593,7 @@ FAIL_FAST: list[tuple[Case, Callable[[Server], str] | None]] = [
     (Case("a closed port", api(), capframe.ConfigurationError, r"nothing answers at http://127\.0\.0\.1:\d+: the "
           r"connection was refused\. check the host \(CAPILLARY_HOST", within=3), lambda s: closed_port()),
     (Case("TLS to a server that does not speak it", api(), capframe.ConfigurationError,
-          r"TLS connection to https://127\.0\.0\.1:\d+ failed .*check the host", within=3),
+          r"TLS connection to https://127\.0\.0\.1:\d+ failed .*use http://127\.0\.0\.1:\d+ ", within=3),
      lambda s: s.url.replace("http://", "https://")),
     (Case("a redirect to another host", redirect_elsewhere, capframe.RequestRejectedError,
           r"HTTP 302, a redirect to elsewhere\.example\.com, which capframe does not follow .*check the host",
