@@ -7,6 +7,7 @@
 """
 
 import importlib
+import importlib.metadata
 
 from capframe._children import (
     afetch_children,
@@ -43,7 +44,8 @@ from capframe.errors import (
     UnexpectedEntitiesWarning,
 )
 
-__version__ = "0.1.0"
+# pyproject.toml says it once; installed, the package's metadata holds it.
+__version__ = importlib.metadata.version("capframe")
 
 
 def __getattr__(name: str) -> object:

@@ -27,7 +27,7 @@ from typing import AnyStr, TextIO
 
 import polars as pl
 
-from capframe import _args, _export
+from capframe import __version__, _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
@@ -423,6 +423,7 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         description="Capillary CRM customers as tidy, validated tables (polars), from a cluster or the embedded sandbox.",
         epilog=_ENV_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"capframe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_command = functools.partial(commands.add_parser, formatter_class=formatter)
 

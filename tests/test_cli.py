@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import os
 import threading
+import tomllib
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+import capframe
 from capframe import cli
 from capframe.cli import main
 from capframe.errors import ConfigurationError, InvalidArgumentError
@@ -504,3 +507,18 @@ def test_an_ids_file_past_the_bounds_is_an_error_naming_it_and_what_to_do(
     # Within the bounds, all is read as before.
     (tmp_path / "fits.txt").write_text(ids * 50)
     assert cli._read_ids(str(tmp_path / "fits.txt"), io.StringIO()) == [565338404] * 50
+
+
+def test_the_version_is_pyprojects_wherever_a_user_sees_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """pyproject.toml says it once; the package, `capframe --version` and a result's provenance say the same."""
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    installed = importlib.metadata.version("capframe")
+    assert installed == declared, f"the installed metadata says {installed}: reinstall (pip install -e .)"
+    assert capframe.__version__ == declared
+    with pytest.raises(SystemExit) as shown:
+        main(["--version"])
+    assert shown.value.code == 0
+    assert capsys.readouterr().out == f"capframe {declared}\n"
+    client = capframe.Client.sandbox(100)
+    tables = capframe.fetch_customer_tables([565338404], "INSTORE", client=client, progress=False)
+    assert tables.provenance.capframe_version == declared
