@@ -431,7 +431,9 @@ async def _pull(
     )
     errors = [_failed_parent(p, code, "not found", reason) for p, code, reason in not_found]
     errors += [_failed_parent(p, None, "the fetch failed", e.reason) for p, e in failures]
-    outcomes = {p.position: (False, code, reason) for p, code, reason in not_found}
+    outcomes: dict[int, tuple[bool | None, int | None, str]] = {
+        p.position: (False, code, reason) for p, code, reason in not_found
+    }
     outcomes |= {p.position: (None, None, f"the fetch failed: {e.reason}") for p, e in failures}
     asked_rows = _asked(asked, parents, walked, outcomes)
     bundle = _bundle(tables, errors, ready, asked_rows, provenance, notices)
