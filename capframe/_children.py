@@ -514,7 +514,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
         pl.col("parent_customer")
         .str.json_path_match("$.profiles[0].userId")
         .cast(pl.Int64, strict=False)
-        .filter(pl.col("parent_customer").is_not_null())
+        .drop_nulls()
         .first()
         .alias("stated_id"),
     )

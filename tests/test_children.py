@@ -391,31 +391,35 @@ def test_every_sandbox_parent_costs_a_request_a_page_of_its_family() -> None:
     assert tables.parents["n_children"].to_list() == [sizes[p] for p in sandbox.parents()]
 
 
+def _family_server(family: list[dict[str, Any]], caps: list[int] | None = None) -> capframe.Client:
+    """A hierarchy that serves ``family`` by offset, each page cut to the next of ``caps`` (a server that
+    caps pages silently), else to the limit asked."""
+    sizes = iter(caps or [])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        page = family[offset : offset + next(sizes, limit)]
+        entity = {"customers": page, "count": len(page), "errors": [], "warnings": []}
+        return httpx.Response(200, json={"entity": entity, "warnings": [], "errors": [], "success": True})
+
+    return capframe.Client("eu", username="till", password="secret", transport=httpx.MockTransport(handle))
+
+
 def test_a_walk_goes_on_while_the_count_says_more_children_than_came() -> None:
     """Pages a server shrinks silently (5, 3, 2 of 10 asked): a short page that is shorter than the
     one before does not end the walk while parentCustomer.noOfChildren says more are to come."""
     parent = {"profiles": [{"userId": 77}], "noOfChildren": 10}
-    family = [_child(i, parentCustomer=parent) for i in range(1, 11)]
-    caps = iter([5, 3, 2, 10])
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        offset = int(request.url.params["offset"])
-        page = family[offset : offset + next(caps)]
-        entity = {"customers": page, "count": len(page), "errors": [], "warnings": []}
-        return httpx.Response(200, json={"entity": entity, "warnings": [], "errors": [], "success": True})
-
-    client = capframe.Client("eu", username="till", password="secret", transport=httpx.MockTransport(handle))
+    client = _family_server([_child(i, parentCustomer=parent) for i in range(1, 11)], caps=[5, 3, 2])
     tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=client, page_size=10)
     assert tables.children["customer_id"].to_list() == list(range(1, 11))
     assert tables.parents.select("customer_id", "n_children").row(0) == (77, 10)
-    assert next(caps) == 10  # three requests: the third brought the tenth child
 
 
 @pytest.mark.parametrize("stated", [1, -1, "many", True, 2.5, None])
 def test_a_count_the_children_belie_costs_a_request_never_children(stated: object) -> None:
     parent = {"profiles": [{"userId": 77}], "noOfChildren": stated}
-    pages = [[_child(i, parentCustomer=parent) for i in range(1, 6)], []]
-    children = capframe.fetch_children(DOCUMENTED_PARENT, client=_hierarchy(pages), page_size=10)
+    family = [_child(i, parentCustomer=parent) for i in range(1, 6)]
+    children = capframe.fetch_children(DOCUMENTED_PARENT, client=_family_server(family), page_size=10)
     assert children["customer_id"].to_list() == [1, 2, 3, 4, 5]
 
 
@@ -451,3 +455,13 @@ def test_the_sandbox_states_a_childs_parent_as_the_flags_ask() -> None:
     # The documented example shows no parentCustomer: the sandbox sends the example as documented.
     documented = _sandbox_page(sandbox, DOCUMENTED_PARENT, includeCustomerAssociateDetail="true")
     assert all("parentCustomer" not in c for c in documented)
+
+
+@pytest.mark.parametrize(
+    "parent", ["text", [1, 2], {"profiles": "x"}, {"profiles": [{"userId": 0}]}, {"noOfChildren": {}}]
+)
+def test_a_parent_customer_of_any_shape_costs_no_child_and_states_no_customer_id(parent: object) -> None:
+    family = [_child(i, parentCustomer=parent) for i in range(1, 4)]
+    tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=_family_server(family), page_size=10)
+    assert tables.children["customer_id"].to_list() == [1, 2, 3]
+    assert tables.parents.select("customer_id", "found", "n_children").row(0) == (None, True, 3)
