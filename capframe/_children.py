@@ -3,11 +3,18 @@
 This module is the pull engine's hierarchy adapter (:mod:`capframe._engine`): a unit is one
 parent's walk (its association, identifier type and value), a request walks every page of it.
 Pages are walked with limit/offset. The API documents no maximum page size and a server may cap
-it silently, so a short page ends the walk only when it is also shorter than the pages before it;
-otherwise the walk goes on until an empty page, a page that brings no child not seen before, or
-past the ``count`` the API reported (with slack for children added meanwhile). Parents are
+it silently, so a short page alone does not end the walk. Where the children state their parent's
+``noOfChildren`` (``parentCustomer``, asked for with includeNoOfChildren and
+includeCustomerAssociateDetail), a short page that brings the walk to exactly that many ends it: a
+family that fits a page costs one request, and a short page with fewer is a capped page, so the
+walk goes on. Where they do not (or state fewer than came), a short page ends the walk only when it
+is also shorter than the pages before it. Either way the walk ends at an empty page, a page that brings no child not seen before,
+or past the ``count`` the API reported (with slack for children added meanwhile). Parents are
 fetched concurrently; a parent given as a customer id is looked up first with Get Customers Bulk
 (through the same snapshot).
+
+The ``parents`` table is made from what a snapshot holds already (each walk's children, and the
+API's refusal of a parent it does not know), so a rerun from a snapshot gives the same table.
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ IDENTIFIER_TYPES = {
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
-TABLES = (*ChildrenTables.NAMES[1:], "children")  # the main table last: a snapshot writes it last
+# The tables a walk gives (``parents`` is made from them), the main table last: a snapshot writes it last.
+TABLES = (*(name for name in ChildrenTables.NAMES[1:] if name != "parents"), "children")
 # Children added while a walk goes on may push it past the count its first page reported: this much.
 _COUNT_SLACK = 0.1
 
@@ -108,13 +116,20 @@ def _parent(value: Any, position: int) -> _Parent:
 
 
 def _parents(parent: Parent | Sequence[Parent]) -> tuple[list[_Parent], bool]:
-    """-> (parents, whether one parent was asked)."""
+    """-> (every parent asked, in order, repeats too; whether one parent was asked)."""
     if isinstance(parent, list):
         if not parent:
             raise InvalidArgumentError("parent is an empty list: give at least one parent")
-        parents = [_parent(p, i) for i, p in enumerate(parent)]
-        return list({(p.type, p.value, p.customer_id): p for p in parents}.values()), False
+        return [_parent(p, i) for i, p in enumerate(parent)], False
     return [_parent(parent, 0)], True
+
+
+def _distinct(asked: list[_Parent]) -> list[_Parent]:
+    """Each parent once, as first asked."""
+    first: dict[tuple[str | None, str, int | None], _Parent] = {}
+    for p in asked:
+        first.setdefault((p.type, p.value, p.customer_id), p)
+    return list(first.values())
 
 
 def _choice(name: str, value: Any, options: Sequence[str]) -> str:
@@ -134,6 +149,7 @@ class _Page:
     success: bool
     code: int | None
     message: str | None
+    family: int | None  # the children the parent has, as its children's parentCustomer states it
 
 
 def _read_page(body: bytes, parent: _Parent, limit: int) -> _Page:
@@ -151,10 +167,24 @@ def _read_page(body: bytes, parent: _Parent, limit: int) -> _Page:
     first = request_level["errors"].explode(empty_as_null=False, keep_nulls=False).drop_nulls()
     code = first[0]["code"] if len(first) else None
     message = first[0]["message"] if len(first) else None
-    count = _count(body)
     return _Page(
-        answer([body], entities, request_level, drift, children=True), entities.height, count, success, code, message
+        answer([body], entities, request_level, drift, children=True),
+        entities.height,
+        _count(body),
+        success,
+        code,
+        message,
+        _family_size(entities),
     )
+
+
+def _family_size(entities: pl.DataFrame) -> int | None:
+    """``parentCustomer.noOfChildren`` of a page's children: the most any of them states (a value
+    that is no count is not trusted); None when none states one."""
+    text = _wire.json_text(pl.col("parentCustomer"), entities.schema["parentCustomer"])
+    stated = entities.select(text.str.json_path_match("$.noOfChildren").cast(pl.Int64, strict=False)).to_series()
+    most = stated.filter(stated >= 0).max()
+    return most if isinstance(most, int) else None
 
 
 def _count(body: bytes) -> int | None:
@@ -223,8 +253,14 @@ class _Children:
             new = set(ids) - seen
             if len(new) < page.size:  # a child seen on an earlier page (or twice on this one) is kept once
                 page.answer.entities = page.answer.entities.filter(ids.is_in(list(new)) & ids.is_first_distinct())
+            # A short page with every child the API says the parent has ends the walk; with fewer, it
+            # is a page the server capped, so the walk goes on. A full page, or a count the children
+            # belie, is not trusted: a wrong count must cost a request, never children.
+            total = len(seen | new)
+            if page.family == total and page.size < self.page_size:
+                break
             shorter = page.size < self.page_size and any(page.size < p.size for p in pages[:-1])
-            if shorter:
+            if (page.family is None or total > page.family) and shorter:
                 break
             if not new:  # a server that ignores offset would loop forever
                 self.notices.append(
@@ -274,9 +310,9 @@ def _failed_parent(parent: _Parent, code: int | None, what: str, reason: str) ->
 
 async def _resolve(
     parents: list[_Parent], source: str, client: Client | None, cache_dir: Any, notices: list[Notice]
-) -> dict[int, _Parent | str]:
+) -> dict[int, _Parent | tuple[int | None, str]]:
     """Customer ids -> an identifier the hierarchy API takes, looked up with Get Customers Bulk
-    (through the same snapshot); a reason instead for one that cannot be."""
+    (through the same snapshot); instead, for one that cannot be, (the API's code, the reason)."""
     ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
     if not ids:
         return {}
@@ -292,10 +328,11 @@ async def _resolve(
     if error is not None:
         raise error
     customers, identifiers = tables.customers, tables.identifiers.filter(pl.col("in_identifiers"))
-    found: dict[int, _Parent | str] = {}
-    for customer_id, success, why in customers.select("customer_id", "success", "error_message").iter_rows():
+    found: dict[int, _Parent | tuple[int | None, str]] = {}
+    rows = customers.select("customer_id", "success", "error_code", "error_message").iter_rows()
+    for customer_id, success, code, why in rows:
         if not success:
-            found[customer_id] = f"Get Customers Bulk could not find it ({why})"
+            found[customer_id] = (code, f"Get Customers Bulk could not find it ({why})")
             continue
         own = identifiers.filter(pl.col("customer_id") == customer_id)
         for kind in _RESOLVE_ORDER:
@@ -304,7 +341,7 @@ async def _resolve(
                 found[customer_id] = _Parent(0, kind, values[0], customer_id)
                 break
         else:
-            found[customer_id] = "it has no mobile, email or externalId to look its children up by"
+            found[customer_id] = (None, "it has no mobile, email or externalId to look its children up by")
     return found
 
 
@@ -319,7 +356,8 @@ async def _pull(
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
 ) -> Outcome[ChildrenTables]:
-    parents, single = _parents(parent)
+    asked, single = _parents(parent)
+    parents = _distinct(asked)
     source = _args.source(source)
     association = _choice("association", association, ASSOCIATIONS)
     sort_order = _choice("sort_order", sort_order, SORT_ORDERS)
@@ -331,12 +369,14 @@ async def _pull(
     resolved = await _resolve(parents, source, checked, cache_dir, notices)
     not_found: list[tuple[_Parent, int | None, str]] = []
     ready: list[_Parent] = []
+    walked: dict[int, _Parent] = {}  # position -> the parent as walked (a customer id by its identifier)
     for p in parents:
         target = resolved.get(p.customer_id, p) if p.customer_id is not None else p
-        if isinstance(target, str):
-            not_found.append((p, None, target))
+        if isinstance(target, tuple):
+            not_found.append((p, *target))
         else:
-            ready.append(_Parent(p.position, target.type, target.value, p.customer_id))
+            walked[p.position] = _Parent(p.position, target.type, target.value, p.customer_id)
+    ready = list(walked.values())
     walks = {p.unit(association): p for p in reversed(ready)}  # two parents of one identifier: one walk, the first's
     adapter = _Children(host, source, association, size, sort_order, walks)
     units = list(dict.fromkeys(p.unit(association) for p in ready))
@@ -391,12 +431,17 @@ async def _pull(
     )
     errors = [_failed_parent(p, code, "not found", reason) for p, code, reason in not_found]
     errors += [_failed_parent(p, None, "the fetch failed", e.reason) for p, e in failures]
-    bundle = _bundle(tables, errors, ready, provenance, notices)
+    outcomes: dict[int, tuple[bool | None, int | None, str]] = {
+        p.position: (False, code, reason) for p, code, reason in not_found
+    }
+    outcomes |= {p.position: (None, None, f"the fetch failed: {e.reason}") for p, e in failures}
+    asked_rows = _asked(asked, parents, walked, outcomes)
+    bundle = _bundle(tables, errors, ready, asked_rows, provenance, notices)
     if not_found:
         notices.append(
             (
-                f"{len(not_found)} of {len(parents)} parents were not found: fetch_children_tables(...).errors "
-                "lists each, with the API's reason",
+                f"{len(not_found)} of {len(parents)} parents were not found: fetch_children_tables(...)"
+                ".failed_parents lists each, with the API's reason",
                 CapframeWarning,
             )
         )
@@ -418,10 +463,78 @@ async def _pull(
     return bundle, notices, error
 
 
+def _asked(
+    asked: list[_Parent],
+    parents: list[_Parent],
+    walked: dict[int, _Parent],
+    outcomes: dict[int, tuple[bool | None, int | None, str]],
+) -> pl.DataFrame:
+    """One row per parent asked, in order: how it was given, the walk that lists its children
+    (``parent_type``/``parent_value`` as in ``children``), and (found, code, message) where it failed.
+    A parent asked again shares the first one's walk and outcome."""
+    first = {(p.type, p.value, p.customer_id): p.position for p in parents}
+    rows = []
+    for p in asked:
+        position = first[(p.type, p.value, p.customer_id)]
+        walk = walked.get(position)
+        found, code, message = outcomes.get(position, (True, None, None))
+        rows.append(
+            (
+                p.position + 1,
+                "customer_id" if p.customer_id is not None else p.type,
+                None if p.customer_id is not None else p.value,
+                p.customer_id,
+                found,
+                code,
+                message,
+                walk.type if walk is not None else None,
+                walk.value if walk is not None else None,
+            )
+        )
+    schema = {
+        "parent_number": pl.Int64,
+        "given_as": pl.String,
+        "given_value": pl.String,
+        "customer_id": pl.Int64,
+        "found": pl.Boolean,
+        "error_code": pl.Int64,
+        "error_message": pl.String,
+        "parent_type": pl.String,
+        "parent_value": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
+    """The ``parents`` table: ``asked`` with each found parent's children counted (0 included) and
+    its customer id where only the API's ``parentCustomer`` states it."""
+    families = children.group_by("parent_type", "parent_value").agg(
+        pl.len().cast(pl.Int64).alias("n_children"),
+        # Server text: a userId that is no customer id is not taken.
+        pl.col("parent_customer")
+        .str.json_path_match("$.profiles[0].userId")
+        .cast(pl.Int64, strict=False)
+        .drop_nulls()
+        .first()
+        .alias("stated_id"),
+    )
+    return asked.join(families, on=["parent_type", "parent_value"], how="left", maintain_order="left").select(
+        "parent_number",
+        "given_as",
+        "given_value",
+        pl.coalesce("customer_id", pl.when(pl.col("stated_id") > 0).then("stated_id")).alias("customer_id"),
+        "found",
+        pl.when("found").then(pl.col("n_children").fill_null(0)).alias("n_children"),
+        "error_code",
+        "error_message",
+    )
+
+
 def _bundle(
     parts: list[Tidied],
     errors: list[pl.DataFrame],
     parents: list[_Parent],
+    asked: pl.DataFrame,
     provenance: Provenance,
     notices: list[Notice],
 ) -> ChildrenTables:
@@ -437,6 +550,7 @@ def _bundle(
         tables["children"]["customer_id"].unique(maintain_order=True),
     )
     tables["errors"] = pl.concat([tables["errors"], *errors])
+    tables["parents"] = _parents_table(asked, tables["children"])
     bundle = ChildrenTables.of(tables, provenance)
     bundle.validate()
     return bundle
@@ -548,5 +662,5 @@ def scan_children(
     DuckDB and Spark read ``cache_dir/children/<table>/*.parquet`` the same way (docs/snapshots.md).
     """
     if table not in TABLES:
-        raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(ChildrenTables.NAMES)}")
+        raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(sorted(TABLES))}")
     return scan(cache_dir, "children", table, None if source is None else _args.source(source))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import import_module
 from pathlib import Path
@@ -139,8 +139,8 @@ class _Bundle:
     def failed_ids(self) -> list[int]:
         """Customer ids that failed: in a ``CustomerTables``, the ids the API did not return (``success``
         false); in a ``ChildrenTables``, the parents given by customer id whose children could not be
-        fetched. A parent given by an identifier has no customer id: the repr's "failed parents" and
-        the ``errors`` table list every failed parent."""
+        fetched. A parent given by an identifier has no customer id: ``ChildrenTables.failed_parents``
+        lists every failed parent, however it was given."""
         main = getattr(self, self._MAIN)
         if "success" not in main.columns:
             failed = self.errors.filter(pl.col("level") == "error")["customer_id"].drop_nulls()
@@ -215,12 +215,24 @@ class CustomerTables(_Bundle):
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class ChildrenTables(_Bundle):
-    """What ``fetch_children_tables`` returns: ``children`` and the children's child tables."""
+    """What ``fetch_children_tables`` returns: ``children``, ``parents`` (one row per parent asked,
+    in the order asked, found or not) and the children's child tables."""
 
     children: pl.DataFrame
+    parents: pl.DataFrame
 
     _MAIN: ClassVar[str] = "children"
-    NAMES: ClassVar[tuple[str, ...]] = ("children", *_SHARED)
+    NAMES: ClassVar[tuple[str, ...]] = ("children", "parents", *_SHARED)
+
+    @property
+    def failed_parents(self) -> pl.DataFrame:
+        """The rows of ``parents`` whose children could not be listed: the API does not know the
+        parent (``found`` false), or its fetch failed (``found`` null); ``error_message`` says why."""
+        return self.parents.filter(pl.col("found").fill_null(False).not_())
+
+    def returned(self) -> Self:
+        """As for ``CustomerTables.returned``; ``parents`` keeps every parent asked."""
+        return replace(super().returned(), parents=self.parents)
 
     def _failures(self) -> str:
         """Parents, however they were given (an identifier has no customer id), as the errors table names them."""
@@ -230,7 +242,7 @@ class ChildrenTables(_Bundle):
 
 # Set after the classes are made: @dataclass reads class attributes, which would import the models.
 CustomerTables.MODELS = _Models(customers="Customers", **_SHARED)
-ChildrenTables.MODELS = _Models(children="Children", **_SHARED)
+ChildrenTables.MODELS = _Models(children="Children", parents="Parents", **_SHARED)
 
 
 def schema_of(model: type[pa.DataFrameModel]) -> pl.Schema:

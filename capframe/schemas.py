@@ -33,6 +33,7 @@ __all__ = [
     "Errors",
     "Fields",
     "Identifiers",
+    "Parents",
     "Profiles",
     "Segments",
     "data_dictionary",
@@ -187,6 +188,43 @@ class Children(_CustomerKeyed):
         return data.lazyframe.select(~pl.struct(keys).is_duplicated())
 
 
+class Parents(_Table):
+    """``fetch_children_tables``: one row per parent asked, in the order asked (a parent asked twice is
+    two rows), found or not. Made from what a walk brings, so a rerun from a snapshot gives the same."""
+
+    parent_number: pl.Int64 = _column(
+        "The parent's place in the list asked, from 1: messages and the `errors` table call it parent #N.",
+        ge=1,
+        unique=True,
+    )
+    given_as: pl.String = _column(
+        "How the parent was given: `customer_id`, or the identifier type (`mobile`, `email`, `externalId`, ...)."
+    )
+    given_value: pl.String = _nullable(
+        "The identifier value as given (children of it have it as `children.parent_value`); null for a parent"
+        " given as a customer id, whose identifier was looked up (its children have `children.parent_customer_id`)."
+    )
+    customer_id: pl.Int64 = _nullable(
+        "The parent's customer id: as given, else as its children's `parentCustomer.profiles[0].userId` states"
+        " it. Null when neither says (a parent with no children, a server that sends no `parentCustomer`).",
+        gt=0,
+    )
+    found: pl.Boolean = _nullable(
+        "Whether the API listed the parent's children (none is a list too). False: the hierarchy API does not"
+        " know the parent, or Get Customers Bulk does not know the customer id. Null: the fetch failed."
+    )
+    n_children: pl.Int64 = _nullable(
+        "How many rows of `children` are the parent's: 0 for a parent with no children; null when not found.", ge=0
+    )
+    error_code: pl.Int64 = _nullable(
+        "The API's code when not found (8015 no customer with the identifier, ...); null when found, and where"
+        " capframe failed itself."
+    )
+    error_message: pl.String = _nullable(
+        "Why the parent's children are not listed: the API's message, or what failed; null when found."
+    )
+
+
 _PROFILE_INDEX = "The profile's position in the customer's `profiles[]` (0 is the one `customers` shows)."
 
 
@@ -339,6 +377,7 @@ class Errors(_CustomerKeyed):
 _TABLES: dict[str, type[_Table]] = {
     "customers": Customers,
     "children": Children,
+    "parents": Parents,
     "profiles": Profiles,
     "identifiers": Identifiers,
     "comm_channels": CommChannels,

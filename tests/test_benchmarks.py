@@ -39,3 +39,10 @@ def test_bench_snapshot_runs_and_prints_its_figures(tmp_path: Path) -> None:
     assert row.split()[1:2] == ["5"]  # 500 ids (499, then one added): 5 requests, then 1
     assert row.split()[4:6] == ["1", "5"]
     assert "method: " in out
+
+
+def test_bench_families_runs_and_prints_its_requests(tmp_path: Path) -> None:
+    out = run_script("bench_families.py", tmp_path, "--customers", "300", "--repeat", "1")
+    assert "parents, median family" in out
+    assert "default pacing" in out
+    assert "no pacing" in out

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
+import warnings
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +16,7 @@ import pytest
 
 import capframe
 from capframe import schemas
+from capframe._children import DEFAULT_PAGE_SIZE
 from capframe.sandbox import Sandbox
 
 DOCUMENTED_PARENT = ("mobile", "917799889933")
@@ -189,7 +194,8 @@ def test_parents_not_found_are_warned_about_at_the_callers_line_and_listed_alike
     unknown_id = org(client).unknown_ids(1)[0]
     parents = [DOCUMENTED_PARENT, ("email", "nobody@example.invalid"), unknown_id]
     with pytest.warns(
-        capframe.CapframeWarning, match=r"2 of 3 parents were not found: fetch_children_tables\(\.\.\.\)\.errors"
+        capframe.CapframeWarning,
+        match=r"2 of 3 parents were not found: fetch_children_tables\(\.\.\.\)\.failed_parents",
     ) as caught:
         frame = capframe.fetch_children(parents, client=client)
     assert {w.filename for w in caught} == {__file__}
@@ -262,3 +268,200 @@ def test_values_no_customer_can_have_are_a_fetch_error_not_a_schema_error(child:
             [DOCUMENTED_PARENT, ("mobile", "911")], client=_hierarchy([[child, _child(9)], []])
         )
     assert caught.value.partial is not None
+
+
+# --- every parent in a parents table; a family that fits a page in one request (issue 21) ---
+
+PARENTS_COLUMNS = ["parent_number", "given_as", "given_value", "customer_id", "found", "n_children", "error_code"]
+
+
+def _mixed_parents(sandbox: Sandbox) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """Parents by customer id, by mobile, unknown by email, one with no children, an unknown id, one
+    asked twice; and the parents rows they must give (without error_message)."""
+    families = [f for f in sandbox.families() if f.entity_type == "parentCustomer" and f.parent_id]
+    by_id = next(f for f in families if f.child_ids)
+    by_mobile = next(f for f in families if f.identifier_type == "mobile" and f.child_ids and f is not by_id)
+    childless = next(f for f in families if not f.child_ids)
+    unknown_id = sandbox.unknown_ids(1)[0]
+    mobile = (by_mobile.identifier_type, by_mobile.identifier_value)
+    parents = [
+        by_id.parent_id,
+        mobile,
+        ("email", "nobody@example.invalid"),
+        (childless.identifier_type, childless.identifier_value),
+        unknown_id,
+        mobile,
+    ]
+    rows = [
+        (1, "customer_id", None, by_id.parent_id, True, len(by_id.child_ids), None),
+        (2, "mobile", mobile[1], by_mobile.parent_id, True, len(by_mobile.child_ids), None),
+        (3, "email", "nobody@example.invalid", None, False, None, 8015),
+        (4, childless.identifier_type, childless.identifier_value, None, True, 0, None),
+        (5, "customer_id", None, unknown_id, False, None, 8015),
+        (6, "mobile", mobile[1], by_mobile.parent_id, True, len(by_mobile.child_ids), None),
+    ]
+    return parents, rows
+
+
+def test_the_parents_table_has_every_parent_asked_in_order_with_zeros_and_failures(client: capframe.Client) -> None:
+    parents, rows = _mixed_parents(org(client))
+    with pytest.warns(capframe.CapframeWarning, match=r"2 of 5 parents were not found: .*\.failed_parents"):
+        tables = capframe.fetch_children_tables(parents, client=client)
+    assert tables.parents.select(PARENTS_COLUMNS).rows() == rows
+    schemas.Parents.validate(tables.parents)
+    tables.validate()
+    # The API's reason, or Get Customers Bulk's for an id it does not know.
+    messages = tables.parents["error_message"].to_list()
+    assert messages[2] == "No customer found with the given identifier(s)"
+    assert messages[4] is not None
+    assert messages[4].startswith("Get Customers Bulk could not find it")
+    assert [m is None for m in messages] == [True, True, False, True, False, True]
+    assert tables.failed_parents["parent_number"].to_list() == [3, 5]
+    assert tables.returned().parents.equals(tables.parents)
+    # Each parent's n_children is its rows of children: by identifier, or by the customer id it was given as.
+    by_id = tables.children.filter(pl.col("parent_customer_id") == parents[0])
+    assert by_id.height == rows[0][5]
+
+
+def test_the_parents_table_of_a_rerun_from_the_snapshot_with_no_client_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    online = capframe.Client.sandbox(2_000, requests_per_minute=None)
+    parents, _ = _mixed_parents(org(online))
+    with pytest.warns(capframe.CapframeWarning):
+        first = capframe.fetch_children_tables(parents, client=online, cache_dir=tmp_path)
+    for name in ("CAPILLARY_HOST", "CAPILLARY_USERNAME", "CAPILLARY_PASSWORD", "CAPILLARY_CLIENT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.warns(capframe.CapframeWarning, match="2 of 5 parents were not found"):
+        again = capframe.fetch_children_tables(parents, cache_dir=tmp_path)
+    assert again.provenance is not None
+    assert again.provenance.fetched == 0
+    assert again.parents.equals(first.parents)
+    assert again.failed_parents.equals(first.failed_parents)
+
+
+def test_no_parent_identifier_in_the_messages_repr_or_log_of_a_parents_table(
+    client: capframe.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    parents, rows = _mixed_parents(org(client))
+    values = {str(row[2]) for row in rows if row[2] is not None}
+    caplog.set_level(logging.DEBUG, logger="capframe")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = capframe.fetch_children_tables(parents, client=client)
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    said += [
+        repr(tables),
+        tables._repr_html_(),
+        *tables.errors["message"],
+        *tables.parents["error_message"].drop_nulls(),
+    ]
+    assert caplog.records
+    assert caught
+    assert not [text for text in said for value in values if value in text]
+
+
+def _requests(client: capframe.Client) -> int:
+    return sum(r.path == "/v2/customers/bulk" for r in org(client).request_log)
+
+
+def test_a_family_that_fits_a_page_costs_one_request_and_a_big_one_a_request_a_page(client: capframe.Client) -> None:
+    families = [f for f in org(client).families() if f.entity_type == "parentCustomer" and f.parent_id]
+    assert {len(f.child_ids) for f in families} >= {0, 1, 2, 3, 4, 1234}
+    for size, page_size, requests in [(0, 100, 1), (2, 100, 1), (4, 4, 2), (1234, 150, 9), (1234, 500, 7)]:
+        f = next(f for f in families if len(f.child_ids) == size)
+        before = _requests(client)
+        children = capframe.fetch_children((f.identifier_type, f.identifier_value), client=client, page_size=page_size)
+        assert sorted(children["customer_id"]) == sorted(f.child_ids)
+        # A full page is not trusted to end the walk (4 of 4), nor is the sandbox's cap of 200 (of 500 asked).
+        assert _requests(client) - before == requests, (size, page_size)
+
+
+def test_every_sandbox_parent_costs_a_request_a_page_of_its_family() -> None:
+    """The issue's case: the sandbox's parents (median family 5) cost one request each, not two."""
+    client = capframe.Client.sandbox(requests_per_minute=None)
+    sandbox = org(client)
+    tables = capframe.fetch_children_tables(sandbox.parents(), client=client, progress=False)
+    sizes = {(f.identifier_type, f.identifier_value): len(f.child_ids) for f in sandbox.families()}
+    # The documented family's children state no parentCustomer (its example shows none): its walk
+    # cannot trust a short page, and costs two.
+    expected = sum(max(1, -(-sizes[p] // DEFAULT_PAGE_SIZE)) for p in sandbox.parents()) + 1
+    assert (len(sandbox.parents()), _requests(client)) == (107, expected)
+    assert expected < 125
+    assert tables.parents["n_children"].to_list() == [sizes[p] for p in sandbox.parents()]
+
+
+def _family_server(family: list[dict[str, Any]], caps: list[int] | None = None) -> capframe.Client:
+    """A hierarchy that serves ``family`` by offset, each page cut to the next of ``caps`` (a server that
+    caps pages silently), else to the limit asked."""
+    sizes = iter(caps or [])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        page = family[offset : offset + next(sizes, limit)]
+        entity = {"customers": page, "count": len(page), "errors": [], "warnings": []}
+        return httpx.Response(200, json={"entity": entity, "warnings": [], "errors": [], "success": True})
+
+    return capframe.Client("eu", username="till", password="secret", transport=httpx.MockTransport(handle))
+
+
+def test_a_walk_goes_on_while_the_count_says_more_children_than_came() -> None:
+    """Pages a server shrinks silently (5, 3, 2 of 10 asked): a short page that is shorter than the
+    one before does not end the walk while parentCustomer.noOfChildren says more are to come."""
+    parent = {"profiles": [{"userId": 77}], "noOfChildren": 10}
+    client = _family_server([_child(i, parentCustomer=parent) for i in range(1, 11)], caps=[5, 3, 2])
+    tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=client, page_size=10)
+    assert tables.children["customer_id"].to_list() == list(range(1, 11))
+    assert tables.parents.select("customer_id", "n_children").row(0) == (77, 10)
+
+
+@pytest.mark.parametrize("stated", [1, -1, "many", True, 2.5, None])
+def test_a_count_the_children_belie_costs_a_request_never_children(stated: object) -> None:
+    parent = {"profiles": [{"userId": 77}], "noOfChildren": stated}
+    family = [_child(i, parentCustomer=parent) for i in range(1, 6)]
+    children = capframe.fetch_children(DOCUMENTED_PARENT, client=_family_server(family), page_size=10)
+    assert children["customer_id"].to_list() == [1, 2, 3, 4, 5]
+
+
+def _sandbox_page(sandbox: Sandbox, parent: tuple[str, str], **flags: str) -> list[dict[str, Any]]:
+    with httpx.Client(transport=sandbox.sync_transport(), base_url=Sandbox.BASE_URL) as http:
+        response = http.get(
+            "/v2/customers/bulk",
+            params={
+                "source": "INSTORE",
+                "associationEntityType": "parentCustomer",
+                "associationEntityIdentifierType": parent[0],
+                "associationEntityIdentifierValue": parent[1],
+                **flags,
+            },
+            auth=(Sandbox.USERNAME, hashlib.md5(Sandbox.PASSWORD.encode()).hexdigest()),
+        )
+    customers: list[dict[str, Any]] = response.json()["entity"]["customers"]
+    return customers
+
+
+def test_the_sandbox_states_a_childs_parent_as_the_flags_ask() -> None:
+    sandbox = Sandbox(200)
+    f = next(f for f in sandbox.families() if f.parent_id and len(f.child_ids) > 1)
+    parent = (f.identifier_type, f.identifier_value)
+    both = _sandbox_page(sandbox, parent, includeCustomerAssociateDetail="true", includeNoOfChildren="true")
+    assert {json.dumps(c["parentCustomer"]["profiles"][0]["userId"]) for c in both} == {str(f.parent_id)}
+    assert {c["parentCustomer"]["noOfChildren"] for c in both} == {len(f.child_ids)}
+    # The child's own noOfChildren is the count below it, as in the documented example.
+    assert all("noOfChildren" in c for c in both)
+    detail_only = _sandbox_page(sandbox, parent, includeCustomerAssociateDetail="true")
+    assert all("noOfChildren" not in c["parentCustomer"] for c in detail_only)
+    assert all("parentCustomer" not in c for c in _sandbox_page(sandbox, parent, includeNoOfChildren="true"))
+    # The documented example shows no parentCustomer: the sandbox sends the example as documented.
+    documented = _sandbox_page(sandbox, DOCUMENTED_PARENT, includeCustomerAssociateDetail="true")
+    assert all("parentCustomer" not in c for c in documented)
+
+
+@pytest.mark.parametrize(
+    "parent", ["text", [1, 2], {"profiles": "x"}, {"profiles": [{"userId": 0}]}, {"noOfChildren": {}}]
+)
+def test_a_parent_customer_of_any_shape_costs_no_child_and_states_no_customer_id(parent: object) -> None:
+    family = [_child(i, parentCustomer=parent) for i in range(1, 4)]
+    tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=_family_server(family), page_size=10)
+    assert tables.children["customer_id"].to_list() == [1, 2, 3]
+    assert tables.parents.select("customer_id", "found", "n_children").row(0) == (None, True, 3)

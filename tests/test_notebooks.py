@@ -86,6 +86,10 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(
     rewritten = {path.name: path.read_bytes() for path in sorted(output.iterdir())}
 
     assert {"customers.parquet", "provenance.parquet", "failed.parquet"} <= set(written)
+    # Every parent listed has its family size, a parent with no children too (from families.parents).
+    sizes = pl.read_parquet(io.BytesIO(written["family_sizes.parquet"]))
+    assert sizes["parent_number"].to_list() == list(range(1, 8))
+    assert 0 in sizes["children"].to_list()
     assert len([name for name in written if name.endswith(".png")]) == 2
     assert rewritten.keys() == written.keys()
     changed = [name for name in written if rewritten[name] != written[name]]
