@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
+from capframe._inert import spreadsheet_safe as _spreadsheet_safe
 from capframe.errors import CapframeWarning, InvalidArgumentError, MissingDependencyError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CSV_DATETIME_FORMAT", "to_pandas", "write_csv", "write_excel", "write_parquet", "write_table"]
+__all__ = ["CSV_DATETIME_FORMAT", "csv_ready", "to_pandas", "write_csv", "write_excel", "write_parquet", "write_table"]
 
 # Spreadsheets read "2021-12-03 06:01:44" as a date and time; ISO's "T" and "+0000" they leave as text.
 # Every timestamp capframe returns is UTC, so the zone is the same for all and is left out.
@@ -83,20 +84,32 @@ def write_parquet(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[s
     return written
 
 
-def _write_csv_file(frame: pl.DataFrame, path: Path) -> None:
+def csv_ready(frame: pl.DataFrame, spreadsheet_safe: bool) -> pl.DataFrame:
+    """``frame`` as capframe writes it to CSV: with ``spreadsheet_safe``, a text a spreadsheet would
+    run as a formula starts with ``'`` (:func:`capframe._inert.spreadsheet_safe`)."""
+    return _spreadsheet_safe(frame) if spreadsheet_safe else frame
+
+
+def _write_csv_file(frame: pl.DataFrame, path: Path, spreadsheet_safe: bool) -> None:
     # The byte-order mark tells Excel the file is UTF-8 (else it reads "José" as "JosÃ©");
     # polars, pandas and DuckDB skip it.
-    frame.write_csv(path, datetime_format=CSV_DATETIME_FORMAT, include_bom=True)
+    csv_ready(frame, spreadsheet_safe).write_csv(path, datetime_format=CSV_DATETIME_FORMAT, include_bom=True)
 
 
-def write_csv(tables: dict[str, pl.DataFrame], target: str | Path) -> dict[str, Path]:
+def write_csv(tables: dict[str, pl.DataFrame], target: str | Path, *, spreadsheet_safe: bool = True) -> dict[str, Path]:
     """One ``<table>.csv`` per table in the folder ``target``: UTF-8 with a byte-order mark (which
-    Excel needs to read names in any script), timestamps as ``2021-12-03 06:01:44`` (UTC)."""
+    Excel needs to read names in any script), timestamps as ``2021-12-03 06:01:44`` (UTC).
+
+    A spreadsheet runs a cell starting with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or
+    a line feed as a formula: with ``spreadsheet_safe`` (the default) such a text is written with a
+    ``'`` in front, as OWASP recommends, so it shows as text. Numbers are never touched.
+    ``spreadsheet_safe=False`` writes every text as it is, for programs that read the files.
+    """
     folder = _folder(target)
     written = {}
     for name, frame in tables.items():
         with _writing(path := folder / f"{name}.csv"):
-            _write_csv_file(frame, path)
+            _write_csv_file(frame, path, spreadsheet_safe)
         written[name] = path
     return written
 
@@ -162,16 +175,18 @@ def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     return path
 
 
-_TABLE_WRITERS: dict[str, Callable[[pl.DataFrame, Path], object]] = {
-    ".parquet": lambda frame, path: frame.write_parquet(path),
-    ".csv": lambda frame, path: _write_csv_file(frame, path),
-    ".ndjson": lambda frame, path: frame.write_ndjson(path),
-    ".jsonl": lambda frame, path: frame.write_ndjson(path),
+# Parquet and JSON are data, not spreadsheets: only CSV heeds spreadsheet_safe.
+_TABLE_WRITERS: dict[str, Callable[[pl.DataFrame, Path, bool], object]] = {
+    ".parquet": lambda frame, path, _: frame.write_parquet(path),
+    ".csv": _write_csv_file,
+    ".ndjson": lambda frame, path, _: frame.write_ndjson(path),
+    ".jsonl": lambda frame, path, _: frame.write_ndjson(path),
 }
 
 
-def write_table(frame: pl.DataFrame, target: str | Path) -> Path:
-    """One table to a ``.parquet``, ``.csv`` or ``.ndjson`` file (its folder made if missing)."""
+def write_table(frame: pl.DataFrame, target: str | Path, *, spreadsheet_safe: bool = True) -> Path:
+    """One table to a ``.parquet``, ``.csv`` or ``.ndjson`` file (its folder made if missing);
+    ``spreadsheet_safe`` as for :func:`write_csv`."""
     writer = _TABLE_WRITERS.get(Path(target).suffix.lower())
     if writer is None:
         raise InvalidArgumentError(
@@ -180,7 +195,7 @@ def write_table(frame: pl.DataFrame, target: str | Path) -> Path:
         )
     path = _parent_made(target)
     with _writing(path):
-        writer(frame, path)
+        writer(frame, path, spreadsheet_safe)
     return path
 
 

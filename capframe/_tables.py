@@ -93,9 +93,14 @@ class _Bundle:
         """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
         return _export.write_parquet(self.tables(), folder)
 
-    def write_csv(self, folder: str | Path) -> dict[str, Path]:
-        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read."""
-        return _export.write_csv(self.tables(), folder)
+    def write_csv(self, folder: str | Path, *, spreadsheet_safe: bool = True) -> dict[str, Path]:
+        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read.
+
+        A text a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab,
+        a carriage return or a line feed) is written with a ``'`` in front, so it shows as text;
+        ``spreadsheet_safe=False`` writes every text as it is, for programs that read the files.
+        """
+        return _export.write_csv(self.tables(), folder, spreadsheet_safe=spreadsheet_safe)
 
     def write_excel(self, path: str | Path) -> Path:
         """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``).

@@ -185,17 +185,22 @@ def _write(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, ou
     if output is None:
         return None
     if output == "-":
-        out.write(_table(tables, args.table).write_csv(datetime_format=_export.CSV_DATETIME_FORMAT))
+        frame = _export.csv_ready(_table(tables, args.table), args.spreadsheet_safe)
+        out.write(frame.write_csv(datetime_format=_export.CSV_DATETIME_FORMAT))
         return "the table as CSV on stdout"
     suffix = Path(output).suffix.lower()
     if suffix == ".xlsx":
         tables.write_excel(output)
         return f"every table to {output}, one sheet each"
     if not suffix or output.endswith(("/", os.sep)) or Path(output).is_dir():
-        written = tables.write_csv(output) if args.format == "csv" else tables.write_parquet(output)
+        written = (
+            tables.write_csv(output, spreadsheet_safe=args.spreadsheet_safe)
+            if args.format == "csv"
+            else tables.write_parquet(output)
+        )
         return f"every table to {output.rstrip('/' + os.sep)}/ ({', '.join(path.name for path in written.values())})"
     frame = _table(tables, args.table)
-    _export.write_table(frame, output)
+    _export.write_table(frame, output, spreadsheet_safe=args.spreadsheet_safe)
     return f"{args.table} ({frame.height:,} rows) to {output}"
 
 
@@ -399,6 +404,15 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_command = functools.partial(commands.add_parser, formatter_class=formatter)
 
+    def spreadsheet_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--no-spreadsheet-safe",
+            dest="spreadsheet_safe",
+            action="store_false",
+            help="CSV for programs: every text as it is (default: a text starting with = + - @, a tab, CR or LF, which"
+            " a spreadsheet would run as a formula, gets a ' in front)",
+        )
+
     demo = add_command("demo", help="fetch customers from the embedded sandbox, print a summary, write parquet")
     demo.add_argument("--count", type=int, default=3000, help="how many sandbox customers to fetch (default 3000)")
     demo.add_argument("--ids", help=argparse.SUPPRESS)  # its old name: refused with the new one
@@ -411,6 +425,7 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         " to a .xlsx workbook or a FOLDER",
     )
     demo.set_defaults(table="customers", format="parquet")
+    spreadsheet_option(demo)
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
@@ -440,6 +455,7 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         command.add_argument(
             "--format", default="parquet", choices=["parquet", "csv"], help="the files of -o FOLDER (default parquet)"
         )
+        spreadsheet_option(command)
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     customers = add_command("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)

@@ -10,9 +10,9 @@ import io
 from pathlib import Path
 
 import openpyxl
-from openpyxl.utils.escape import unescape
 import polars as pl
 import pytest
+from openpyxl.utils.escape import unescape
 
 import capframe
 from capframe.cli import main
@@ -28,8 +28,12 @@ HOSTILE = (
     "@SUM(A1:A9)",
     "\t=1+1",
     "\r=1+1",
+    "\n=1+1",
     "https://evil.example/x",
 )
+# The same in a CSV file: OWASP's characters (= + - @ TAB CR LF) get a ' in front; "{=" is a formula in
+# a workbook only (xlsxwriter's array formula), a URL a link in a workbook only.
+IN_CSV = tuple(name if name.startswith(("{=", "https:")) else f"'{name}" for name in HOSTILE)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,68 @@ def test_the_cli_workbook_writes_text_that_looks_like_a_formula_as_text(
     _no_formula_and_no_link(tmp_path / "r.xlsx")
     names = {_text(cell) for cell in _cells(tmp_path / "r.xlsx", "customers", "first_name")}
     assert set(HOSTILE) <= names
+
+
+# --- CSV: what a spreadsheet would run gets a ' in front (OWASP), numbers and other formats untouched
+
+
+def _csv_names(path: Path) -> list[str]:
+    return pl.read_csv(path, infer_schema=False)["first_name"].to_list()
+
+
+def test_write_csv_puts_a_quote_before_text_a_spreadsheet_would_run_and_leaves_numbers(
+    hostile: capframe.CustomerTables, tmp_path: Path
+) -> None:
+    negative = hostile.customers.with_columns(lifetime_purchases=pl.lit(-5.0), score=pl.lit(-5))
+    tables = capframe.CustomerTables.of({**hostile.tables(), "customers": negative})
+    written = tables.write_csv(tmp_path / "out")
+    assert _csv_names(written["customers"]) == list(IN_CSV)
+    back = pl.read_csv(written["customers"])
+    assert back["lifetime_purchases"].to_list() == [-5.0] * len(HOSTILE)  # numbers stay numbers
+    assert back["score"].to_list() == [-5] * len(HOSTILE)
+    # Text that only contains the characters, or starts with another, is left as it is.
+    assert pl.read_csv(written["profiles"], infer_schema=False)["first_name"].str.starts_with("'").sum() == 0
+
+
+def test_write_csv_for_programs_keeps_every_text_as_it_is(hostile: capframe.CustomerTables, tmp_path: Path) -> None:
+    written = hostile.write_csv(tmp_path / "out", spreadsheet_safe=False)
+    assert _csv_names(written["customers"]) == list(HOSTILE)
+
+
+def test_parquet_is_data_and_keeps_every_text_as_it_is(hostile: capframe.CustomerTables, tmp_path: Path) -> None:
+    written = hostile.write_parquet(tmp_path / "out")
+    assert pl.read_parquet(written["customers"])["first_name"].to_list() == list(HOSTILE)
+
+
+@pytest.mark.parametrize(
+    ("output", "options", "quoted"),
+    [
+        ("customers.csv", [], True),
+        ("tables/", ["--format", "csv"], True),
+        ("customers.csv", ["--no-spreadsheet-safe"], False),
+        ("tables/", ["--format", "csv", "--no-spreadsheet-safe"], False),
+        ("customers.ndjson", [], False),
+    ],
+    ids=["file", "folder", "file-for-programs", "folder-for-programs", "ndjson"],
+)
+def test_the_cli_csv_puts_a_quote_before_text_a_spreadsheet_would_run(
+    hostile_sandbox: None, client: capframe.Client, tmp_path: Path, output: str, options: list[str], quoted: bool
+) -> None:
+    target = tmp_path / output
+    code, _ = run("customers", "--ids", str(_ids_file(tmp_path, client)), "--sandbox", "-o", str(target), *options)
+    assert code == 0
+    path = target / "customers.csv" if output.endswith("/") else target
+    names = set(
+        (pl.read_ndjson(path) if path.suffix == ".ndjson" else pl.read_csv(path, infer_schema=False))["first_name"]
+    )
+    assert set(IN_CSV if quoted else HOSTILE) <= names
+
+
+@pytest.mark.parametrize("options", [[], ["--no-spreadsheet-safe"]], ids=["spreadsheet", "programs"])
+def test_the_cli_csv_on_stdout_puts_a_quote_before_text_a_spreadsheet_would_run(
+    hostile_sandbox: None, client: capframe.Client, tmp_path: Path, options: list[str]
+) -> None:
+    code, text = run("customers", "--ids", str(_ids_file(tmp_path, client)), "--sandbox", "-o", "-", *options)
+    assert code == 0
+    names = set(pl.read_csv(io.StringIO(text), infer_schema=False)["first_name"])
+    assert set(HOSTILE if options else IN_CSV) <= names
