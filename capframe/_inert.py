@@ -28,7 +28,7 @@ import re
 import polars as pl
 import polars.selectors as cs
 
-__all__ = ["spreadsheet_safe", "visible"]
+__all__ = ["spreadsheet_safe", "visible", "visible_table"]
 
 # C0 and C1 controls and DEL, the line and paragraph separators, and the bidirectional controls.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -46,6 +46,12 @@ def _escape(match: re.Match[str]) -> str:
 def visible(text: object) -> str:
     """``text`` for a terminal: every control character shown as an escape, nothing else changed."""
     return _UNSAFE.sub(_escape, str(text))
+
+
+def visible_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` for a terminal: every text through :func:`visible`. polars prints text as it is;
+    meant for the few rows a terminal shows (it calls Python per cell)."""
+    return frame.with_columns(cs.string().map_elements(visible, return_dtype=pl.String))
 
 
 # The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

@@ -30,6 +30,7 @@ from capframe import _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
+from capframe._inert import visible, visible_table
 from capframe._snapshot import Snapshot
 from capframe._tables import ChildrenTables, CustomerTables
 from capframe.errors import CapframeError, InvalidArgumentError
@@ -216,7 +217,7 @@ def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out
         )
     print(file=out)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_cols=-1, fmt_str_lengths=24):
-        print(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS), file=out)
+        print(visible_table(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS)), file=out)
     more = f"{frame.height - _SHOWN_ROWS:,} more rows, " if frame.height > _SHOWN_ROWS else ""
     tables_text = ", ".join(f"{name} {f.height:,}x{f.width}" for name, f in tables.tables().items())
     print(f"({more}{frame.width} columns; tables: {tables_text})", file=out)
@@ -367,22 +368,21 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     tables = fetch_customer_tables(ids, "INSTORE", client=client, progress=False if args.no_progress else None)
     seconds = time.perf_counter() - started
     customers = tables.customers
-    print(f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=summary)
+    print(
+        f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {visible(repr(tables))}\n",
+        file=summary,
+    )
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
         print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=summary)
         print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=summary)
         # Over the returned customers only: the API sends loyalty data with some failed ids too.
         returned = tables.returned().customers
         print("\nLifetime purchases of returned customers, by loyalty type:", file=summary)
-        print(
-            returned.group_by("loyalty_type")
-            .agg(
-                pl.len().alias("customers"),
-                pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
-            )
-            .sort("loyalty_type"),
-            file=summary,
+        by_type = returned.group_by("loyalty_type").agg(
+            pl.len().alias("customers"),
+            pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
         )
+        print(visible_table(by_type.sort("loyalty_type")), file=summary)
         print("\nIdentifier coverage (share of returned customers with one):", file=summary)
         print(
             returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
@@ -517,10 +517,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, out or sys.stdout)
     except CapframeError as exc:
-        print(f"capframe: error: {_for_the_command_line(exc)}", file=sys.stderr)
+        print(f"capframe: error: {visible(_for_the_command_line(exc))}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:  # a file that cannot be read or written
-        print(f"capframe: error: {exc}", file=sys.stderr)
+        print(f"capframe: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("capframe: interrupted", file=sys.stderr)

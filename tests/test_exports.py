@@ -174,3 +174,49 @@ def test_the_cli_csv_on_stdout_puts_a_quote_before_text_a_spreadsheet_would_run(
     assert code == 0
     names = set(pl.read_csv(io.StringIO(text), infer_schema=False)["first_name"])
     assert set(HOSTILE if options else IN_CSV) <= names
+
+
+# --- the terminal: control characters from data are shown as escapes ---------------------------------
+
+CONTROL = ("Ann\x1b[8m hidden", "Bo\x07b", "Cy\r\nforged line")
+
+
+def _no_control_character(text: str) -> None:
+    assert not {"\x1b", "\x07", "\r"} & set(text), repr(text)
+    assert not any(line.lstrip("│ ").startswith("forged line") for line in text.splitlines()), text
+
+
+def test_the_cli_summary_shows_control_characters_of_a_name_as_escapes(
+    monkeypatch: pytest.MonkeyPatch, client: capframe.Client, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(_org, "_FIRST", CONTROL)
+    code, text = run("customers", "--ids", str(_ids_file(tmp_path, client, 10)), "--sandbox")
+    assert code == 0
+    _no_control_character(text)
+    for escaped in ("Ann\\x1b[8m hidden", "Bo\\x07b", "Cy\\r\\nforged line"):
+        assert escaped in text
+
+
+def test_the_demo_shows_control_characters_from_data_as_escapes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fetch = capframe.cli.fetch_customer_tables
+
+    def with_a_forged_loyalty_type(*args: object, **kwargs: object) -> capframe.CustomerTables:
+        tables = fetch(*args, **kwargs)  # type: ignore[arg-type]
+        customers = tables.customers.with_columns(loyalty_type=pl.lit("loyalty\x1b[2J\rnon_loyalty"))
+        return capframe.CustomerTables.of({**tables.tables(), "customers": customers}, tables.provenance)
+
+    monkeypatch.setattr(capframe.cli, "fetch_customer_tables", with_a_forged_loyalty_type)
+    code, text = run("demo", "--count", "20", "--no-progress", "-o", str(tmp_path / "c.parquet"))
+    assert code == 0
+    _no_control_character(text)
+    assert "loyalty\\x1b[2J\\rnon_loyalty" in text
+
+
+def test_an_error_shows_control_characters_as_escapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run("customers", "--ids", str(tmp_path / "ids\x1b[2J.txt"), "--sandbox")
+    assert code == 2
+    error = capsys.readouterr().err
+    _no_control_character(error)
+    assert "ids\\x1b[2J.txt" in error
