@@ -22,6 +22,7 @@ from capframe.errors import CapframeWarning, InvalidArgumentError, MissingDepend
 
 if TYPE_CHECKING:
     import pandas as pd
+    from polars._typing import ColumnFormatDict
 
 __all__ = ["CSV_DATETIME_FORMAT", "csv_ready", "to_pandas", "write_csv", "write_excel", "write_parquet", "write_table"]
 
@@ -136,30 +137,80 @@ def _warn_of_cut_text(name: str, frame: pl.DataFrame) -> None:
 
 
 def _excel_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """Timestamps without their zone (all UTC; Excel has none), too-long integer columns as text."""
+    """Timestamps without their zone (all UTC; Excel has none), too-long integer columns as text,
+    dates sent as text (a card's ``issued_date``) as dates."""
     longest = frame.select(cs.integer().cast(pl.Float64).abs().max())
     too_long = (
         [name for name, value in longest.to_dicts()[0].items() if value is not None and value >= _EXCEL_EXACT]
         if longest.width
         else []
     )
-    return frame.with_columns(cs.datetime(time_zone="*").dt.replace_time_zone(None), pl.col(too_long).cast(pl.String))
+    return frame.with_columns(
+        cs.datetime(time_zone="*").dt.replace_time_zone(None),
+        pl.col(too_long).cast(pl.String),
+        pl.col(_dates(frame)).str.to_date(_DATE),
+    )
+
+
+_DATE = "%Y-%m-%d"
+
+
+def _dates(frame: pl.DataFrame) -> list[str]:
+    """Text columns named ``*_date`` (the API sends a card's dates as ``2021-12-03``, no zone) whose
+    every value is such a date: a column holding anything else stays text, so nothing is lost."""
+    named = [name for name, dtype in frame.schema.items() if dtype == pl.String and name.endswith("_date")]
+    if not named or frame.is_empty():
+        return named
+    parsed = pl.col(named).str.to_date(_DATE, strict=False).null_count() == pl.col(named).null_count()
+    return [name for name, every in frame.select(parsed).row(0, named=True).items() if every]
+
+
+def _is_identifier(column: str) -> bool:
+    """Ids and codes (``customer_id``, ``error_code``, ``series_id``, ``org_id``, ``id``, ``code``), as the
+    data dictionary names them: numbers no one adds up, shown as digits (``700000000``, ``8109``)
+    rather than with Excel's thousands separators."""
+    return column in ("id", "code") or column.endswith(("_id", "_code"))
+
+
+def _number_formats(frame: pl.DataFrame) -> ColumnFormatDict:
+    return {name: "0" for name in frame.select(cs.integer()).columns if _is_identifier(name)}
 
 
 # Every text a text cell, whatever it looks like: xlsxwriter writes a text starting with "=" (or
 # "{=") as a live formula and one that looks like a URL as a live hyperlink unless told not to, and
 # a customer's name is whatever a sign-up form was sent.
 _INERT_WORKBOOK = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+_FORMATS: dict[Any, str] = {pl.Datetime: "yyyy-mm-dd hh:mm:ss", pl.Date: "yyyy-mm-dd"}
 
 
-def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
-    """One sheet per table in the workbook ``target`` (``.xlsx``).
+def _columns_sheet(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The columns of the tables written, in sheet order, described by the data dictionary."""
+    from capframe.schemas import data_dictionary  # pandera: loaded only when a workbook is written
+
+    written = pl.DataFrame(
+        [(name, column) for name, frame in tables.items() for column in frame.columns],
+        schema={"table": pl.String, "column": pl.String},
+        orient="row",
+    )
+    return written.join(data_dictionary(), on=["table", "column"], how="left", maintain_order="left")
+
+
+def _provenance_sheet(provenance: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame({"field": list(provenance), "value": [str(value) for value in provenance.values()]})
+
+
+def write_excel(tables: dict[str, pl.DataFrame], target: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """One sheet per table in the workbook ``target`` (``.xlsx``), then a sheet ``columns`` describing
+    every column written (from :func:`capframe.schemas.data_dictionary`) and, when given, a sheet
+    ``provenance`` (:meth:`capframe.Provenance.as_dict`).
 
     Identifiers, mobiles and every other text column are written as text, so leading zeros stay
     (an external id ``00412`` is not the number 412), and so is an integer column holding a number
-    longer than Excel's 15 digits. Excel has no time zones: timestamps are written as UTC times
-    without one. Every text is a text cell, whatever it looks like: a name starting with ``=`` is
-    not a formula, one that looks like a URL is not a link.
+    longer than Excel's 15 digits; numeric ids and codes show as plain digits (``700000000``, not
+    ``700,000,000``). Excel has no time zones: timestamps are written as UTC times without one; a
+    card's dates are date cells. Every text is a text cell, whatever it looks like: a name starting
+    with ``=`` is not a formula, one that looks like a URL is not a link. Each sheet is a table with
+    filters, its header row frozen.
     """
     xlsxwriter = _module("xlsxwriter", "excel", "Writing an Excel workbook")
     if Path(target).suffix.lower() != ".xlsx":
@@ -169,8 +220,27 @@ def write_excel(tables: dict[str, pl.DataFrame], target: str | Path) -> Path:
     with _writing(path), xlsxwriter.Workbook(path, _INERT_WORKBOOK) as workbook:
         for name, frame in tables.items():
             _warn_of_cut_text(name, frame)
-            _excel_ready(frame).write_excel(
-                workbook, worksheet=name, autofit=True, dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"}
+            ready = _excel_ready(frame)
+            ready.write_excel(
+                workbook,
+                worksheet=name,
+                autofit=True,
+                freeze_panes=(1, 0),
+                dtype_formats=_FORMATS,
+                column_formats=_number_formats(ready),
+            )
+        # A description is up to a paragraph: wrapped, in a column a screen can show.
+        _columns_sheet(tables).write_excel(
+            workbook,
+            worksheet="columns",
+            autofit=True,
+            freeze_panes=(1, 0),
+            column_widths={"description": 640},
+            column_formats={"description": {"text_wrap": True}},
+        )
+        if provenance is not None:
+            _provenance_sheet(provenance).write_excel(
+                workbook, worksheet="provenance", autofit=True, freeze_panes=(1, 0)
             )
     return path
 

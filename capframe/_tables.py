@@ -103,11 +103,15 @@ class _Bundle:
         return _export.write_csv(self.tables(), folder, spreadsheet_safe=spreadsheet_safe)
 
     def write_excel(self, path: str | Path) -> Path:
-        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``).
+        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``), then a sheet
+        describing the columns and one with the provenance.
 
-        Identifiers and mobiles are text, so leading zeros stay; timestamps are UTC without a zone.
+        Identifiers and mobiles are text, so leading zeros stay; numeric ids and codes are plain
+        digits; timestamps are UTC without a zone, a card's dates are dates; every text is a text
+        cell, never a formula.
         """
-        return _export.write_excel(self.tables(), path)
+        provenance = self.provenance.as_dict() if self.provenance is not None else None
+        return _export.write_excel(self.tables(), path, provenance)
 
     def to_pandas(self) -> dict[str, pd.DataFrame]:
         """Table name -> pandas DataFrame with nullable dtypes: an integer column with nulls stays

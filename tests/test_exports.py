@@ -220,3 +220,115 @@ def test_an_error_shows_control_characters_as_escapes(tmp_path: Path, capsys: py
     error = capsys.readouterr().err
     _no_control_character(error)
     assert "ids\\x1b[2J.txt" in error
+
+
+# --- Excel: what an analyst reads -------------------------------------------------------------------
+
+# Integer columns of the data dictionary that are ids or codes: digits, never "700,000,000".
+IDENTIFIERS = {
+    "customer_id", "parent_customer_id", "user_id", "error_code", "code",
+    "series_id", "card_id", "id", "card_customer_id", "org_id", "entity_id",
+}  # fmt: skip
+QUANTITIES = {"score", "profile_count", "profile_index", "no_of_children", "expiry_days", "max_active_cards"}
+
+
+@pytest.fixture(scope="module")
+def workbook(client: capframe.Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[capframe.CustomerTables, Path]:
+    org = client.sandbox_org
+    assert org is not None
+    ids = [*org.customer_ids(300), *org.pii_deleted_ids()[:3], *org.unknown_ids(2)]
+    tables = capframe.fetch_customer_tables(ids, "INSTORE", client=client, progress=False)
+    return tables, tables.write_excel(tmp_path_factory.mktemp("excel") / "report.xlsx")
+
+
+def test_every_integer_column_of_the_data_dictionary_is_an_identifier_or_a_quantity() -> None:
+    dictionary = capframe.schemas.data_dictionary()
+    assert set(dictionary.filter(dtype="Int64")["column"]) == IDENTIFIERS | QUANTITIES
+
+
+def test_the_workbook_shows_ids_and_codes_as_digits_and_quantities_with_separators(
+    workbook: tuple[capframe.CustomerTables, Path],
+) -> None:
+    tables, path = workbook
+    book = openpyxl.load_workbook(path)
+    seen = set()
+    for name, frame in tables.tables().items():
+        header, *rows = book[name].iter_rows()
+        for index, cell in enumerate(header):
+            if not frame.schema[cell.value].is_integer():
+                continue
+            numbers = [row[index] for row in rows if row[index].value is not None]
+            formats = {number.number_format for number in numbers}
+            assert formats == ({"0"} if cell.value in IDENTIFIERS else {"#,##0;[Red]-#,##0"}) or not numbers, (
+                name,
+                cell.value,
+                formats,
+            )
+            seen |= {cell.value} if numbers else set()
+    assert {"customer_id", "error_code", "code", "card_id", "series_id", "org_id", "entity_id", "score"} <= seen
+
+
+def test_the_workbook_writes_a_cards_dates_as_dates(workbook: tuple[capframe.CustomerTables, Path]) -> None:
+    tables, path = workbook
+    for column in ("issued_date", "created_date"):
+        cells = _cells(path, "cards", column)
+        assert len(cells) == tables.cards.height > 0
+        assert {(cell.data_type, cell.number_format) for cell in cells} == {("d", "yyyy-mm-dd")}
+        assert [f"{cell.value:%Y-%m-%d}" for cell in cells] == tables.cards[column].to_list()
+
+
+def test_a_date_column_holding_something_else_stays_text(
+    workbook: tuple[capframe.CustomerTables, Path], tmp_path: Path
+) -> None:
+    tables, _ = workbook
+    cards = tables.cards.with_columns(
+        issued_date=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("soon")).otherwise("issued_date")
+    )
+    path = capframe.CustomerTables.of({**tables.tables(), "cards": cards}).write_excel(tmp_path / "r.xlsx")
+    cells = _cells(path, "cards", "issued_date")
+    assert [cell.value for cell in cells] == cards["issued_date"].to_list()  # nothing lost
+    assert {cell.data_type for cell in cells} == {"s"}
+    assert {cell.data_type for cell in _cells(path, "cards", "created_date")} == {"d"}
+
+
+def test_the_workbook_freezes_every_header_and_keeps_one_filtered_table_per_sheet(
+    workbook: tuple[capframe.CustomerTables, Path],
+) -> None:
+    tables, path = workbook
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == [*tables.tables(), "columns", "provenance"]
+    for sheet in book:
+        assert sheet.freeze_panes == "A2", sheet.title
+        (table,) = sheet.tables.values()
+        assert table.autoFilter is not None, sheet.title
+
+
+def test_the_workbook_describes_every_column_written(workbook: tuple[capframe.CustomerTables, Path]) -> None:
+    tables, path = workbook
+    rows = [[cell.value for cell in row] for row in openpyxl.load_workbook(path)["columns"].iter_rows()]
+    assert rows[0] == ["table", "column", "dtype", "nullable", "description"]
+    assert [(table, column) for table, column, *_ in rows[1:]] == [
+        (name, column) for name, frame in tables.tables().items() for column in frame.columns
+    ]
+    dictionary = capframe.schemas.data_dictionary()
+    expected = dictionary.filter(table="cards", column="issued_date").row(0)
+    assert tuple(next(row for row in rows if row[:2] == ["cards", "issued_date"])) == expected
+    assert all(description for *_, description in rows[1:])
+
+
+def test_the_workbook_states_the_provenance(workbook: tuple[capframe.CustomerTables, Path]) -> None:
+    tables, path = workbook
+    assert tables.provenance is not None
+    rows = [[cell.value for cell in row] for row in openpyxl.load_workbook(path)["provenance"].iter_rows()]
+    assert rows[0] == ["field", "value"]
+    assert dict(rows[1:]) == {field: str(value) for field, value in tables.provenance.as_dict().items()}
+    assert dict(rows[1:])["source"] == "INSTORE"
+
+
+def test_the_cli_workbook_shows_customer_ids_as_digits_and_describes_its_columns(
+    client: capframe.Client, tmp_path: Path
+) -> None:
+    code, _ = run("customers", "--ids", str(_ids_file(tmp_path, client)), "--sandbox", "-o", str(tmp_path / "r.xlsx"))
+    assert code == 0
+    assert {cell.number_format for cell in _cells(tmp_path / "r.xlsx", "customers", "customer_id")} == {"0"}
+    assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames[-2:] == ["columns", "provenance"]
