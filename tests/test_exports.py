@@ -332,3 +332,56 @@ def test_the_cli_workbook_shows_customer_ids_as_digits_and_describes_its_columns
     assert code == 0
     assert {cell.number_format for cell in _cells(tmp_path / "r.xlsx", "customers", "customer_id")} == {"0"}
     assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames[-2:] == ["columns", "provenance"]
+
+
+# --- options that contradict each other are refused, before anything is read or fetched -------------
+
+
+@pytest.mark.parametrize(
+    ("options", "drop"),
+    [
+        (["-o", "out.xlsx", "--format", "csv"], "drop --format"),
+        (["-o", "out.parquet", "--format", "csv"], "drop --format"),
+        (["-o", "-", "--format", "parquet"], "drop --format"),
+        (["--format", "csv"], "drop --format"),
+        (["-o", "out.xlsx", "--table", "identifiers"], "drop --table"),
+        (["-o", "tables/", "--table", "identifiers"], "drop --table"),
+        (["--table", "identifiers"], "drop --table"),
+        (["-o", "out.parquet", "--no-spreadsheet-safe"], "drop --no-spreadsheet-safe"),
+        (["-o", "out.xlsx", "--no-spreadsheet-safe"], "drop --no-spreadsheet-safe"),
+        (["-o", "tables/", "--no-spreadsheet-safe"], "drop --no-spreadsheet-safe, or add --format csv"),
+        (["--max-age", "30d"], "drop --max-age"),
+        (["-o", "out.csv", "--table", "nope"], "--table nope: use one of customers, profiles"),
+    ],
+)
+def test_options_that_contradict_each_other_are_refused_saying_which_to_drop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, options: list[str], drop: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # An ids file that does not exist: the options are refused before it is read.
+    code, _ = run("customers", "--ids", "missing.txt", "--sandbox", *options)
+    assert code == 2
+    error = capsys.readouterr().err
+    assert drop in error
+    assert "missing.txt" not in error
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_demo_refuses_options_that_do_nothing_for_its_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("demo", "--count", "5", "-o", str(tmp_path / "c.parquet"), "--no-spreadsheet-safe")
+    assert code == 2
+    assert "drop --no-spreadsheet-safe" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_children_refuse_a_workbook_with_a_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run(
+        "children", "--parent", "mobile:917799889933", "--sandbox", "-o", str(tmp_path / "c.xlsx"), "--format", "csv"
+    )
+    assert code == 2
+    assert (
+        f"--format csv chooses the files of -o FOLDER, but -o {tmp_path / 'c.xlsx'} writes every table to a workbook: drop --format"
+        in capsys.readouterr().err
+    )
