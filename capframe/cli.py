@@ -271,6 +271,8 @@ def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out
             " (" + ", ".join(f"{code or 'no answer'}: {n:,}" for code, n in codes.iter_rows()) + ")", file=out, end=""
         )
     print(file=out)
+    if tables.provenance is not None:
+        print(f"This run: {tables.provenance.run(tables.UNITS)}", file=out)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_cols=-1, fmt_str_lengths=24):
         print(visible_table(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS)), file=out)
     more = f"{frame.height - _SHOWN_ROWS:,} more rows, " if frame.height > _SHOWN_ROWS else ""

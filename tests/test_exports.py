@@ -385,3 +385,63 @@ def test_children_refuse_a_workbook_with_a_format(tmp_path: Path, capsys: pytest
         f"--format csv chooses the files of -o FOLDER, but -o {tmp_path / 'c.xlsx'} writes every table to a workbook: drop --format"
         in capsys.readouterr().err
     )
+
+
+# --- reruns say what they did: units from the snapshot, units fetched, requests sent ----------------
+
+
+def test_a_rerun_says_in_its_repr_that_it_came_from_the_snapshot(tmp_path: Path) -> None:
+    client = capframe.Client.sandbox()
+    org = client.sandbox_org
+    assert org is not None
+    ids = org.customer_ids(150)
+    first = capframe.fetch_customer_tables(ids[1:], "INSTORE", client=client, cache_dir=tmp_path, progress=False)
+    assert first.provenance is not None
+    assert first.provenance.sent == len(org.request_log) == 2  # what the server saw
+    assert repr(first).endswith("; this run: 149 ids fetched, 2 requests sent)")
+    again = capframe.fetch_customer_tables(ids[1:], "INSTORE", client=client, cache_dir=tmp_path, progress=False)
+    assert repr(again).endswith("; this run: 149 ids from snapshot, 0 fetched, 0 requests sent)")
+    grown = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, progress=False)
+    assert repr(grown).endswith("; this run: 149 ids from snapshot, 1 fetched, 1 request sent)")
+    assert len(org.request_log) == 3
+    # What the data is stays the same on every rerun; what the run did is not part of it.
+    assert again.provenance == first.provenance
+    assert "sent" not in first.provenance.as_dict()
+
+
+def test_the_repr_of_a_pull_without_a_snapshot_stays_short(client: capframe.Client) -> None:
+    tables = capframe.fetch_customer_tables([565338404], "INSTORE", client=client, progress=False)
+    assert repr(tables).endswith("UTC; this run: 1 id fetched, 1 request sent)")
+
+
+def test_a_rerun_of_children_says_it_came_from_the_snapshot(tmp_path: Path) -> None:
+    client = capframe.Client.sandbox()
+    parents = [("mobile", "917799889933")]
+    capframe.fetch_children_tables(parents, client=client, cache_dir=tmp_path, progress=False)
+    again = capframe.fetch_children_tables(parents, client=client, cache_dir=tmp_path, progress=False)
+    assert repr(again).endswith("; this run: 1 parent from snapshot, 0 fetched, 0 requests sent)")
+
+
+def test_every_pull_logs_what_it_did_at_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    client = capframe.Client.sandbox()
+    assert client.sandbox_org is not None
+    ids = client.sandbox_org.customer_ids(30)
+    with caplog.at_level("INFO", logger="capframe"):
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, progress=False)
+        capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "capframe" and r.levelname == "INFO"]
+    assert lines == [
+        f"INSTORE from {client.base_url}: 30 customer ids fetched, 1 request sent",
+        f"INSTORE from {client.base_url}: 30 customer ids from snapshot, 0 fetched, 0 requests sent",
+    ]
+
+
+def test_the_cli_summary_of_a_rerun_says_it_came_from_the_snapshot(client: capframe.Client, tmp_path: Path) -> None:
+    ids = _ids_file(tmp_path, client, 30)
+    options = ("customers", "--ids", str(ids), "--sandbox", "--cache-dir", str(tmp_path / "snapshot"), "--no-progress")
+    code, first = run(*options)
+    assert code == 0
+    assert "This run: 30 ids fetched, 1 request sent" in first
+    code, again = run(*options)
+    assert code == 0
+    assert "This run: 30 ids from snapshot, 0 fetched, 0 requests sent" in again
