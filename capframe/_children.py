@@ -428,6 +428,7 @@ async def _pull(
         last_fetched_at=pulled.last_fetched_at if pulled else None,
         read=pulled.read if pulled else 0,
         fetched=pulled.fetched if pulled else 0,
+        sent=pulled.sent if pulled else 0,
     )
     errors = [_failed_parent(p, code, "not found", reason) for p, code, reason in not_found]
     errors += [_failed_parent(p, None, "the fetch failed", e.reason) for p, e in failures]

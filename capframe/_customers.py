@@ -245,6 +245,7 @@ async def _pull(
         last_fetched_at=pulled.last_fetched_at,
         read=pulled.read,
         fetched=pulled.fetched,
+        sent=pulled.sent,
     )
     notices = pulled.notices
     bundle = _bundle(parts, wanted, notices, provenance, keep)

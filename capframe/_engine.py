@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import os
 import warnings
 from collections import Counter
@@ -43,6 +44,7 @@ from capframe._client import Client, resolve_host
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import Progress
 from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write, damaged_or_missing, named
+from capframe._tables import describe_run
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "snapshot_of",
 ]
 
+log = logging.getLogger("capframe")
 Unit = Hashable  # int (customer id) or str (a parent's walk key)
 T = TypeVar("T")
 # A public function's result, the warnings to give at its caller's line, and the error to raise after.
@@ -133,6 +136,7 @@ class Pulled:
     refused: dict[Unit, tuple[int | None, str]]
     read: int  # units read from the snapshot
     fetched: int  # units this run asked the API for and got an answer for
+    sent: int  # HTTP requests sent to the host: pages, retries and token requests included
     first_fetched_at: datetime
     last_fetched_at: datetime
     notices: list[Notice]
@@ -389,10 +393,17 @@ async def pull(
             snapshot.clean_temporary()  # type: ignore[union-attr]
     requests = _requests(missing, per_request)
     run = _Run(endpoint, host, source, store, bar(len(requests)), keep)
+    sent = 0
+
+    async def count(request: object) -> None:
+        nonlocal sent
+        sent += 1
+
     try:
         if requests:
             assert client is not None
             async with Session.connect(client) as session:
+                session.http.event_hooks["request"].append(count)
                 await run.fetch(session, requests)
                 if ask_again and (left_out := _left_out(run, missing, dtype)):
                     await run.fetch(session, _requests(left_out, per_request))
@@ -410,13 +421,16 @@ async def pull(
         )
     # Reading back finds again the damage the lookup found (a lost index, say): said once.
     notices += [notice for notice in (store.notices if store is not None else []) if notice not in notices]
+    fetched = len(set(run.answered))
+    log.info("%s from %s: %s", source, host, describe_run(read, fetched, sent, unit_words))
     return Pulled(
         parts,
         sorted(run.failed, key=lambda f: str(f[0])),
         unanswered,
         run.refused,
         read,
-        len(set(run.answered)),
+        fetched,
+        sent,
         first,
         last,
         notices,

@@ -32,8 +32,9 @@ class Provenance:
     ``fetched_at`` and ``last_fetched_at`` are the earliest and latest times the units a result uses
     left the API: for a pull served from a snapshot (``cache_dir``), the times recorded there, so
     every rerun states the same. ``read`` and ``fetched`` say how many units this run read from the
-    snapshot and how many it asked the API for: they describe the run, not the data, so
-    :meth:`as_dict` and ``==`` leave them out.
+    snapshot and how many it asked the API for, ``sent`` how many HTTP requests it sent (every page,
+    retry and token request: 0 for a rerun the snapshot served): they describe the run, not the
+    data, so :meth:`as_dict` and ``==`` leave them out, and :meth:`run` states them.
     """
 
     fetched_at: datetime
@@ -45,9 +46,10 @@ class Provenance:
     last_fetched_at: datetime | None = None
     read: int = field(default=0, compare=False)
     fetched: int = field(default=0, compare=False)
+    sent: int = field(default=0, compare=False)  # HTTP requests this run sent: pages, retries, tokens
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k not in ("read", "fetched")}
+        data = {k: v for k, v in asdict(self).items() if k not in _OF_THE_RUN}
         last = self.last_fetched_at or self.fetched_at
         return {**data, "fetched_at": self.fetched_at.isoformat(), "last_fetched_at": last.isoformat()}
 
@@ -58,6 +60,23 @@ class Provenance:
             f" to {last:%Y-%m-%d %H:%M:%S}" if last != self.fetched_at else ""
         )
         return f"{self.source} from {self.host}, fetched {when} UTC"
+
+    def run(self, units: str = "units") -> str:
+        """What this run did: ``"30 ids from snapshot, 0 fetched, 0 requests sent"``."""
+        return describe_run(self.read, self.fetched, self.sent, units)
+
+
+_OF_THE_RUN = ("read", "fetched", "sent")
+
+
+def describe_run(read: int, fetched: int, sent: int, units: str) -> str:
+    """A pull's own doings, as its repr, the CLI and the log say them (snapshot units only when any)."""
+    from_snapshot = f"{_counted(read, units)} from snapshot, {fetched:,} fetched" if read else None
+    return f"{from_snapshot or _counted(fetched, units) + ' fetched'}, {_counted(sent, 'requests')} sent"
+
+
+def _counted(count: int, plural: str) -> str:
+    return f"{count:,} {plural.removesuffix('s') if count == 1 else plural}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +91,7 @@ class _Bundle:
     provenance: Provenance | None = None
 
     _MAIN: ClassVar[str]
+    UNITS: ClassVar[str]  # what one unit of the pull is called: "ids", "parents"
     NAMES: ClassVar[tuple[str, ...]]  # the tables, main first
     MODELS: ClassVar[Any]  # table name -> pandera model (a _Models)
 
@@ -93,16 +113,25 @@ class _Bundle:
         """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
         return _export.write_parquet(self.tables(), folder)
 
-    def write_csv(self, folder: str | Path) -> dict[str, Path]:
-        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read."""
-        return _export.write_csv(self.tables(), folder)
+    def write_csv(self, folder: str | Path, *, spreadsheet_safe: bool = True) -> dict[str, Path]:
+        """Every table to ``folder/<table>.csv``; timestamps as ``2021-12-03 06:01:44`` (UTC), which spreadsheets read.
+
+        A text a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab,
+        a carriage return or a line feed) is written with a ``'`` in front, so it shows as text;
+        ``spreadsheet_safe=False`` writes every text as it is, for programs that read the files.
+        """
+        return _export.write_csv(self.tables(), folder, spreadsheet_safe=spreadsheet_safe)
 
     def write_excel(self, path: str | Path) -> Path:
-        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``).
+        """Every table as a sheet of one ``.xlsx`` workbook (needs ``capframe[excel]``), then a sheet
+        describing the columns and one with the provenance.
 
-        Identifiers and mobiles are text, so leading zeros stay; timestamps are UTC without a zone.
+        Identifiers and mobiles are text, so leading zeros stay; numeric ids and codes are plain
+        digits; timestamps are UTC without a zone, a card's dates are dates; every text is a text
+        cell, never a formula.
         """
-        return _export.write_excel(self.tables(), path)
+        provenance = self.provenance.as_dict() if self.provenance is not None else None
+        return _export.write_excel(self.tables(), path, provenance)
 
     def to_pandas(self) -> dict[str, pd.DataFrame]:
         """Table name -> pandas DataFrame with nullable dtypes: an integer column with nulls stays
@@ -156,7 +185,7 @@ class _Bundle:
 
     def _origin(self) -> str:
         p = self.provenance
-        return f"; {p}" if p else ""
+        return f"; {p}; this run: {p.run(self.UNITS)}" if p else ""
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -210,6 +239,7 @@ class CustomerTables(_Bundle):
     customers: pl.DataFrame
 
     _MAIN: ClassVar[str] = "customers"
+    UNITS: ClassVar[str] = "ids"
     NAMES: ClassVar[tuple[str, ...]] = ("customers", *_SHARED)
 
 
@@ -222,6 +252,7 @@ class ChildrenTables(_Bundle):
     parents: pl.DataFrame
 
     _MAIN: ClassVar[str] = "children"
+    UNITS: ClassVar[str] = "parents"
     NAMES: ClassVar[tuple[str, ...]] = ("children", "parents", *_SHARED)
 
     @property

@@ -31,6 +31,7 @@ from capframe import __version__, _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
+from capframe._inert import visible, visible_table
 from capframe._snapshot import Snapshot
 from capframe._tables import ChildrenTables, CustomerTables
 from capframe.errors import CapframeError, InvalidArgumentError
@@ -206,24 +207,84 @@ _KEY_COLUMNS = {
 _SHOWN_ROWS = 10
 
 
-def _write(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, out: TextIO) -> str | None:
-    """Write what ``-o`` asks for; say what was written (None: nothing was)."""
-    output: str | None = args.output
+def _output_kind(output: str | None) -> str:
+    """What ``-o`` writes: ``summary`` (no -o: nothing), ``stdout``, ``workbook``, ``folder`` or ``file``."""
     if output is None:
-        return None
+        return "summary"
     if output == "-":
-        out.write(_table(tables, args.table).write_csv(datetime_format=_export.CSV_DATETIME_FORMAT))
-        return "the table as CSV on stdout"
+        return "stdout"
     suffix = Path(output).suffix.lower()
     if suffix == ".xlsx":
+        return "workbook"
+    if not suffix or output.endswith(("/", os.sep)) or Path(output).is_dir():
+        return "folder"
+    return "file"
+
+
+_WRITES = {
+    "summary": "without -o nothing is written",
+    "stdout": "-o - writes one table as CSV",
+    "workbook": "-o {} writes every table to a workbook",
+    "folder": "-o {} writes every table to a folder",
+    "file": "-o {} writes one table, in the format its suffix names",
+}
+
+
+def _refuse_conflicts(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Options that contradict each other, or do nothing for the output asked, are refused before
+    anything is fetched: a silent choice would write what was not asked for."""
+    kind = _output_kind(args.output)
+    writes = _WRITES[kind].format(args.output)
+    if args.format is not None and kind != "folder":
+        raise InvalidArgumentError(
+            f"--format {args.format} chooses the files of -o FOLDER, but {writes}: drop --format, or give -o a"
+            " folder (a path ending in /)"
+        )
+    if args.table is not None and kind not in ("stdout", "file"):
+        raise InvalidArgumentError(
+            f"--table {args.table} chooses the one table of -o FILE or -o -, but {writes}:"
+            " drop --table, or give -o a .parquet, .csv or .ndjson file"
+        )
+    if args.table is not None and args.table not in names:
+        raise InvalidArgumentError(f"--table {args.table}: use one of {', '.join(names)}")
+    suffix = Path(args.output).suffix.lower() if kind == "file" else ""
+    writes_csv = kind == "stdout" or suffix == ".csv" or (kind == "folder" and args.format == "csv")
+    if not args.spreadsheet_safe and not writes_csv:
+        raise InvalidArgumentError(
+            f"--no-spreadsheet-safe changes CSV files only, and no CSV is written ({writes}): drop"
+            f" --no-spreadsheet-safe{', or add --format csv' if kind == 'folder' else ''}"
+        )
+    if getattr(args, "max_age", None) is not None and getattr(args, "cache_dir", None) is None:
+        raise InvalidArgumentError(
+            "--max-age says when the units of a snapshot are too old, and without --cache-dir there is no"
+            " snapshot: add --cache-dir DIR, or drop --max-age"
+        )
+
+
+def _write(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, out: TextIO) -> str | None:
+    """Write what ``-o`` asks for; say what was written (None: nothing was)."""
+    output: str = args.output
+    kind = _output_kind(output)
+    if kind == "summary":
+        return None
+    name = args.table or tables.NAMES[0]  # checked by _refuse_conflicts
+    if kind == "stdout":
+        frame = _export.csv_ready(tables.tables()[name], args.spreadsheet_safe)
+        out.write(frame.write_csv(datetime_format=_export.CSV_DATETIME_FORMAT))
+        return "the table as CSV on stdout"
+    if kind == "workbook":
         tables.write_excel(output)
         return f"every table to {output}, one sheet each"
-    if not suffix or output.endswith(("/", os.sep)) or Path(output).is_dir():
-        written = tables.write_csv(output) if args.format == "csv" else tables.write_parquet(output)
+    if kind == "folder":
+        written = (
+            tables.write_csv(output, spreadsheet_safe=args.spreadsheet_safe)
+            if args.format == "csv"
+            else tables.write_parquet(output)
+        )
         return f"every table to {output.rstrip('/' + os.sep)}/ ({', '.join(path.name for path in written.values())})"
-    frame = _table(tables, args.table)
-    _export.write_table(frame, output)
-    return f"{args.table} ({frame.height:,} rows) to {output}"
+    frame = tables.tables()[name]
+    _export.write_table(frame, output, spreadsheet_safe=args.spreadsheet_safe)
+    return f"{name} ({frame.height:,} rows) to {output}"
 
 
 def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out: TextIO) -> None:
@@ -237,8 +298,10 @@ def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out
             " (" + ", ".join(f"{code or 'no answer'}: {n:,}" for code, n in codes.iter_rows()) + ")", file=out, end=""
         )
     print(file=out)
+    if tables.provenance is not None:
+        print(f"This run: {tables.provenance.run(tables.UNITS)}", file=out)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_cols=-1, fmt_str_lengths=24):
-        print(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS), file=out)
+        print(visible_table(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS)), file=out)
     more = f"{frame.height - _SHOWN_ROWS:,} more rows, " if frame.height > _SHOWN_ROWS else ""
     tables_text = ", ".join(f"{name} {f.height:,}x{f.width}" for name, f in tables.tables().items())
     print(f"({more}{frame.width} columns; tables: {tables_text})", file=out)
@@ -255,14 +318,8 @@ def _client(args: argparse.Namespace) -> Client | None:
     return Client.sandbox(**options) if args.sandbox else None
 
 
-def _table(tables: CustomerTables | ChildrenTables, name: str) -> pl.DataFrame:
-    available = tables.tables()
-    if name not in available:
-        raise InvalidArgumentError(f"--table {name}: use one of {', '.join(available)}")
-    return available[name]
-
-
 def _customers(args: argparse.Namespace, out: TextIO) -> int:
+    _refuse_conflicts(args, CustomerTables.NAMES)
     ids = _read_ids(args.ids, sys.stdin, args.column)
     tables = fetch_customer_tables(
         ids,
@@ -278,6 +335,7 @@ def _customers(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _children(args: argparse.Namespace, out: TextIO) -> int:
+    _refuse_conflicts(args, ChildrenTables.NAMES)
     tables = fetch_children_tables(
         args.parent if len(args.parent) > 1 else args.parent[0],
         source=args.source,
@@ -294,7 +352,6 @@ def _children(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _report(tables: CustomerTables | ChildrenTables, args: argparse.Namespace, out: TextIO) -> None:
-    _table(tables, args.table)  # a wrong --table is refused before anything is written
     written = _write(tables, args, out)
     _summarise(tables, written, sys.stderr if args.output == "-" else out)
 
@@ -379,6 +436,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             if args.count < 1
             else f"--count {args.count:,}: the sandbox has {args.customers:,} customers; ask fewer, or more --customers"
         )
+    _refuse_conflicts(args, CustomerTables.NAMES)
     summary = sys.stderr if args.output == "-" else out  # stdout holds the CSV then
     client = Client.sandbox(args.customers, requests_per_minute=None)
     assert client.sandbox_org is not None
@@ -389,22 +447,21 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     tables = fetch_customer_tables(ids, "INSTORE", client=client, progress=False if args.no_progress else None)
     seconds = time.perf_counter() - started
     customers = tables.customers
-    print(f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {tables!r}\n", file=summary)
+    print(
+        f"Fetched {len(ids):,} ids from the embedded sandbox in {seconds:.2f} s: {visible(repr(tables))}\n",
+        file=summary,
+    )
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_rows=12):
         print("Outcome by error code (8109 PII-deleted, 8015 unknown, 8065 not in this source):", file=summary)
         print(customers.group_by("success", "error_code").len().sort("len", descending=True), file=summary)
         # Over the returned customers only: the API sends loyalty data with some failed ids too.
         returned = tables.returned().customers
         print("\nLifetime purchases of returned customers, by loyalty type:", file=summary)
-        print(
-            returned.group_by("loyalty_type")
-            .agg(
-                pl.len().alias("customers"),
-                pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
-            )
-            .sort("loyalty_type"),
-            file=summary,
+        by_type = returned.group_by("loyalty_type").agg(
+            pl.len().alias("customers"),
+            pl.col("lifetime_purchases").sum().round().cast(pl.Int64).alias("lifetime_purchases"),
         )
+        print(visible_table(by_type.sort("loyalty_type")), file=summary)
         print("\nIdentifier coverage (share of returned customers with one):", file=summary)
         print(
             returned.select(pl.col("mobile", "email", "external_id").is_not_null().mean().round(3)),
@@ -427,6 +484,15 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_command = functools.partial(commands.add_parser, formatter_class=formatter)
 
+    def spreadsheet_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--no-spreadsheet-safe",
+            dest="spreadsheet_safe",
+            action="store_false",
+            help="CSV for programs: every text as it is (default: a text starting with = + - @, a tab, CR or LF, which"
+            " a spreadsheet would run as a formula, gets a ' in front)",
+        )
+
     demo = add_command("demo", help="fetch customers from the embedded sandbox, print a summary, write parquet")
     demo.add_argument("--count", type=int, default=3000, help="how many sandbox customers to fetch (default 3000)")
     demo.add_argument("--ids", help=argparse.SUPPRESS)  # its old name: refused with the new one
@@ -438,7 +504,8 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         help="the customers table to a .parquet (default customers.parquet), .csv or .ndjson file; every table"
         " to a .xlsx workbook or a FOLDER",
     )
-    demo.set_defaults(table="customers", format="parquet")
+    demo.set_defaults(table=None, format=None)  # the customers table; a folder gets parquet
+    spreadsheet_option(demo)
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
@@ -457,7 +524,7 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         )
         command.add_argument("--sandbox", action="store_true", help="use the embedded sandbox instead of CAPILLARY_*")
         command.add_argument(
-            "--table", default=main, help=f"which table to write: {', '.join(tables)} (default {main})"
+            "--table", help=f"which table -o FILE or -o - writes: {', '.join(tables)} (default {main})"
         )
         command.add_argument(
             "-o",
@@ -465,9 +532,8 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
             help="every table: a .xlsx workbook (one sheet each) or a FOLDER (one file each); one table (--table):"
             " a .parquet, .csv or .ndjson file, or - for CSV on stdout. Default: print a summary",
         )
-        command.add_argument(
-            "--format", default="parquet", choices=["parquet", "csv"], help="the files of -o FOLDER (default parquet)"
-        )
+        command.add_argument("--format", choices=["parquet", "csv"], help="the files of -o FOLDER (default parquet)")
+        spreadsheet_option(command)
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     customers = add_command("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)
@@ -529,10 +595,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, out or sys.stdout)
     except CapframeError as exc:
-        print(f"capframe: error: {_for_the_command_line(exc)}", file=sys.stderr)
+        print(f"capframe: error: {visible(_for_the_command_line(exc))}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:  # a file that cannot be read or written
-        print(f"capframe: error: {exc}", file=sys.stderr)
+        print(f"capframe: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("capframe: interrupted", file=sys.stderr)
