@@ -510,7 +510,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
     """The ``parents`` table: ``asked`` with each found parent's children counted (0 included) and
     its customer id where only the API's ``parentCustomer`` states it."""
     families = children.group_by("parent_type", "parent_value").agg(
-        pl.len().cast(pl.Int64).alias("n_children"),
+        pl.len().cast(pl.Int64).alias("no_of_children"),
         # Server text: a userId that is no customer id is not taken.
         pl.col("parent_customer")
         .str.json_path_match("$.profiles[0].userId")
@@ -525,7 +525,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
         "given_value",
         pl.coalesce("customer_id", pl.when(pl.col("stated_id") > 0).then("stated_id")).alias("customer_id"),
         "found",
-        pl.when("found").then(pl.col("n_children").fill_null(0)).alias("n_children"),
+        pl.when("found").then(pl.col("no_of_children").fill_null(0)).alias("no_of_children"),
         "error_code",
         "error_message",
     )
