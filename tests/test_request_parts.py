@@ -367,3 +367,26 @@ def test_a_warm_pull_searches_for_no_module(sandbox_server: SandboxServer) -> No
         sys.meta_path.remove(searches)
     assert searches.names == []
 
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_pulls_share_one_tls_context_per_ca_setting(
+    sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each session made its own TLS context: loading the CA bundle took 40 ms of every pull."""
+    client = capframe.Client(sandbox_server.url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD)
+    ids = sandbox_server.sandbox.customer_ids(20)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    made: list[object] = []
+    create = ssl.create_default_context
+
+    def counted(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(kwargs)
+        return create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    assert made == []
+    # Another CA bundle named in the environment is another context, as httpx reads it.
+    monkeypatch.setenv("SSL_CERT_FILE", ssl.get_default_verify_paths().openssl_cafile)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    assert made == [{"cafile": ssl.get_default_verify_paths().openssl_cafile}]
