@@ -338,6 +338,28 @@ def test_oauth_keeps_a_token_a_sane_time_whatever_ttl_it_is_given(ttl: str) -> N
     assert sent == [("/v2/bulk/getCustomers", "t1")]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_oauth_renews_a_short_lived_token_before_it_runs_out() -> None:
+    """An API client's token lifetime is its admin's choice: a 5 s token was kept 54 s (lifetimes were
+    raised to at least 60 s), so every request after 5 s met a 401, and two pulls sharing the client
+    each renewed, their tokens dying together: a retry could carry the other pull's dead token."""
+    clock = Clock()
+    auth = OAuth("k", "s", base_url="https://eu.api.capillarytech.com", pacer=Pacer(None), clock=clock)
+    asyncio.run(run_flow(auth, [token("t1", "5"), httpx.Response(200)]))
+    clock.now = 4.4
+    assert asyncio.run(run_flow(auth, [httpx.Response(200)])) == [("/v2/bulk/getCustomers", "t1")]
+    clock.now = 4.6  # within a tenth of its lifetime of running out: renewed first
+    sent = asyncio.run(run_flow(auth, [token("t2", "5"), httpx.Response(200)]))
+    assert sent == [("/v3/oauth/token/generate", None), ("/v2/bulk/getCustomers", "t2")]
+
+
 # --- the path of a request on a real connection ---
 
 
