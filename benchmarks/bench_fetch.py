@@ -304,6 +304,7 @@ def rate_bound(args: argparse.Namespace) -> None:
     print(
         "note: times are the sandbox's request_log (time.monotonic() when each answer was made), not the client's send times."
     )
+    print()
 
 
 # -- (c) and (d) -------------------------------------------------------------------------------------
