@@ -39,3 +39,9 @@ def test_bench_snapshot_runs_and_prints_its_figures(tmp_path: Path) -> None:
     assert row.split()[1:2] == ["5"]  # 500 ids (499, then one added): 5 requests, then 1
     assert row.split()[4:6] == ["1", "5"]
     assert "method: " in out
+
+
+def test_bench_fetch_no_stall_case_runs_and_prints_its_ratio(tmp_path: Path) -> None:
+    out = run_script("bench_fetch.py", tmp_path, "--only", "e", "--stall-ids", "300", "--repeat", "1")
+    assert "(e) no stall: a warm pull of 300 ids (3 requests of 100)" in out
+    assert "capframe / the faster plain loop + tidy = " in out
