@@ -46,3 +46,9 @@ def test_bench_families_runs_and_prints_its_requests(tmp_path: Path) -> None:
     assert "parents, median family" in out
     assert "default pacing" in out
     assert "no pacing" in out
+
+
+def test_bench_fetch_no_stall_case_runs_and_prints_its_ratio(tmp_path: Path) -> None:
+    out = run_script("bench_fetch.py", tmp_path, "--only", "e", "--stall-ids", "300", "--repeat", "1")
+    assert "(e) no stall: a warm pull of 300 ids (3 requests of 100)" in out
+    assert "capframe / the faster plain loop + tidy = " in out
