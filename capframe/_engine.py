@@ -180,21 +180,21 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
         units, files = store.view()
         if source is not None:
             units = units.filter(pl.col("source") == source)
-        parts = files.filter(pl.col("table") == table).join(units.select("part").unique(), on="part", how="semi")
+        units = units.join(files.filter(pl.col("table") == table).select("part"), on="part", how="semi")
         # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error.
-        damaged = [*store.unreadable, *store.damaged_files(parts)]
+        damaged = [*store.unreadable, *store.damaged(units, files, [table])]
     if damaged:
         raise SnapshotError(
             f"{damaged_or_missing(damaged)} in the snapshot {snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
             "the damaged units again), then scan it again"
         )
-    paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
-    if not paths:
+    parts = units["part"].unique().sort().to_list()
+    if not parts:
         raise InvalidArgumentError(
             f"{snapshot.root} holds no {endpoint} {table} table{' for source ' + source if source else ''}: "
             "pass the cache_dir of a fetch"
         )
-    return pl.scan_parquet(paths)
+    return pl.scan_parquet(store.paths(table, parts))
 
 
 def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
