@@ -575,7 +575,11 @@ class Snapshot:
     def verify(self) -> list[str]:
         """Files (paths relative to the folder) that are missing, unreadable or not what the index says."""
         self.check(create=False)
-        damaged: list[str] = []
+        damaged = [
+            self.layout.relative(path)
+            for path in (self.layout.marker, self.layout.lock)
+            if self.layout.exists(path) and not self._intact(path)
+        ]
         for endpoint in self.endpoints():
             store = Store(self, endpoint)
             with self.lock(exclusive=False):
@@ -583,6 +587,16 @@ class Snapshot:
                 damaged += [self.layout.relative(p) for p in store.damaged(units, files)]
                 damaged += [self.layout.relative(p) for p in store.unreadable]
         return sorted(set(damaged))
+
+    def _intact(self, path: Path) -> bool:
+        """The marker or the lock: a regular file (the marker with a format), not a link or special file."""
+        if path == self.layout.marker:
+            return bool(self._marker().get("format"))
+        try:
+            self.layout.checked(path)
+        except OSError:
+            return False
+        return True
 
     def prune(self, older_than: timedelta | float) -> int:
         """Remove units fetched longer than ``older_than`` ago (and files no index names): how many units went."""
@@ -595,8 +609,11 @@ class Snapshot:
         removed = 0
         for endpoint in self.endpoints():
             store = Store(self, endpoint)
-            with self.lock(exclusive=True):
-                removed += store.commit(drop_before=_now() - age)
+            try:
+                with self.lock(exclusive=True):
+                    removed += store.commit(drop_before=_now() - age)
+            except OSError as exc:
+                raise cannot_write(self.root, exc) from None
         self.clean_temporary()
         return removed
 
@@ -685,31 +702,29 @@ class Store:
                 if path.name != f"{part}.json":
                     raise ValueError(f"it is named {path.name} but lists part {part}")
                 notes = entry.get("notes", {})
-                units.append(
-                    pl.DataFrame(
-                        {
-                            "host": entry["host"],
-                            "source": entry["source"],
-                            "unit": entry["units"],
-                            "part": part,
-                            "fetched_at": datetime.fromisoformat(entry["fetched_at"]),
-                            "wire_version": entry["wire_version"],
-                            "code": [notes.get(str(u), [None, None])[0] for u in entry["units"]],
-                            "message": [notes.get(str(u), [None, None])[1] for u in entry["units"]],
-                        },
-                        schema=self.schema,
-                    )
+                entry_units = pl.DataFrame(
+                    {
+                        "host": entry["host"],
+                        "source": entry["source"],
+                        "unit": entry["units"],
+                        "part": part,
+                        "fetched_at": datetime.fromisoformat(entry["fetched_at"]),
+                        "wire_version": entry["wire_version"],
+                        "code": [notes.get(str(u), [None, None])[0] for u in entry["units"]],
+                        "message": [notes.get(str(u), [None, None])[1] for u in entry["units"]],
+                    },
+                    schema=self.schema,
                 )
-                files.append(
-                    pl.DataFrame(
-                        [
-                            (part, self.layout.table_name(self.endpoint, table), sha, size)
-                            for table, (sha, size) in entry["files"].items()
-                        ],
-                        schema=FILES,
-                        orient="row",
-                    )
+                entry_files = pl.DataFrame(
+                    [
+                        (part, self.layout.table_name(self.endpoint, table), sha, size)
+                        for table, (sha, size) in entry["files"].items()
+                    ],
+                    schema=FILES,
+                    orient="row",
                 )
+                units.append(entry_units)  # only once the whole entry is read: a damaged one adds nothing
+                files.append(entry_files)
                 read.append(path)
             except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
                 self._damaged(path, exc, "the units it lists are fetched again")
@@ -945,6 +960,14 @@ class Store:
                 written = self._rewrite(part, files.filter(pl.col("part") == part), keep, units)
                 if written is None:  # damaged: its units are fetched again by the next pull that needs them
                     units = units.filter(pl.col("part") != part)
+                    bad = [path for path in self.why if path.stem == part]
+                    self.notices.append(
+                        (
+                            f"snapshot file(s) missing or damaged: {self._explained(bad)}; its other units "
+                            "are dropped, and fetched again when asked",
+                            SnapshotDamagedWarning,
+                        )
+                    )
                     continue
                 renamed[part], new_files = written
                 added.append(new_files)
@@ -1017,20 +1040,37 @@ class Store:
             self.layout.checked(path)
         return paths
 
+    def scan(self, table: str, units: pl.DataFrame, parts: Sequence[str]) -> pl.LazyFrame:
+        """The rows of ``table`` in the files of ``parts``, in that order, each part's rows only those of
+        the units ``units`` (unit, part) indexes to it, and rows tied to no unit: a unit fetched again
+        whose old part is not yet written again (a run killed before its commit) is read once."""
+        paths = self.paths(table, parts)
+        if self.unit_column is None:
+            return pl.scan_parquet(paths)
+        unit = pl.col(self.unit_column)
+        of_part = dict(units.group_by("part").agg("unit").iter_rows())
+        return pl.concat(
+            [
+                pl.scan_parquet(path).filter(
+                    unit.is_null() | unit.is_in(pl.Series(of_part.get(part, []), dtype=self.unit_dtype).implode())
+                )
+                for part, path in zip(parts, paths, strict=True)
+            ]
+        )
+
     def read(
         self,
+        units: pl.DataFrame,
         parts: Sequence[str],
-        units: pl.Series,
         files: pl.DataFrame,
         tables: Sequence[str],
         keep: Sequence[str],
         dropped: Sequence[str],
     ) -> dict[str, pl.DataFrame | None]:
-        """The tables of ``units`` from the files of ``parts``, in that order; None for a table no
-        part has a file of. The files are those ``files`` (the index's) lists: one gone since it was
-        checked is an error, not rows silently missing. Columns in ``dropped`` (host, source) are left
-        out. Tables not in ``keep`` are read for their schema only (memory)."""
-        wanted = units.implode()
+        """The tables of ``units`` (index rows: unit, part) from the files of ``parts``, in that order;
+        None for a table no part has a file of. The files are those ``files`` (the index's) lists: one
+        gone since it was checked is an error, not rows silently missing. Columns in ``dropped`` (host,
+        source) are left out. Tables not in ``keep`` are read for their schema only (memory)."""
         listed = set(files.select("part", "table").iter_rows())
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
@@ -1040,20 +1080,16 @@ class Store:
                     out[table] = None
                     continue
                 try:
-                    paths = self.paths(table, in_list)
                     if table not in keep:
-                        schema = pl.read_parquet_schema(paths[0])
+                        schema = pl.read_parquet_schema(self.paths(table, in_list[:1])[0])
                         out[table] = pl.DataFrame(schema=schema).drop(dropped)
                         continue
                     # A file read is a chunk of every column, whose buffers outweigh its rows: files are read
                     # 100 at a time and made contiguous (a million ids read at once held 400 MB for 125 MB).
                     # The filter is pushed into the reader: rows of units not asked are never materialised.
                     chunks = []
-                    for i in range(0, len(paths), _FILES_AT_ONCE):
-                        scan = pl.scan_parquet(paths[i : i + _FILES_AT_ONCE]).drop(dropped)
-                        if self.unit_column is not None:
-                            unit = pl.col(self.unit_column)
-                            scan = scan.filter(unit.is_null() | unit.is_in(wanted))
+                    for i in range(0, len(in_list), _FILES_AT_ONCE):
+                        scan = self.scan(table, units, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
                         chunks.append(scan.collect().rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
