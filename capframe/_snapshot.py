@@ -184,6 +184,11 @@ def _capframe_version() -> str:
         return "unknown"
 
 
+def _schema(path: Path) -> pl.Schema:
+    """A parquet file's schema, from its metadata. Never a glob: a cache_dir may be named ``data[2024]``."""
+    return pl.scan_parquet(path, glob=False).collect_schema()
+
+
 def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
@@ -340,7 +345,7 @@ class Layout:
     def rows(self, path: Path) -> int:
         """A parquet file's rows, from its metadata: nothing is decoded."""
         self.checked(path)
-        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+        return int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
 
     # -- changing files -----------------------------------------------------------------------------
 
@@ -679,7 +684,7 @@ class Store:
             size = self.layout.checked(path).st_size
             if (rows := self.layout.rows(path)) > _ROWS_PER_BYTE * size + _ROWS_SLACK:
                 raise Refused(path, f"states {rows:,} rows in {size:,} bytes: not a file capframe wrote")
-            frame = pl.read_parquet(path).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+            frame = pl.read_parquet(path, glob=False).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
             if not frame.select(check.all()).item():
                 raise ValueError("it names parts or tables capframe does not write")
             return frame
@@ -825,7 +830,7 @@ class Store:
         try:
             if self.layout.sha256(path, size) != sha:
                 return "is not the file files.parquet records (its sha256 differs)"
-            if dict(pl.read_parquet_schema(path)) != _stored_schema(self.endpoint, table):
+            if dict(_schema(path)) != _stored_schema(self.endpoint, table):
                 return "has columns or types capframe does not write"
             if (rows := self.layout.rows(path)) > most_rows:
                 return f"states {rows:,} rows: more than its units could have"
@@ -841,7 +846,7 @@ class Store:
         """Whether the main table holds each unit indexed to its part, once: its unit column only."""
         assert self.unit_column is not None
         try:
-            held = pl.scan_parquet(path).select(pl.col(self.unit_column).alias("unit")).collect()["unit"]
+            held = pl.scan_parquet(path, glob=False).select(pl.col(self.unit_column).alias("unit")).collect()["unit"]
         except (OSError, pl.exceptions.PolarsError) as exc:
             return f"cannot be read ({type(exc).__name__})"
         if not held.is_unique().all():
@@ -1005,7 +1010,11 @@ class Store:
         rows: list[tuple[str, str, str, int]] = []
         try:
             for table in part_files["table"]:
-                frame = pl.scan_parquet(self._path(table, part)).filter(unit.is_null() | unit.is_in(wanted)).collect()
+                frame = (
+                    pl.scan_parquet(self._path(table, part), glob=False)
+                    .filter(unit.is_null() | unit.is_in(wanted))
+                    .collect()
+                )
                 data = _parquet(frame)
                 self.layout.write(self._path(table, new), data)
                 rows.append((new, table, _sha256(data), len(data)))
@@ -1046,12 +1055,12 @@ class Store:
         whose old part is not yet written again (a run killed before its commit) is read once."""
         paths = self.paths(table, parts)
         if self.unit_column is None:
-            return pl.scan_parquet(paths)
+            return pl.scan_parquet(paths, glob=False)
         unit = pl.col(self.unit_column)
         of_part = dict(units.group_by("part").agg("unit").iter_rows())
         return pl.concat(
             [
-                pl.scan_parquet(path).filter(
+                pl.scan_parquet(path, glob=False).filter(
                     unit.is_null() | unit.is_in(pl.Series(of_part.get(part, []), dtype=self.unit_dtype).implode())
                 )
                 for part, path in zip(parts, paths, strict=True)
@@ -1081,7 +1090,7 @@ class Store:
                     continue
                 try:
                     if table not in keep:
-                        schema = pl.read_parquet_schema(self.paths(table, in_list[:1])[0])
+                        schema = _schema(self.paths(table, in_list[:1])[0])
                         out[table] = pl.DataFrame(schema=schema).drop(dropped)
                         continue
                     # A file read is a chunk of every column, whose buffers outweigh its rows: files are read
@@ -1105,7 +1114,7 @@ class Store:
     def _readable(self, path: Path) -> bool:
         try:
             self.layout.rows(path)
-            pl.read_parquet_schema(path)
+            _schema(path)
         except (OSError, pl.exceptions.PolarsError):
             return False
         return True
