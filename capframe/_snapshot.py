@@ -44,7 +44,7 @@ import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -66,6 +66,7 @@ __all__ = [
     "Snapshot",
     "SnapshotInfo",
     "Store",
+    "by_part",
     "cannot_write",
     "damaged_or_missing",
     "max_age_of",
@@ -101,24 +102,41 @@ class EndpointFacts:
 
     unit_dtype: pl.DataType
     unit_column: str | None  # the table column that holds a row's unit; None: one unit per part
-    bundle: type[_Bundle]  # its tables, main first
+    tables: tuple[str, ...]  # main first
     columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
     rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
-    added_on_read: tuple[str, ...] = ()  # columns of the tables the endpoint adds after reading, not stored
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return self.bundle.NAMES
+    table_schemas: Callable[[], Mapping[str, Mapping[str, pl.DataType]]]  # table -> its stored columns
 
     @property
     def main(self) -> str:
-        return self.bundle.NAMES[0]
+        return self.tables[0]
+
+
+def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -> dict[str, dict[str, pl.DataType]]:
+    """Table -> column -> dtype, from the models (imports pandera), but for the columns an endpoint
+    adds to its tables after reading them back."""
+    return {
+        table: {name: dtype for name, dtype in frame.schema.items() if name not in added_on_read}
+        for table, frame in bundle.empty().tables().items()
+    }
 
 
 ENDPOINTS: Mapping[str, EndpointFacts] = {
-    "customers": EndpointFacts(pl.Int64(), "customer_id", CustomerTables, ("host", "pull_source"), 1_000),
+    "customers": EndpointFacts(
+        pl.Int64(),
+        "customer_id",
+        CustomerTables.NAMES,
+        ("host", "pull_source"),
+        1_000,
+        functools.partial(_model_schemas, CustomerTables),
+    ),
     "children": EndpointFacts(
-        pl.String(), None, ChildrenTables, ("host", "pull_source", "association"), 1_000_000, ("parent_customer_id",)
+        pl.String(),
+        None,
+        ChildrenTables.NAMES,
+        ("host", "pull_source", "association"),
+        1_000_000,
+        functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
     ),
 }
 TIME = pl.Datetime("us", "UTC")
@@ -126,13 +144,9 @@ FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "
 
 
 @functools.cache
-def _stored_schema(endpoint: str, table: str) -> dict[str, pl.DataType]:
-    """Column -> dtype of a stored table file: the columns in front, then the table's, but for those the
-    endpoint adds after reading (from the models: imports pandera, once)."""
-    facts = ENDPOINTS[endpoint]
-    schema = facts.bundle.empty().tables()[table].schema
-    stored = {name: dtype for name, dtype in schema.items() if name not in facts.added_on_read}
-    return {**dict.fromkeys(facts.columns, pl.String()), **stored}
+def _stored_schema(facts: EndpointFacts, table: str) -> dict[str, pl.DataType]:
+    """Column -> dtype of a stored table file: the columns in front, then the table's (made once)."""
+    return {**dict.fromkeys(facts.columns, pl.String()), **facts.table_schemas()[table]}
 
 
 def _index_schema(endpoint: str) -> pl.Schema:
@@ -800,14 +814,11 @@ class Store:
         checked = self.facts.tables if tables is None else tables
         files = files.filter(pl.col("table").is_in(checked))
         bad: list[Path] = []
-        per_part = units.group_by("part").agg(
-            pl.col("unit").filter(pl.col("message").is_null()).alias("answered"),
-            pl.col("message").is_not_null().all().alias("refused"),
-        )
         listed: dict[str, list[tuple[str, str, int]]] = {}
-        for part, table, sha, size in files.join(per_part.select("part"), on="part", how="semi").iter_rows():
+        for part, table, sha, size in files.join(units.select("part"), on="part", how="semi").iter_rows():
             listed.setdefault(part, []).append((table, sha, size))
-        for part, answered, refused in per_part.iter_rows():
+        for part, rows in by_part(units).items():
+            refused = rows["message"].is_not_null().all()
             present = {table for table, _, _ in listed.get(part, [])}
             if present or not refused:  # a part of refused units only has no files; any other has them all
                 for table in (t for t in checked if t not in present):
@@ -819,7 +830,7 @@ class Store:
                 path = self._path(table, part)
                 why = self._file_damage(table, path, sha, size, most_rows)
                 if why is None and table == self.facts.main and self.unit_column is not None:
-                    why = self._units_missing(path, answered)
+                    why = self._units_missing(path, rows.filter(pl.col("message").is_null())["unit"])
                 if why is not None:
                     bad.append(path)
                     self.why[path] = why
@@ -830,7 +841,7 @@ class Store:
         try:
             if self.layout.sha256(path, size) != sha:
                 return "is not the file files.parquet records (its sha256 differs)"
-            if dict(_schema(path)) != _stored_schema(self.endpoint, table):
+            if dict(_schema(path)) != _stored_schema(self.facts, table):
                 return "has columns or types capframe does not write"
             if (rows := self.layout.rows(path)) > most_rows:
                 return f"states {rows:,} rows: more than its units could have"
@@ -842,17 +853,17 @@ class Store:
             return f"cannot be read ({type(exc).__name__})"
         return None
 
-    def _units_missing(self, path: Path, answered: list[object]) -> str | None:
+    def _units_missing(self, path: Path, answered: pl.Series) -> str | None:
         """Whether the main table holds each unit indexed to its part, once: its unit column only."""
         assert self.unit_column is not None
         try:
             held = pl.scan_parquet(path, glob=False).select(pl.col(self.unit_column).alias("unit")).collect()["unit"]
         except (OSError, pl.exceptions.PolarsError) as exc:
             return f"cannot be read ({type(exc).__name__})"
+        held = held.drop_nulls()  # rows tied to no unit
         if not held.is_unique().all():
             return "holds a unit twice"
-        wanted = pl.Series(answered, dtype=self.unit_dtype)
-        if not wanted.is_in(held.implode()).all():
+        if not answered.is_in(held.implode()).all():
             return "lacks rows of units the index names"
         return None
 
@@ -1049,19 +1060,20 @@ class Store:
             self.layout.checked(path)
         return paths
 
-    def scan(self, table: str, units: pl.DataFrame, parts: Sequence[str]) -> pl.LazyFrame:
+    def scan(self, table: str, units: Mapping[str, pl.DataFrame], parts: Sequence[str]) -> pl.LazyFrame:
         """The rows of ``table`` in the files of ``parts``, in that order, each part's rows only those of
-        the units ``units`` (unit, part) indexes to it, and rows tied to no unit: a unit fetched again
-        whose old part is not yet written again (a run killed before its commit) is read once."""
+        the units ``units`` (part -> its index rows, from ``by_part``) gives it, and rows tied to no
+        unit: a unit fetched again whose old part is not yet written again (a run killed before its
+        commit) is read once."""
         paths = self.paths(table, parts)
         if self.unit_column is None:
             return pl.scan_parquet(paths, glob=False)
         unit = pl.col(self.unit_column)
-        of_part = dict(units.group_by("part").agg("unit").iter_rows())
+        empty = pl.Series(dtype=self.unit_dtype)
         return pl.concat(
             [
                 pl.scan_parquet(path, glob=False).filter(
-                    unit.is_null() | unit.is_in(pl.Series(of_part.get(part, []), dtype=self.unit_dtype).implode())
+                    unit.is_null() | unit.is_in((units[part]["unit"] if part in units else empty).implode())
                 )
                 for part, path in zip(parts, paths, strict=True)
             ]
@@ -1081,6 +1093,7 @@ class Store:
         gone since it was checked is an error, not rows silently missing. Columns in ``dropped`` (host,
         source) are left out. Tables not in ``keep`` are read for their schema only (memory)."""
         listed = set(files.select("part", "table").iter_rows())
+        of_part = by_part(units)
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
             for table in tables:
@@ -1098,7 +1111,7 @@ class Store:
                     # The filter is pushed into the reader: rows of units not asked are never materialised.
                     chunks = []
                     for i in range(0, len(in_list), _FILES_AT_ONCE):
-                        scan = self.scan(table, units, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
+                        scan = self.scan(table, of_part, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
                         chunks.append(scan.collect().rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
@@ -1118,6 +1131,11 @@ class Store:
         except (OSError, pl.exceptions.PolarsError):
             return False
         return True
+
+
+def by_part(units: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Index rows by part: polars frames, not Python lists (a million units)."""
+    return {str(key[0]): rows for key, rows in units.partition_by("part", as_dict=True).items()}
 
 
 _ENTRY = re.compile(rf"{_PART.pattern}\.json")
