@@ -556,7 +556,8 @@ class Snapshot:
         folders = [self.root]
         for endpoint in self.endpoints():
             folder = self.layout.folder(endpoint)
-            folders += [folder, self.layout.journal(endpoint), *(folder / t for t in ENDPOINTS[endpoint].tables)]
+            tables = (self.layout.table(endpoint, t) for t in ENDPOINTS[endpoint].tables)
+            folders += [folder, self.layout.journal(endpoint), *tables]
         for folder in folders:
             for entry in self.layout.entries(folder, _TEMPORARY):
                 with contextlib.suppress(OSError):

@@ -398,3 +398,13 @@ def test_the_marker_records_the_version_that_wrote_it(base: Path) -> None:
     info = capframe.Snapshot(base).info()
     assert info.written_by == version("capframe")
     assert f"written by capframe {version('capframe')}" in str(info)
+
+
+def test_a_snapshot_written_before_the_marker_named_its_version_is_read(base: Path, tmp_path: Path) -> None:
+    """capframe 0.2 wrote {"format": 2} alone: the same layout, read as it is (the format is not bumped)."""
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    (root / "capframe-snapshot.json").write_text('{"format": 2}')
+    info = capframe.Snapshot(root).info()
+    assert (info.written_by, info.units, info.damaged) == (None, {"customers": 30}, ())
+    assert "written by capframe -" in str(info)
