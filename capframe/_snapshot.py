@@ -484,7 +484,10 @@ class Snapshot:
                 (notices if notices is not None else []).append(
                     (f"{marker} is damaged; it is written again", SnapshotDamagedWarning)
                 )
-                self._write_marker()
+                try:
+                    self._write_marker()
+                except OSError as exc:  # a folder where the marker was: not replaced
+                    raise cannot_write(root, exc) from None
             if found not in (None, FORMAT):
                 raise SnapshotError(
                     f"{root} is a snapshot of format {visible(found)[:40]}, written by another capframe version: "
@@ -525,7 +528,7 @@ class Snapshot:
                     f"{path} is a symbolic link, not capframe's lock file: remove it, then run again"
                 ) from None
             if exclusive:
-                raise
+                raise cannot_write(self.root, exc) from None
             yield
             return
         try:

@@ -335,6 +335,20 @@ def assert_same(got: capframe.CustomerTables, want: capframe.CustomerTables) -> 
 # --- ages, terminals, the marker ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["capframe-snapshot.json", ".lock"])
+def test_a_folder_in_place_of_the_marker_or_the_lock_is_a_snapshot_error(name: str, base: Path, tmp_path: Path) -> None:
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    (root / name).unlink(missing_ok=True)
+    (root / name / "inside").mkdir(parents=True)
+    assert name in capframe.Snapshot(root).verify()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", capframe.SnapshotDamagedWarning)
+        with pytest.raises(capframe.SnapshotError, match=rf"cannot write the snapshot in {root}"):
+            capframe.fetch_customers(IDS[:31], "INSTORE", client=sandbox(), cache_dir=root, max_age=0)
+    assert (root / name / "inside").is_dir()
+
+
 @pytest.mark.parametrize("age", [float("nan"), -1, 1e20, 10**30, "30d", True])
 def test_an_age_that_is_not_a_duration_is_an_invalid_argument_error(age: object, base: Path) -> None:
     with pytest.raises(capframe.InvalidArgumentError, match=r"max_age must be a timedelta or a number of seconds"):
