@@ -823,11 +823,13 @@ class Store:
         listed: dict[str, list[tuple[str, str, int]]] = {}
         for part, table, sha, size in files.join(units.select("part"), on="part", how="semi").iter_rows():
             listed.setdefault(part, []).append((table, sha, size))
-        parts = by_part(units)
+        # A part of refused units only has no files; any other has them all.
+        refused = units.group_by("part").agg(pl.col("message").is_not_null().all().alias("refused"))
+        refused_only = set(refused.filter("refused")["part"])
         intact: list[tuple[str, str, Path]] = []  # (part, table, path) of files whose bytes and schema are right
-        for part, rows in parts.items():
+        for part in refused["part"]:
             present = {table for table, _, _ in listed.get(part, [])}
-            if present or not rows["message"].is_not_null().all():  # a part of refused units only has no files
+            if present or part not in refused_only:
                 for table in (t for t in checked if t not in present):
                     bad[self._path(table, part)] = f"is not in {self.layout.files(self.endpoint).name}"
             for table, sha, size in listed.get(part, []):
@@ -847,8 +849,9 @@ class Store:
                     )
         if self.unit_column is not None:
             main = [(part, path) for part, table, path in intact if table == self.facts.main and path not in bad]
+            answered = units.filter(pl.col("message").is_null()).select("unit", "part")
             for start in range(0, len(main), _FILES_AT_ONCE):
-                bad |= self._units_missing(main[start : start + _FILES_AT_ONCE], parts)
+                bad |= self._units_missing(main[start : start + _FILES_AT_ONCE], answered)
         self.why |= bad
         return list(bad)
 
@@ -881,9 +884,9 @@ class Store:
         except (OSError, pl.exceptions.PolarsError) as exc:
             return f"cannot be read ({type(exc).__name__})"
 
-    def _units_missing(self, files: Sequence[tuple[str, Path]], parts: Mapping[str, pl.DataFrame]) -> dict[Path, str]:
-        """Main-table files (part, path) that lack a row of a unit the index gives their part, or hold
-        one twice: their unit column only, one query for all."""
+    def _units_missing(self, files: Sequence[tuple[str, Path]], answered: pl.DataFrame) -> dict[Path, str]:
+        """Main-table files (part, path) that lack a row of a unit ``answered`` (unit, part: index rows
+        with rows) gives their part, or hold one twice: their unit column only, one query for all."""
         assert self.unit_column is not None
         try:
             held = pl.concat(
@@ -898,13 +901,12 @@ class Store:
             return {path: f"cannot be read ({type(exc).__name__})" for _, path in files}
         held = held.drop_nulls("unit")  # rows tied to no unit
         twice = set(held.filter(pl.struct("unit", "file").is_duplicated())["file"])
-        answered = pl.concat(
-            [
-                parts[part].filter(pl.col("message").is_null()).select("unit").with_columns(file=pl.lit(n, pl.UInt32))
-                for n, (part, _) in enumerate(files)
-            ]
+        numbers = pl.DataFrame(
+            {"part": [part for part, _ in files], "file": range(len(files))},
+            schema={"part": pl.String, "file": pl.UInt32},
         )
-        lacking = set(answered.join(held, on=["unit", "file"], how="anti")["file"])
+        wanted = answered.join(numbers, on="part").select("unit", "file")
+        lacking = set(wanted.join(held, on=["unit", "file"], how="anti")["file"])
         return {
             path: "holds a unit twice" if number in twice else "lacks rows of units the index names"
             for number, (_, path) in enumerate(files)
