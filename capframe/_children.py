@@ -69,7 +69,7 @@ ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
 # The tables a walk gives (``parents`` is made from them), the main table last: a snapshot writes it last.
-TABLES = (*(name for name in ChildrenTables.NAMES[1:] if name != "parents"), "children")
+TABLES = (*ChildrenTables.stored()[1:], "children")
 # Children added while a walk goes on may push it past the count its first page reported: this much.
 _COUNT_SLACK = 0.1
 

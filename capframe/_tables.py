@@ -93,6 +93,7 @@ class _Bundle:
     _MAIN: ClassVar[str]
     UNITS: ClassVar[str]  # what one unit of the pull is called: "ids", "parents"
     NAMES: ClassVar[tuple[str, ...]]  # the tables, main first
+    MADE: ClassVar[tuple[str, ...]] = ()  # tables made from the others after a pull: never stored
     MODELS: ClassVar[Any]  # table name -> pandera model (a _Models)
 
     @classmethod
@@ -108,6 +109,11 @@ class _Bundle:
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
         return {name: getattr(self, name) for name in self.NAMES}
+
+    @classmethod
+    def stored(cls) -> tuple[str, ...]:
+        """The tables a snapshot stores (main first): every one but those made after a pull."""
+        return tuple(name for name in cls.NAMES if name not in cls.MADE)
 
     def write_parquet(self, folder: str | Path) -> dict[str, Path]:
         """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
@@ -254,6 +260,7 @@ class ChildrenTables(_Bundle):
     _MAIN: ClassVar[str] = "children"
     UNITS: ClassVar[str] = "parents"
     NAMES: ClassVar[tuple[str, ...]] = ("children", "parents", *_SHARED)
+    MADE: ClassVar[tuple[str, ...]] = ("parents",)
 
     @property
     def failed_parents(self) -> pl.DataFrame:
