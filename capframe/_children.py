@@ -553,8 +553,7 @@ def _bundle(
     tables["errors"] = pl.concat([tables["errors"], *errors])
     tables["parents"] = _parents_table(asked, tables["children"])
     bundle = ChildrenTables.of(tables, provenance)
-    bundle.validate()
-    return bundle
+    return bundle.checked()
 
 
 def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataFrame:

@@ -422,3 +422,21 @@ def test_a_snapshot_written_before_the_marker_named_its_version_is_read(base: Pa
     info = capframe.Snapshot(root).info()
     assert (info.written_by, info.units, info.damaged) == (None, {"customers": 30}, ())
     assert "written by capframe -" in str(info)
+
+
+def test_a_part_whose_values_break_the_tables_checks_is_a_snapshot_error_saying_what_to_do(
+    base: Path, clean: capframe.CustomerTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right schema, right units, checksums recomputed, but a value no answer can have: capframe's own
+    error (pandera's would print the data), and max_age=0 with credentials heals it."""
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    _tamper(_parts(root)[0], lambda f: f.with_columns(profile_count=pl.lit(-1, pl.Int64)))
+    with monkeypatch.context() as offline:
+        for name in ENV:
+            offline.delenv(name, raising=False)
+        with pytest.raises(capframe.SnapshotError, match=r"'profile_count'.*max_age=0") as raised:
+            capframe.fetch_customer_tables(IDS, "INSTORE", cache_dir=root)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    healed = capframe.fetch_customer_tables(IDS, "INSTORE", client=sandbox(), cache_dir=root, max_age=0)
+    assert_same(healed, clean)
