@@ -20,6 +20,8 @@ from typing import Any
 import polars as pl
 from polars.datatypes import DataTypeClass
 
+from capframe._prototype import Prototype
+
 __all__ = [
     "CHILDREN_PAGE",
     "CUSTOMERS_PAGE",
@@ -186,6 +188,9 @@ _RAW_FIELDS = frozenset(
 # Open-ended maps the tidy step turns into long tables: the fast path leaves them as the structs it
 # inferred (turning them into JSON text only to parse it again would double their cost).
 _MAPS = frozenset({"fields", "allFields", "extendedFields", "segments"})
+
+# Each page schema's learning reader (see capframe._prototype), found by the schema's identity.
+_PROTOTYPES = {id(schema): Prototype(schema, raw=_RAW_FIELDS, maps=_MAPS) for schema in (CUSTOMERS_PAGE, CHILDREN_PAGE)}
 
 
 class _Drift(Exception):
@@ -359,20 +364,28 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
 
     Several bodies are read in one call, as one JSON array: per-call costs are then paid once.
 
-    Fast path: polars' JSON reader infers the page's own schema (faster than orjson.loads, from the
-    bytes), then one cast per column brings it to the wire schema; open-ended JSON stays as inferred
-    and the tidy step makes it text. Where inference meets values of clashing JSON types, or maps
-    whose inferred types may not be their own, :func:`_read_exactly` reads the page; slower.
+    First :mod:`capframe._prototype`'s reader, which reads at about the cost of parsing the JSON
+    and gives what the exact reader gives, or declines. Then polars' JSON reader with the page's
+    own inferred schema (slower), one cast per column bringing it to the wire schema; open-ended
+    JSON stays as inferred and the tidy step makes it text. Where inference meets values of
+    clashing JSON types, or maps whose inferred types may not be their own, :func:`_read_exactly`
+    reads the page; slower still.
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    bodies = [escape_lone_surrogates(body) for body in bodies]
+    prototype = _PROTOTYPES[id(schema)]
+    read = prototype.read(bodies)
+    if read is not None:
+        return read, False
+    # Deeper JSON than the prototype's makes it decline at once; the readers below are not so quick.
     if any(too_deep(body) for body in bodies):
         raise _too_deep()
-    bodies = [escape_lone_surrogates(body) for body in bodies]
     drift: list[str] = []
     try:
         page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
         have = page.schema
+        prototype.learn(have)
         page = page.select(
             # strict=False lets a struct cast add the fields a page lacks; _target allows only casts
             # that cannot fail on a value (same type, integer widening, to text).
