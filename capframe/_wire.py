@@ -213,8 +213,9 @@ def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
         return expr.cast(pl.String)
     # A struct cast matches fields by name: to the same fields, sorted, it only reorders them.
     expr = expr.cast(_sorted_keys(have), strict=False)
-    if isinstance(have, pl.Struct):
-        text = expr.struct.json_encode()
+    text: pl.Expr
+    if isinstance(have, pl.Struct):  # json_encode writes a missing struct as the text "null"
+        text = pl.when(expr.is_not_null()).then(expr.struct.json_encode())
     else:  # a list: encoded as the one field of a struct, then taken out
         text = pl.struct(expr.alias("v")).struct.json_encode().str.json_path_match("$.v")
     return _without_null_members(text).alias(name)
