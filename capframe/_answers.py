@@ -8,8 +8,6 @@ not name is kept in ``fields`` (``unrecognised``).
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,17 +16,7 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = [
-    "NO_UNKNOWN",
-    "Answer",
-    "Tidied",
-    "answer",
-    "combine",
-    "import_validation",
-    "in_order",
-    "synthetic_entities",
-    "tidy_answers",
-]
+__all__ = ["NO_UNKNOWN", "Answer", "Tidied", "answer", "combine", "in_order", "synthetic_entities", "tidy_answers"]
 
 NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
@@ -50,26 +38,6 @@ class Answer:
     request_level: pl.DataFrame
     unknown: pl.DataFrame  # values of fields the wire schema does not name (customer_id, name, value)
     unexpected: list[int] = field(default_factory=list)  # entity ids nobody asked for, dropped
-
-
-def import_validation() -> None:
-    """Start importing the pandera models on a worker thread, once per process.
-
-    The first validation imports pandera, and pandas with it: about a second, the largest part of a
-    process's first table. Started when a pull or a tidy starts, it runs while requests wait on the
-    network or polars parses off the GIL; a validation that comes sooner waits for it (Python's
-    import lock), never imports twice.
-    """
-    global _validation_imported
-    with _import_lock:
-        if _validation_imported:
-            return
-        _validation_imported = True
-    threading.Thread(target=importlib.import_module, args=("capframe.schemas",), daemon=True).start()
-
-
-_import_lock = threading.Lock()
-_validation_imported = False
 
 
 def answer(

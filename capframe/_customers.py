@@ -20,17 +20,7 @@ from typing import cast
 import polars as pl
 
 from capframe import _args, _sync, _tidy, _wire
-from capframe._answers import (
-    NO_UNKNOWN,
-    Answer,
-    Tidied,
-    answer,
-    combine,
-    import_validation,
-    in_order,
-    synthetic_entities,
-    tidy_answers,
-)
+from capframe._answers import NO_UNKNOWN, Answer, Tidied, answer, combine, in_order, synthetic_entities, tidy_answers
 from capframe._client import Client
 from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, advice, call, dumps
@@ -145,7 +135,6 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     >>> capframe.tidy_customers([body]).customers.select("customer_id", "success").rows()
     [(7, True)]
     """
-    import_validation()
     bodies = list(pages)
     for body in bodies:
         if not isinstance(body, (bytes, bytearray, memoryview)):

@@ -38,7 +38,7 @@ from typing import Protocol, TypeVar
 import polars as pl
 
 from capframe import _args
-from capframe._answers import Answer, Tidied, import_validation
+from capframe._answers import Answer, Tidied
 from capframe._client import Client, resolve_host
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import Progress
@@ -354,7 +354,6 @@ async def pull(
     unit_words: str,
 ) -> Pulled:
     """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered."""
-    import_validation()
     notices: list[Notice] = []
     store: Store | None = None
     dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
