@@ -17,12 +17,14 @@ number is. What it still coerces are numbers and booleans:
     text inside JSON kept      5 as "5" (then quoted)           a number or true/false after
     as text                                                     such a key
 
-The last column is one pass of a regular expression over the bodies (polars' regex engine, off
-the GIL): float tokens are allowed only after the keys of documented float fields; anything else
-it finds, and any key written with an escape (which the patterns could not see), sends the bodies
-to the caller's inferred reader, which is exact or falls back to the exact reader
-(:mod:`capframe._wire`). So a body this reader reads gives the frame the exact reader gives; a
-doubt costs time, never a different table.
+The last column is a few regular-expression passes over the bodies (polars' regex engine, off the
+GIL), which count: float tokens anywhere, allowed only after the keys of documented float fields;
+true and false after the keys named, allowed only as many as the boolean fields of those keys
+hold; keys written with an escape, which the patterns could not see. Any count beyond what is
+allowed sends the bodies to the caller's inferred reader, which is exact or falls back to the
+exact reader (:mod:`capframe._wire`). So a body this reader reads gives the frame the exact reader
+gives; a doubt costs time, never a different table. Arrays are read about 500 kB at a time:
+polars' reader is fastest on what fits a CPU cache.
 
 Open-ended fields (``fields``, ``segments``, card ``statusInfo``, ...) have keys nobody knows in
 advance: the prototype starts with them empty and learns their shapes from the pages the inferred
@@ -125,7 +127,7 @@ class Prototype:
     # -- the schema, field by field ---------------------------------------------------------------
 
     def _kind(self, want: DType, name: str, path: str) -> str | None:
-        """ "map", "raw" (JSON kept as text) or None (a documented field)."""
+        """What a field is: "map", "raw" (JSON kept as text) or None (documented)."""
         if name not in self._raw or not (want == pl.String or want == pl.List(pl.String)):
             return None
         # A card's extendedFields is kept as text, the customer's is a map (as _wire._target says).
