@@ -351,13 +351,23 @@ def _too_deep() -> WireTypeError:
 
 def loads(body: bytes) -> Any:
     """Python's JSON parser, refusing what it cannot read safely: nesting beyond MAX_DEPTH (WireTypeError:
-    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text."""
+    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text;
+    a key sent twice in an object keeps its first value."""
     if too_deep(body):
         raise _too_deep()
     try:
-        return json.loads(escape_lone_surrogates(body))
+        return json.loads(escape_lone_surrogates(body), object_pairs_hook=_first_of_each_key)
     except ValueError:  # also: not UTF-8, an integer of more than 4,300 digits
         raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+
+
+def _first_of_each_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object sent with a key twice keeps the key's first value, as polars' reader does (Python's keeps
+    the last): every reader gives the same table."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        document.setdefault(key, value)
+    return document
 
 
 def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFrame, bool]:

@@ -239,6 +239,12 @@ HOSTILE: dict[str, bytes] = {
     "escaped quote in a key of a map": page_of(_with([*_PROFILE, "fields"], {'a"b': 5.0})),
     "float in a string": page_of(_with([*_PROFILE, "firstName"], "x:1.5,")),
     "entity sent twice": page_of(seed_item(zqA=1), seed_item(zqA=1)),
+    "a key sent twice in an object": page_of(seed_item()).replace(
+        b'"firstName": "Muhammad"', b'"firstName": "A", "firstName": "B"'
+    ),
+    "a key sent twice in a map": page_of(seed_item(extendedFields={"city": "Pune"})).replace(
+        b'"city": "Pune"', b'"city": "Pune", "city": "Goa"'
+    ),
     "not an object": b"[1,2]",
     "two objects": page_of(seed_item()) + page_of(seed_item()),
     "truncated": page_of(seed_item())[:-5],
