@@ -926,7 +926,8 @@ class Store:
                 (pl.col("host") == host) & (pl.col("source") == source) & (pl.col("wire_version") == WIRE_VERSION)
             ).join(pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi")
             if max_age is not None:
-                rows = rows.filter(pl.col("fetched_at") >= _now() - max_age)
+                # The precise time, not _now()'s whole second: max_age=0 fetches again what came a moment ago.
+                rows = rows.filter(pl.col("fetched_at") > datetime.now(UTC) - max_age)
             # Every unit of a needed part, not only those asked: the part is checked against all of them.
             bad = self.damaged(index.join(rows.select("part").unique(), on="part", how="semi"), files)
         if bad:

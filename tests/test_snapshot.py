@@ -88,6 +88,15 @@ def test_overlapping_pulls_and_two_sources_are_counted_once_each(tmp_path: Path)
     )
 
 
+def test_max_age_zero_fetches_again_what_came_a_moment_ago(tmp_path: Path) -> None:
+    """Fetch times are stored to the second; a unit fetched this very second is not "younger than 0 s"."""
+    client = sandbox()
+    capframe.fetch_customers(IDS[:5], "INSTORE", client=client, cache_dir=tmp_path)
+    before = sent(client)
+    capframe.fetch_customers(IDS[:5], "INSTORE", client=client, cache_dir=tmp_path, max_age=0)
+    assert sent(client) == before + 1
+
+
 def test_max_age_fetches_old_units_again_and_provenance_states_the_times(tmp_path: Path) -> None:
     client = sandbox()
     first = capframe.fetch_customer_tables(IDS[:50], "INSTORE", client=client, cache_dir=tmp_path)
