@@ -185,21 +185,22 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
         units, files = store.view()
         if source is not None:
             units = units.filter(pl.col("source") == source)
-        parts = files.filter(pl.col("table") == table).join(units.select("part").unique(), on="part", how="semi")
-        # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error.
-        damaged = [*store.unreadable, *store.damaged_files(parts)]
+        # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error;
+        # a part the file list lacks this table of is damage too, not rows left out.
+        damaged = [*store.unreadable, *store.damaged(units, files, [table])]
+        units = units.join(files.filter(pl.col("table") == table).select("part"), on="part", how="semi")
     if damaged:
         raise SnapshotError(
             f"{damaged_or_missing(damaged)} in the snapshot {snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
             "the damaged units again), then scan it again"
         )
-    paths = [str(snapshot.root / endpoint / table / f"{part}.parquet") for part in parts.sort("part")["part"]]
-    if not paths:
+    parts = units["part"].unique().sort().to_list()
+    if not parts:
         raise InvalidArgumentError(
             f"{snapshot.root} holds no {endpoint} {table} table{' for source ' + source if source else ''}: "
             "pass the cache_dir of a fetch"
         )
-    return pl.scan_parquet(paths)
+    return store.scan(table, units, parts)
 
 
 def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:
@@ -487,7 +488,9 @@ def _read_back(
     last = rows["fetched_at"].max() if rows.height else now
     part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
     files = files.filter(pl.col("part").is_in(part_order))
-    tables = store.read(part_order, rows["unit"], files, run.endpoint.tables, run.keep, list(run.endpoint.columns()))
+    tables = store.read(
+        rows.select("unit", "part"), part_order, files, run.endpoint.tables, run.keep, list(run.endpoint.columns())
+    )
     read = {name: frame for name, frame in tables.items() if frame is not None}
     # Tables kept in memory when the snapshot could not be written come after those read back.
     parts = [Tidied(read)] if len(read) == len(tables) else []

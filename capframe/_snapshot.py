@@ -2,9 +2,10 @@
 
 A pull looks up which of its units the snapshot holds, asks the API only for the others, and adds
 what comes back. The words are those of :mod:`capframe._engine` (unit, request, part). Layout,
-relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the same):
+relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the same), owned by
+:class:`Layout`:
 
-    capframe-snapshot.json             {"format": 2}: what this folder is
+    capframe-snapshot.json             {"format": 2, "capframe": <the version that wrote it>}: what this folder is
     .lock                              held (fcntl) while the index is read or changed
     <endpoint>/index.parquet           one row per unit: host, source, unit, part, fetched_at, wire_version,
                                        code and message (the API's refusal of a unit that has no rows)
@@ -16,9 +17,16 @@ relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the
 walk). A part's files are written to temporary names and renamed, then its journal entry: a run
 killed at any point leaves whole parts or files no index names. Index changes are made under an
 exclusive lock, by folding journal entries in; a unit fetched again replaces the old one, and the old
-part is rewritten without it, so the files hold each (host, source, unit) once. Every file is checked
-against its sha256 before its units count as held: a damaged one is warned about and fetched again.
-Files are created owner-only (0600, folders 0700) and hold no credential.
+part is written again, under a new name, without it, so the files hold each (host, source, unit) once.
+
+A folder may come from someone else: it is untrusted input. No file the index names is ever changed
+in place, so a run killed at any moment leaves what was held readable. Every name read from the
+folder's own files is checked against what capframe writes before it becomes a path; every file is
+reached without following a symbolic link and must be a regular file; reads are bounded (small
+files by a byte cap, parquet files by the row counts their metadata states, parts by the sizes the
+file list records); every part is checked against its sha256, its schema and the index before its
+units count as held: a damaged one is warned about and fetched again. Files are created owner-only
+(0600, folders 0700) and hold no credential.
 """
 
 from __future__ import annotations
@@ -26,27 +34,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import json
 import os
+import re
 import secrets
-import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import polars as pl
 
+from capframe._inert import visible
+from capframe._tables import ChildrenTables, CustomerTables, _Bundle
 from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
 __all__ = [
     "ENDPOINTS",
+    "MOST_DAYS",
+    "Layout",
     "Notice",
+    "Refused",
     "Snapshot",
     "SnapshotInfo",
     "Store",
@@ -63,13 +79,60 @@ MARKER = "capframe-snapshot.json"
 _LEGACY = "capframe.json"  # what capframe 0.1 wrote
 _STALE = 15 * 60  # seconds after which a temporary file is a leftover of a killed run
 _FILES_AT_ONCE = 100
-# endpoint -> (the unit's dtype, the table column that holds it, or None: one unit per part)
-ENDPOINTS: Mapping[str, tuple[pl.DataType, str | None]] = {
-    "customers": (pl.Int64(), "customer_id"),
-    "children": (pl.String(), None),
+# Byte caps of the small files, read whole: a marker is a few bytes, a journal entry lists at most a
+# part's units (20 requests of 1,000 ids, with notes).
+_MARKER_BYTES = 64 * 1024
+_ENTRY_BYTES = 16 * 1024 * 1024
+# An index or file list holds about one row per byte (a million sequential ids: 1.04 MB); more rows
+# than this per byte is a bomb (200M rows in 6.5 MB), refused before it is decoded.
+_ROWS_PER_BYTE = 8
+_ROWS_SLACK = 100_000
+_HASH_CHUNK = 1024 * 1024
+MOST_DAYS = 365_000  # a max_age of a thousand years: older is no date a fetch could have
+# A part name as Store.write makes it: f"{time.time_ns():x}-{secrets.token_hex(4)}".
+_PART = re.compile(r"[0-9a-f]{1,16}-[0-9a-f]{8}")
+_PART_PATTERN = f"^{_PART.pattern}$"
+_TEMPORARY = re.compile(r"\..+\.tmp")  # what _write_atomically's mkstemp names
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    """What a snapshot knows of an endpoint's units and tables."""
+
+    unit_dtype: pl.DataType
+    unit_column: str | None  # the table column that holds a row's unit; None: one unit per part
+    bundle: type[_Bundle]  # its tables, main first
+    columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
+    rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
+    added_on_read: tuple[str, ...] = ()  # columns of the tables the endpoint adds after reading, not stored
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return self.bundle.NAMES
+
+    @property
+    def main(self) -> str:
+        return self.bundle.NAMES[0]
+
+
+ENDPOINTS: Mapping[str, EndpointFacts] = {
+    "customers": EndpointFacts(pl.Int64(), "customer_id", CustomerTables, ("host", "pull_source"), 1_000),
+    "children": EndpointFacts(
+        pl.String(), None, ChildrenTables, ("host", "pull_source", "association"), 1_000_000, ("parent_customer_id",)
+    ),
 }
 TIME = pl.Datetime("us", "UTC")
 FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "bytes": pl.Int64})
+
+
+@functools.cache
+def _stored_schema(endpoint: str, table: str) -> dict[str, pl.DataType]:
+    """Column -> dtype of a stored table file: the columns in front, then the table's, but for those the
+    endpoint adds after reading (from the models: imports pandera, once)."""
+    facts = ENDPOINTS[endpoint]
+    schema = facts.bundle.empty().tables()[table].schema
+    stored = {name: dtype for name, dtype in schema.items() if name not in facts.added_on_read}
+    return {**dict.fromkeys(facts.columns, pl.String()), **stored}
 
 
 def _index_schema(endpoint: str) -> pl.Schema:
@@ -77,7 +140,7 @@ def _index_schema(endpoint: str) -> pl.Schema:
         {  # type: ignore[arg-type]  # mypy widens a dict of mixed dtypes to object
             "host": pl.String,
             "source": pl.String,
-            "unit": ENDPOINTS[endpoint][0],
+            "unit": ENDPOINTS[endpoint].unit_dtype,
             "part": pl.String,
             "fetched_at": TIME,
             "wire_version": pl.Int64,
@@ -88,17 +151,21 @@ def _index_schema(endpoint: str) -> pl.Schema:
 
 
 def max_age_of(value: object) -> timedelta | None:
-    """``max_age``: a timedelta, or seconds; None is never too old."""
-    if value is None:
+    """``max_age``: a timedelta, or seconds; None or ``float("inf")`` is never too old."""
+    if value is None or value == float("inf"):
         return None
-    if isinstance(value, timedelta):
-        age = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        age = timedelta(seconds=value)
-    else:
-        raise InvalidArgumentError(f"max_age must be a timedelta or seconds, not {type(value).__name__}")
-    if age < timedelta(0):
-        raise InvalidArgumentError(f"max_age must not be negative, not {value!r}")
+    what = (
+        f"max_age must be a timedelta or a number of seconds, from 0 to {MOST_DAYS:,} days "
+        "(None or float('inf'): never too old)"
+    )
+    if not isinstance(value, (timedelta, int, float)) or isinstance(value, bool):
+        raise InvalidArgumentError(f"{what}, not {type(value).__name__}")
+    try:
+        age = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    except (OverflowError, ValueError):  # nan, 1e20, 10**30: no timedelta holds them
+        raise InvalidArgumentError(f"{what}, not {value!r}") from None
+    if not timedelta(0) <= age <= timedelta(days=MOST_DAYS):  # further back than any fetch, or before year 1
+        raise InvalidArgumentError(f"{what}, not {value!r}")
     return age
 
 
@@ -110,40 +177,17 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+def _capframe_version() -> str:
     try:
-        with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it 0600
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _remove(path: Path) -> None:
-    """A snapshot file gone, whatever took its place (a folder, after damage)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        return version("capframe")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
     return buffer.getvalue()
-
-
-def _readable(path: Path) -> bool:
-    try:
-        pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError):
-        return False
-    return True
 
 
 def named(items: Sequence[object]) -> str:
@@ -156,11 +200,196 @@ def damaged_or_missing(paths: Sequence[Path]) -> str:
 
 
 def cannot_write(root: Path, exc: OSError) -> SnapshotError:
-    why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__).lower()
+    if isinstance(exc, Refused):
+        why = str(exc.strerror)
+    else:
+        why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__).lower()
     return SnapshotError(
         f"cannot write the snapshot in {root} ({why}): free space or make the folder writable, "
         "or pass another cache_dir (or none)"
     )
+
+
+class Refused(OSError):
+    """A snapshot path capframe will not use: a symbolic link, a special file, a name capframe does not
+    write, or a file too large for what it is. An OSError: every caller treats it as a damaged file."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(errno.EPERM, f"{path} {why}")
+        self.why = why
+
+
+class Layout:
+    """Every path of a snapshot, and the only way to them: names read from the folder's own files are
+    checked before they become paths, and files are reached without following a symbolic link."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.marker = root / MARKER
+        self.legacy = root / _LEGACY
+        self.lock = root / ".lock"
+
+    # -- paths --------------------------------------------------------------------------------------
+
+    def folder(self, endpoint: str) -> Path:
+        return self.root / endpoint
+
+    def index(self, endpoint: str) -> Path:
+        return self.root / endpoint / "index.parquet"
+
+    def files(self, endpoint: str) -> Path:
+        return self.root / endpoint / "files.parquet"
+
+    def journal(self, endpoint: str) -> Path:
+        return self.root / endpoint / "journal"
+
+    def entry(self, endpoint: str, part: str) -> Path:
+        return self.journal(endpoint) / f"{self.part(part)}.json"
+
+    def table(self, endpoint: str, table: str) -> Path:
+        return self.root / endpoint / self.table_name(endpoint, table)
+
+    def part_file(self, endpoint: str, table: str, part: str) -> Path:
+        return self.table(endpoint, table) / f"{self.part(part)}.parquet"
+
+    @staticmethod
+    def new_part() -> str:
+        return f"{time.time_ns():x}-{secrets.token_hex(4)}"
+
+    @staticmethod
+    def part(name: object) -> str:
+        """A part name read from the snapshot: what new_part makes, or ValueError (never a path elsewhere)."""
+        if not isinstance(name, str) or not _PART.fullmatch(name):
+            raise ValueError(f"{visible(name)[:80]!r} is not a part name capframe writes")
+        return name
+
+    @staticmethod
+    def table_name(endpoint: str, name: object) -> str:
+        if name not in ENDPOINTS[endpoint].tables:
+            raise ValueError(f"{visible(name)[:80]!r} is not a {endpoint} table")
+        return str(name)
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    # -- reaching files -----------------------------------------------------------------------------
+
+    def checked(self, path: Path, *, folder: bool = False) -> os.stat_result:
+        """lstat of ``path``, every component under the root a real folder and ``path`` itself a regular
+        file (or a folder): a symbolic link or a special file anywhere is Refused."""
+        current = self.root
+        parts = path.relative_to(self.root).parts
+        found = os.lstat(self.root)
+        for position, name in enumerate(parts):
+            current = current / name
+            found = os.lstat(current)
+            last = position == len(parts) - 1
+            if stat.S_ISLNK(found.st_mode):
+                raise Refused(current, "is a symbolic link")
+            if (not last or folder) and not stat.S_ISDIR(found.st_mode):
+                raise Refused(current, "is not a folder")
+            if last and not folder and not stat.S_ISREG(found.st_mode):
+                raise Refused(current, "is not a regular file")
+        return found
+
+    def is_folder(self, path: Path) -> bool:
+        try:
+            self.checked(path, folder=True)
+        except OSError:
+            return False
+        return True
+
+    def exists(self, path: Path) -> bool:
+        """Whether anything is at ``path`` (a link, a special file: what a read then refuses)."""
+        return os.path.lexists(path)
+
+    @contextlib.contextmanager
+    def opened(self, path: Path) -> Iterator[tuple[int, os.stat_result]]:
+        """A regular file opened for reading without following a link, never blocking (a FIFO)."""
+        self.checked(path)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            found = os.fstat(descriptor)
+            if not stat.S_ISREG(found.st_mode):  # swapped since it was checked
+                raise Refused(path, "is not a regular file")
+            yield descriptor, found
+        finally:
+            os.close(descriptor)
+
+    def read_small(self, path: Path, most: int) -> bytes:
+        with self.opened(path) as (descriptor, found):
+            if found.st_size > most:
+                raise Refused(path, f"holds {found.st_size:,} bytes, more than such a file ever holds")
+            with os.fdopen(os.dup(descriptor), "rb") as handle:
+                data = handle.read(most + 1)
+        if len(data) > most:
+            raise Refused(path, "grew past what such a file ever holds")
+        return data
+
+    def sha256(self, path: Path, size: int) -> str:
+        """The file's sha256, read in chunks, once its size is the one recorded (Refused otherwise)."""
+        digest = hashlib.sha256()
+        with self.opened(path) as (descriptor, found):
+            if found.st_size != size:
+                raise Refused(path, f"holds {found.st_size:,} bytes, not the {size:,} files.parquet records")
+            with os.fdopen(os.dup(descriptor), "rb") as handle:
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+        return digest.hexdigest()
+
+    def rows(self, path: Path) -> int:
+        """A parquet file's rows, from its metadata: nothing is decoded."""
+        self.checked(path)
+        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+
+    # -- changing files -----------------------------------------------------------------------------
+
+    def mkdir(self, path: Path) -> None:
+        """A folder of the snapshot, made if missing; one that is a link or a file is Refused."""
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        self.checked(path, folder=True)
+
+    def write(self, target: Path, data: bytes) -> None:
+        """Write to a temporary name in the same (real) folder, then rename: readers never see half a
+        file, and the rename replaces a link at ``target`` rather than writing through it."""
+        self.checked(target.parent, folder=True)
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it 0600
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def remove(self, path: Path) -> None:
+        """A file the snapshot no longer needs gone: unlinked (a link itself, never what it points to),
+        only inside real folders; a folder where a file was is removed only when empty, never recursively."""
+        with contextlib.suppress(OSError):
+            self.checked(path.parent, folder=True)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+
+    def entries(self, folder: Path, pattern: re.Pattern[str]) -> list[os.DirEntry[str]]:
+        """The entries of a real folder of the snapshot whose names match ``pattern`` (none if it is a link)."""
+        if not self.is_folder(folder):
+            return []
+        with os.scandir(folder) as found:
+            return sorted((e for e in found if pattern.fullmatch(e.name)), key=lambda e: e.name)
+
+    def walk(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Every entry under the root, links not followed: (path, lstat)."""
+        for folder, folders, names in os.walk(self.root, followlinks=False):
+            for name in [*folders, *names]:
+                path = Path(folder) / name
+                with contextlib.suppress(OSError):
+                    yield path, os.lstat(path)
 
 
 @dataclass(frozen=True)
@@ -175,21 +404,24 @@ class SnapshotInfo:
     last_fetched_at: datetime | None
     bytes: int
     damaged: tuple[str, ...]  # files (relative paths) that are missing or not what the index says
+    written_by: str | None = None  # the capframe version the marker names (as written: not trusted)
 
     def __str__(self) -> str:
+        # Every value comes from the folder's own files: a newline or ESC in a host could forge a line.
         when = (
             f"{self.first_fetched_at:%Y-%m-%d %H:%M:%S} to {self.last_fetched_at:%Y-%m-%d %H:%M:%S} UTC"
             if self.first_fetched_at and self.last_fetched_at
             else "-"
         )
         lines = [
-            f"snapshot   {self.path}",
-            f"hosts      {', '.join(self.hosts) or '-'}",
-            f"sources    {', '.join(self.sources) or '-'}",
+            f"snapshot   {visible(self.path)}",
+            f"hosts      {', '.join(map(visible, self.hosts)) or '-'}",
+            f"sources    {', '.join(map(visible, self.sources)) or '-'}",
             *(f"{endpoint:<10} {count:,} units" for endpoint, count in self.units.items()),
             f"fetched    {when}",
             f"on disk    {self.bytes / 1e6:.1f} MB",
-            f"damaged    {len(self.damaged)} file(s)" + "".join(f"\n  {name}" for name in self.damaged),
+            f"written by capframe {visible(self.written_by or '-')}",
+            f"damaged    {len(self.damaged)} file(s)" + "".join(f"\n  {visible(name)}" for name in self.damaged),
         ]
         return "\n".join(lines)
 
@@ -209,6 +441,7 @@ class Snapshot:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidArgumentError(f"a snapshot is a folder path, not {type(path).__name__}")
         self.root = Path(path)
+        self.layout = Layout(self.root)
 
     def __repr__(self) -> str:
         return f"Snapshot({str(self.root)!r})"
@@ -217,28 +450,25 @@ class Snapshot:
 
     def check(self, *, create: bool, notices: list[Notice] | None = None) -> None:
         """Refuse what is not a snapshot (a file, capframe 0.1's cache, another format); create if asked."""
-        root = self.root
+        root, layout = self.root, self.layout
         if root.exists() and not root.is_dir():
             raise SnapshotError(f"cache_dir {root} is a file, not a folder: pass a folder (it is created if missing)")
-        marker = root / MARKER
-        if (root / _LEGACY).exists() and not marker.exists():
+        marker = layout.marker
+        if layout.exists(layout.legacy) and not layout.exists(marker):
             raise SnapshotError(
                 f"{root} is a cache written by capframe 0.1, which this version does not read: delete it "
                 "(or pass another cache_dir) and the next run fetches everything again"
             )
-        if marker.exists():
-            try:
-                found = json.loads(marker.read_bytes()).get("format")
-            except (OSError, ValueError, AttributeError):
-                found = None
-                if create and self.writable():
-                    (notices if notices is not None else []).append(
-                        (f"{marker} is damaged; it is written again", SnapshotDamagedWarning)
-                    )
-                    self._write_marker()
+        if layout.exists(marker):
+            found = self._marker().get("format")
+            if found is None and create and self.writable():
+                (notices if notices is not None else []).append(
+                    (f"{marker} is damaged; it is written again", SnapshotDamagedWarning)
+                )
+                self._write_marker()
             if found not in (None, FORMAT):
                 raise SnapshotError(
-                    f"{root} is a snapshot of format {found!r}, written by another capframe version: "
+                    f"{root} is a snapshot of format {visible(found)[:40]}, written by another capframe version: "
                     "use that version, or delete the folder to fetch everything again"
                 )
             return
@@ -250,8 +480,16 @@ class Snapshot:
         except OSError as exc:
             raise cannot_write(root, exc) from None
 
+    def _marker(self) -> dict[str, object]:
+        """The marker's fields; empty when it is damaged (not JSON, a link, a special file, too large)."""
+        try:
+            found = json.loads(self.layout.read_small(self.layout.marker, _MARKER_BYTES))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
     def _write_marker(self) -> None:
-        _write_atomically(self.root / MARKER, json.dumps({"format": FORMAT}).encode())
+        self.layout.write(self.layout.marker, json.dumps({"format": FORMAT, "capframe": _capframe_version()}).encode())
 
     def writable(self) -> bool:
         return os.access(self.root, os.W_OK | os.X_OK)
@@ -259,38 +497,52 @@ class Snapshot:
     @contextlib.contextmanager
     def lock(self, *, exclusive: bool) -> Iterator[None]:
         """Index changes are exclusive; reads of the index and files share. A read-only snapshot is read unlocked."""
-        path = self.root / ".lock"
+        path = self.layout.lock
         try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            if exclusive and exc.errno == errno.ELOOP:
+                raise SnapshotError(
+                    f"{path} is a symbolic link, not capframe's lock file: remove it, then run again"
+                ) from None
             if exclusive:
                 raise
             yield
             return
         try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise SnapshotError(f"{path} is a special file, not capframe's lock file: remove it, then run again")
             fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
         finally:
             os.close(descriptor)  # closing releases the lock
 
+    def endpoints(self) -> list[str]:
+        """The endpoints the folder holds anything of (a link in place of the folder is damage, said so)."""
+        return [e for e in ENDPOINTS if self.layout.exists(self.layout.folder(e))]
+
     def hosts(self) -> tuple[list[str], list[Path]]:
         """(the hosts the snapshot holds units of, index files that could not be read)."""
         hosts: set[str] = set()
         unreadable: list[Path] = []
-        for endpoint in ENDPOINTS:
-            if (self.root / endpoint).is_dir():
-                store = Store(self, endpoint)
-                hosts |= set(store.units()["host"].unique())
-                unreadable += store.unreadable
+        for endpoint in self.endpoints():
+            store = Store(self, endpoint)
+            hosts |= set(store.units()["host"].unique())
+            unreadable += store.unreadable
         return sorted(hosts), unreadable
 
     def clean_temporary(self) -> None:
         """Remove temporary files left by runs killed mid-write (old enough that no run is writing them)."""
         cutoff = time.time() - _STALE
-        for path in self.root.rglob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+        folders = [self.root]
+        for endpoint in self.endpoints():
+            folder = self.layout.folder(endpoint)
+            folders += [folder, self.layout.journal(endpoint), *(folder / t for t in ENDPOINTS[endpoint].tables)]
+        for folder in folders:
+            for entry in self.layout.entries(folder, _TEMPORARY):
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        self.layout.remove(Path(entry.path))
 
     # -- inspect and manage -------------------------------------------------------------------------
 
@@ -300,15 +552,14 @@ class Snapshot:
         sources: set[str] = set()
         units: dict[str, int] = {}
         times: list[datetime] = []
-        for endpoint in ENDPOINTS:
-            if not (self.root / endpoint).is_dir():
-                continue
+        for endpoint in self.endpoints():
             index = Store(self, endpoint).units()
             hosts |= set(index["host"])
             sources |= set(index["source"])
             units[endpoint] = index.height
             times += [t for t in (index["fetched_at"].min(), index["fetched_at"].max()) if isinstance(t, datetime)]
-        size = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        size = sum(found.st_size for _, found in self.layout.walk() if stat.S_ISREG(found.st_mode))
+        written_by = self._marker().get("capframe")
         return SnapshotInfo(
             str(self.root),
             tuple(sorted(hosts)),
@@ -318,34 +569,51 @@ class Snapshot:
             max(times) if times else None,
             size,
             tuple(self.verify()),
+            written_by if isinstance(written_by, str) else None,
         )
 
     def verify(self) -> list[str]:
         """Files (paths relative to the folder) that are missing, unreadable or not what the index says."""
         self.check(create=False)
-        damaged: list[str] = []
-        for endpoint in ENDPOINTS:
-            if (self.root / endpoint).is_dir():
-                store = Store(self, endpoint)
-                with self.lock(exclusive=False):
-                    _, files = store.view()
-                    damaged += [str(p.relative_to(self.root)) for p in store.damaged_files(files)]
-                    damaged += [str(p.relative_to(self.root)) for p in store.unreadable]
+        damaged = [
+            self.layout.relative(path)
+            for path in (self.layout.marker, self.layout.lock)
+            if self.layout.exists(path) and not self._intact(path)
+        ]
+        for endpoint in self.endpoints():
+            store = Store(self, endpoint)
+            with self.lock(exclusive=False):
+                units, files = store.view()
+                damaged += [self.layout.relative(p) for p in store.damaged(units, files)]
+                damaged += [self.layout.relative(p) for p in store.unreadable]
         return sorted(set(damaged))
+
+    def _intact(self, path: Path) -> bool:
+        """The marker or the lock: a regular file (the marker with a format), not a link or special file."""
+        if path == self.layout.marker:
+            return bool(self._marker().get("format"))
+        try:
+            self.layout.checked(path)
+        except OSError:
+            return False
+        return True
 
     def prune(self, older_than: timedelta | float) -> int:
         """Remove units fetched longer than ``older_than`` ago (and files no index names): how many units went."""
         age = max_age_of(older_than)
-        assert age is not None
         self.check(create=False)
+        if age is None:  # never too old: nothing to remove
+            return 0
         if not self.writable():
             raise SnapshotError(f"cannot prune {self.root}: the folder is read-only")
         removed = 0
-        for endpoint in ENDPOINTS:
-            if (self.root / endpoint).is_dir():
-                store = Store(self, endpoint)
+        for endpoint in self.endpoints():
+            store = Store(self, endpoint)
+            try:
                 with self.lock(exclusive=True):
                     removed += store.commit(drop_before=_now() - age)
+            except OSError as exc:
+                raise cannot_write(self.root, exc) from None
         self.clean_temporary()
         return removed
 
@@ -355,13 +623,17 @@ class Store:
 
     def __init__(self, snapshot: Snapshot, endpoint: str) -> None:
         self.snapshot = snapshot
+        self.layout = snapshot.layout
         self.endpoint = endpoint
-        self.folder = snapshot.root / endpoint
-        self.unit_dtype, self.unit_column = ENDPOINTS[endpoint]
+        self.facts = ENDPOINTS[endpoint]
+        self.unit_dtype, self.unit_column = self.facts.unit_dtype, self.facts.unit_column
         self.schema = _index_schema(endpoint)
         self.unreadable: list[Path] = []  # index or journal files that could not be read (found by view())
         self.damaged_parts: set[str] = set()  # parts found damaged by held(): dropped at the next commit
+        self.why: dict[Path, str] = {}  # a damaged file -> what is wrong with it
         self.notices: list[Notice] = []  # warnings for the public function to give, at its caller's line
+        # part -> units it was written with (index and journal, before folding): bounds its files' rows
+        self._written_with: dict[str, int] = {}
 
     @property
     def one_unit_per_part(self) -> bool:
@@ -370,76 +642,92 @@ class Store:
         return self.unit_column is None
 
     def _path(self, table: str, part: str) -> Path:
-        return self.folder / table / f"{part}.parquet"
-
-    def _mkdir(self, *names: str) -> None:
-        for folder in (self.folder, *(self.folder / n for n in names)):
-            folder.mkdir(exist_ok=True, mode=0o700)
+        return self.layout.part_file(self.endpoint, table, part)
 
     def can_write(self, tables: Sequence[str]) -> bool:
-        folders = [self.snapshot.root, self.folder, self.folder / "journal", *(self.folder / t for t in tables)]
+        layout, endpoint = self.layout, self.endpoint
+        folders = [self.snapshot.root, layout.folder(endpoint), layout.journal(endpoint)]
+        folders += [layout.table(endpoint, t) for t in tables]
         return all(os.access(f, os.W_OK | os.X_OK) for f in folders if f.exists())
 
     # -- the index ----------------------------------------------------------------------------------
 
-    def _read_frame(self, path: Path, schema: pl.Schema) -> pl.DataFrame:
+    def _damaged(self, path: Path, exc: Exception, what: str) -> None:
+        self.unreadable.append(path)
+        why = exc.why if isinstance(exc, Refused) else f"{type(exc).__name__}: {visible(exc)[:200]}"
+        self.why[path] = why
+        self.notices.append((f"{path} is damaged ({why}): {what}", SnapshotDamagedWarning))
+
+    def _real_folder(self, folder: Path) -> bool:
+        """Whether ``folder`` is missing or a real folder; a link or a file in its place is damage."""
+        if not self.layout.exists(folder):
+            return True
+        try:
+            self.layout.checked(folder, folder=True)
+        except OSError as exc:
+            self._damaged(folder, exc, "what it holds is not read, and its units are fetched again")
+            return False
+        return True
+
+    def _read_frame(self, path: Path, schema: pl.Schema, check: pl.Expr) -> pl.DataFrame:
+        """An index or file list, its rows bounded by its size before it is decoded, and ``check``
+        true on every row (names as capframe writes them); else it is damaged, and empty."""
         empty = pl.DataFrame(schema=schema)
-        if not path.exists():
+        if not self.layout.exists(path):
             return empty
         try:
-            frame = pl.read_parquet(path)
-            return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            self.unreadable.append(path)
-            self.notices.append(
-                (
-                    f"{path} is damaged ({type(exc).__name__}): the units it lists are fetched again",
-                    SnapshotDamagedWarning,
-                )
-            )
+            size = self.layout.checked(path).st_size
+            if (rows := self.layout.rows(path)) > _ROWS_PER_BYTE * size + _ROWS_SLACK:
+                raise Refused(path, f"states {rows:,} rows in {size:,} bytes: not a file capframe wrote")
+            frame = pl.read_parquet(path).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+            if not frame.select(check.all()).item():
+                raise ValueError("it names parts or tables capframe does not write")
+            return frame
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            self._damaged(path, exc, "the units it lists are fetched again")
             return empty
 
     def _journal(self) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[Path]]:
         units: list[pl.DataFrame] = []
         files: list[pl.DataFrame] = []
-        entries = sorted((self.folder / "journal").glob("*.json")) if (self.folder / "journal").is_dir() else []
+        journal = self.layout.journal(self.endpoint)
         read: list[Path] = []
-        for path in entries:
+        if not self._real_folder(journal):
+            return units, files, read
+        for found in self.layout.entries(journal, re.compile(r".+\.json")):
+            path = journal / found.name
             try:
-                entry = json.loads(path.read_bytes())
-                part = entry["part"]
+                entry = json.loads(self.layout.read_small(path, _ENTRY_BYTES))
+                part = self.layout.part(entry["part"])
+                if path.name != f"{part}.json":
+                    raise ValueError(f"it is named {path.name} but lists part {part}")
                 notes = entry.get("notes", {})
-                units.append(
-                    pl.DataFrame(
-                        {
-                            "host": entry["host"],
-                            "source": entry["source"],
-                            "unit": entry["units"],
-                            "part": part,
-                            "fetched_at": datetime.fromisoformat(entry["fetched_at"]),
-                            "wire_version": entry["wire_version"],
-                            "code": [notes.get(str(u), [None, None])[0] for u in entry["units"]],
-                            "message": [notes.get(str(u), [None, None])[1] for u in entry["units"]],
-                        },
-                        schema=self.schema,
-                    )
+                entry_units = pl.DataFrame(
+                    {
+                        "host": entry["host"],
+                        "source": entry["source"],
+                        "unit": entry["units"],
+                        "part": part,
+                        "fetched_at": datetime.fromisoformat(entry["fetched_at"]),
+                        "wire_version": entry["wire_version"],
+                        "code": [notes.get(str(u), [None, None])[0] for u in entry["units"]],
+                        "message": [notes.get(str(u), [None, None])[1] for u in entry["units"]],
+                    },
+                    schema=self.schema,
                 )
-                files.append(
-                    pl.DataFrame(
-                        [(part, table, sha, size) for table, (sha, size) in entry["files"].items()],
-                        schema=FILES,
-                        orient="row",
-                    )
+                entry_files = pl.DataFrame(
+                    [
+                        (part, self.layout.table_name(self.endpoint, table), sha, size)
+                        for table, (sha, size) in entry["files"].items()
+                    ],
+                    schema=FILES,
+                    orient="row",
                 )
+                units.append(entry_units)  # only once the whole entry is read: a damaged one adds nothing
+                files.append(entry_files)
                 read.append(path)
             except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
-                self.unreadable.append(path)
-                self.notices.append(
-                    (
-                        f"{path} is damaged ({type(exc).__name__}): the units it lists are fetched again",
-                        SnapshotDamagedWarning,
-                    )
-                )
+                self._damaged(path, exc, "the units it lists are fetched again")
         return units, files, read
 
     def view(self) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -448,16 +736,25 @@ class Store:
         self.unreadable = []
         index, files = self._read_index()
         journal_units, journal_files, _ = self._journal()
+        self._note_written(index, journal_units)
         return self._fold(index, files, journal_units, journal_files)
+
+    def _note_written(self, index: pl.DataFrame, journal_units: list[pl.DataFrame]) -> None:
+        written = pl.concat([f.select("part") for f in [index, *journal_units]]).group_by("part").len()
+        self._written_with = dict(written.iter_rows())
 
     def _read_index(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(index, files) as stored. Without the files' checksums no part of the index can be verified:
         the index counts as lost too, and its units are fetched again."""
-        index = self._read_frame(self.folder / "index.parquet", self.schema)
-        path = self.folder / "files.parquet"
-        files = self._read_frame(path, FILES)
-        if index.height and not path.exists():
+        if not self._real_folder(self.layout.folder(self.endpoint)):
+            return pl.DataFrame(schema=self.schema), pl.DataFrame(schema=FILES)
+        part = pl.col("part").str.contains(_PART_PATTERN)
+        index = self._read_frame(self.layout.index(self.endpoint), self.schema, part)
+        path = self.layout.files(self.endpoint)
+        files = self._read_frame(path, FILES, part & pl.col("table").is_in(self.facts.tables))
+        if index.height and not self.layout.exists(path):
             self.unreadable.append(path)
+            self.why[path] = "missing"
             self.notices.append(
                 (f"{path} is missing: the units of the index are fetched again", SnapshotDamagedWarning)
             )
@@ -487,17 +784,72 @@ class Store:
         with self.snapshot.lock(exclusive=False):
             return self.view()[0]
 
-    def damaged_files(self, files: pl.DataFrame) -> list[Path]:
-        """Files of ``files`` that are missing, unreadable, or not the bytes the index names."""
+    # -- checking parts -----------------------------------------------------------------------------
+
+    def damaged(self, units: pl.DataFrame, files: pl.DataFrame, tables: Sequence[str] | None = None) -> list[Path]:
+        """Files of the parts ``units`` (index rows) name that are missing, unreadable, or not what the
+        index and the file list say: not in the file list, another size or checksum, another schema,
+        more rows than their units could have, or (the main table) without a row for a unit indexed to
+        its part. What is wrong with each is in ``self.why``. Reads metadata and the main table's unit
+        column only. With ``tables``, only the files of those tables are checked."""
+        checked = self.facts.tables if tables is None else tables
+        files = files.filter(pl.col("table").is_in(checked))
         bad: list[Path] = []
-        for part, table, sha, size in files.iter_rows():
-            path = self._path(table, part)
-            try:
-                if path.stat().st_size != size or _sha256(path.read_bytes()) != sha:
+        per_part = units.group_by("part").agg(
+            pl.col("unit").filter(pl.col("message").is_null()).alias("answered"),
+            pl.col("message").is_not_null().all().alias("refused"),
+        )
+        listed: dict[str, list[tuple[str, str, int]]] = {}
+        for part, table, sha, size in files.join(per_part.select("part"), on="part", how="semi").iter_rows():
+            listed.setdefault(part, []).append((table, sha, size))
+        for part, answered, refused in per_part.iter_rows():
+            present = {table for table, _, _ in listed.get(part, [])}
+            if present or not refused:  # a part of refused units only has no files; any other has them all
+                for table in (t for t in checked if t not in present):
+                    path = self._path(table, part)
                     bad.append(path)
-            except OSError:
-                bad.append(path)
+                    self.why[path] = f"is not in {self.layout.files(self.endpoint).name}"
+            most_rows = self.facts.rows_per_unit * max(1, self._written_with.get(part, 0))
+            for table, sha, size in listed.get(part, []):
+                path = self._path(table, part)
+                why = self._file_damage(table, path, sha, size, most_rows)
+                if why is None and table == self.facts.main and self.unit_column is not None:
+                    why = self._units_missing(path, answered)
+                if why is not None:
+                    bad.append(path)
+                    self.why[path] = why
         return bad
+
+    def _file_damage(self, table: str, path: Path, sha: str, size: int, most_rows: int) -> str | None:
+        """What is wrong with one part file, or None. Its metadata is read before any of its data."""
+        try:
+            if self.layout.sha256(path, size) != sha:
+                return "is not the file files.parquet records (its sha256 differs)"
+            if dict(pl.read_parquet_schema(path)) != _stored_schema(self.endpoint, table):
+                return "has columns or types capframe does not write"
+            if (rows := self.layout.rows(path)) > most_rows:
+                return f"states {rows:,} rows: more than its units could have"
+        except Refused as exc:
+            return exc.why
+        except FileNotFoundError:
+            return "is missing"
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            return f"cannot be read ({type(exc).__name__})"
+        return None
+
+    def _units_missing(self, path: Path, answered: list[object]) -> str | None:
+        """Whether the main table holds each unit indexed to its part, once: its unit column only."""
+        assert self.unit_column is not None
+        try:
+            held = pl.scan_parquet(path).select(pl.col(self.unit_column).alias("unit")).collect()["unit"]
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            return f"cannot be read ({type(exc).__name__})"
+        if not held.is_unique().all():
+            return "holds a unit twice"
+        wanted = pl.Series(answered, dtype=self.unit_dtype)
+        if not wanted.is_in(held.implode()).all():
+            return "lacks rows of units the index names"
+        return None
 
     def held(
         self, units: pl.Series, host: str, source: str, max_age: timedelta | None
@@ -512,18 +864,21 @@ class Store:
             ).join(pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi")
             if max_age is not None:
                 rows = rows.filter(pl.col("fetched_at") >= _now() - max_age)
-            needed = files.join(rows.select("part").unique(), on="part", how="semi")
-            bad = self.damaged_files(needed)
+            # Every unit of a needed part, not only those asked: the part is checked against all of them.
+            bad = self.damaged(index.join(rows.select("part").unique(), on="part", how="semi"), files)
         if bad:
             self.damaged_parts |= {p.stem for p in bad}
             self.notices.append(
                 (
-                    f"snapshot file(s) missing or damaged: {named(bad)}; their units are fetched again",
+                    f"snapshot file(s) missing or damaged: {self._explained(bad)}; their units are fetched again",
                     SnapshotDamagedWarning,
                 )
             )
             rows = rows.filter(~pl.col("part").is_in(list(self.damaged_parts)))
         return rows, [*self.unreadable, *bad]
+
+    def _explained(self, paths: Sequence[Path]) -> str:
+        return named([f"{p} ({self.why[p]})" if p in self.why else str(p) for p in paths])
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -538,15 +893,17 @@ class Store:
     ) -> datetime:
         """One part (a group of requests' answers): its tables (with ``columns`` such as host and
         source in front), then its journal entry. Returns the time it records as fetched."""
-        part = f"{time.time_ns():x}-{secrets.token_hex(4)}"
+        part = self.layout.new_part()
         fetched_at = _now()
-        self._mkdir("journal", *tables)
+        layout, endpoint = self.layout, self.endpoint
+        for folder in (layout.folder(endpoint), layout.journal(endpoint), *(layout.table(endpoint, t) for t in tables)):
+            layout.mkdir(folder)
         written: dict[str, list[object]] = {}
         try:
             for name, frame in tables.items():
                 stored = frame.select(*(pl.lit(v, pl.String).alias(k) for k, v in columns.items()), pl.all())
                 data = _parquet(stored)
-                _write_atomically(self._path(name, part), data)
+                layout.write(self._path(name, part), data)
                 written[name] = [_sha256(data), len(data)]
             entry = {
                 "part": part,
@@ -558,21 +915,27 @@ class Store:
                 "notes": {str(unit): list(note) for unit, note in notes.items()},
                 "files": written,
             }
-            _write_atomically(self.folder / "journal" / f"{part}.json", json.dumps(entry).encode())
+            layout.write(layout.entry(endpoint, part), json.dumps(entry).encode())
         except BaseException:
             # A part written in half (a full disk) is no part: a glob would count its files.
             for name in written:
-                self._path(name, part).unlink(missing_ok=True)
+                layout.remove(self._path(name, part))
             raise
         return fetched_at
 
     def commit(self, drop_before: datetime | None = None) -> int:
-        """Fold the journal into the index; rewrite or delete parts whose units were fetched again,
-        and damaged ones; with ``drop_before``, drop units fetched before it. Call under the exclusive lock.
-        Returns how many units were dropped."""
+        """Fold the journal into the index; write again, under new names, parts whose units were fetched
+        again (without those), and drop damaged ones; with ``drop_before``, drop units fetched before it.
+        Call under the exclusive lock. Returns how many units were dropped.
+
+        No file the stored index names is changed before the index stops naming it: new files are
+        written, then the file list grows to name them too, then the index switches (one rename),
+        then the file list shrinks to the index, then what is no longer named is removed. A kill at
+        any point leaves an index whose every file is intact and listed."""
         self.unreadable = []
         index, files = self._read_index()
         journal_units, journal_files, entries = self._journal()
+        self._note_written(index, journal_units)
         units, files = self._fold(index, files, journal_units, journal_files)
         stored = pl.concat([f.select("part") for f in [index, *journal_units]]).group_by("part").agg(stored=pl.len())
         dropped = 0
@@ -582,107 +945,171 @@ class Store:
             old = units.filter(pl.col("fetched_at") <= drop_before)
             dropped = old.height
             units = units.filter(pl.col("fetched_at") > drop_before)
-        # Parts holding fewer units than they were written with: rewritten without the others, or deleted
-        # when none is left. Joined, not looped over: a snapshot grown by many small pulls holds thousands of parts.
+        # Parts holding fewer units than they were written with: written again without the others, or
+        # deleted when none is left. Joined, not looped over: a snapshot grown by many small pulls holds
+        # thousands of parts.
         parts = stored.join(units.group_by("part").agg(kept=pl.len()), on="part", how="left").filter(
             pl.col("kept").fill_null(0) < pl.col("stored")
         )
-        gone = parts.filter(pl.col("kept").is_null())["part"]
-        for part, table in files.join(gone.to_frame(), on="part", how="semi").select("part", "table").iter_rows():
-            _remove(self._path(table, part))
-        files = files.filter(~pl.col("part").is_in(gone.implode()))
+        retired = set(parts["part"])  # parts no index will name: their files go once the index switched
         if self.unit_column is not None:
             shrunk = units.join(parts.filter(pl.col("kept").is_not_null()), on="part", how="semi")
+            renamed: dict[str, str] = {}
+            added: list[pl.DataFrame] = []
             for part, keep in shrunk.group_by("part", maintain_order=True).agg("unit").iter_rows():
-                files = self._rewrite(part, files.filter(pl.col("part") == part), keep, files)
-        self.folder.mkdir(exist_ok=True, mode=0o700)
-        files = files.join(units.select("part").unique(), on="part", how="semi").sort("part", "table")
-        _write_atomically(self.folder / "files.parquet", _parquet(files))
-        _write_atomically(self.folder / "index.parquet", _parquet(units))
+                written = self._rewrite(part, files.filter(pl.col("part") == part), keep, units)
+                if written is None:  # damaged: its units are fetched again by the next pull that needs them
+                    units = units.filter(pl.col("part") != part)
+                    bad = [path for path in self.why if path.stem == part]
+                    self.notices.append(
+                        (
+                            f"snapshot file(s) missing or damaged: {self._explained(bad)}; its other units "
+                            "are dropped, and fetched again when asked",
+                            SnapshotDamagedWarning,
+                        )
+                    )
+                    continue
+                renamed[part], new_files = written
+                added.append(new_files)
+            if renamed:
+                units = units.with_columns(pl.col("part").replace(renamed))
+                files = pl.concat([files, *added])
+        layout, endpoint = self.layout, self.endpoint
+        layout.mkdir(layout.folder(endpoint))
+        named_by_index = files.join(units.select("part").unique(), on="part", how="semi").sort("part", "table")
+        if named_by_index.height < files.height:
+            layout.write(layout.files(endpoint), _parquet(files.sort("part", "table")))
+        layout.write(layout.index(endpoint), _parquet(units))
+        layout.write(layout.files(endpoint), _parquet(named_by_index))
         for path in [*entries, *(p for p in self.unreadable if p.parent.name == "journal")]:
-            path.unlink(missing_ok=True)
+            layout.remove(path)
+        for part, table in files.filter(pl.col("part").is_in(list(retired))).select("part", "table").iter_rows():
+            layout.remove(self._path(table, part))
         self.damaged_parts = set()
         # With the index lost, no file is known to be any run's: every file it does not name now goes.
-        lost = {self.folder / "index.parquet", self.folder / "files.parquet"} & set(self.unreadable)
-        self._remove_orphans(files, every=bool(lost))
+        lost = {layout.index(endpoint), layout.files(endpoint)} & set(self.unreadable)
+        self._remove_orphans(named_by_index, every=bool(lost))
         return dropped
 
-    def _rewrite(self, part: str, part_files: pl.DataFrame, keep: list[object], files: pl.DataFrame) -> pl.DataFrame:
+    def _rewrite(
+        self, part: str, part_files: pl.DataFrame, keep: list[object], units: pl.DataFrame
+    ) -> tuple[str, pl.DataFrame] | None:
+        """A part's files written again under a new name, with only the rows of ``keep``: (the new
+        name, its file list rows); None when the part is damaged (it is not read)."""
         assert self.unit_column is not None
+        if self.damaged(units.filter(pl.col("part") == part), part_files):
+            return None
         unit = pl.col(self.unit_column)
         wanted = pl.Series(keep, dtype=self.unit_dtype).implode()
-        for table in part_files["table"]:
-            path = self._path(table, part)
-            data = _parquet(pl.read_parquet(path).filter(unit.is_null() | unit.is_in(wanted)))
-            _write_atomically(path, data)
-            files = files.with_columns(
-                sha256=pl.when((pl.col("part") == part) & (pl.col("table") == table))
-                .then(pl.lit(_sha256(data)))
-                .otherwise("sha256"),
-                bytes=pl.when((pl.col("part") == part) & (pl.col("table") == table))
-                .then(pl.lit(len(data)))
-                .otherwise("bytes"),
-            )
-        return files
+        new = self.layout.new_part()
+        rows: list[tuple[str, str, str, int]] = []
+        try:
+            for table in part_files["table"]:
+                frame = pl.scan_parquet(self._path(table, part)).filter(unit.is_null() | unit.is_in(wanted)).collect()
+                data = _parquet(frame)
+                self.layout.write(self._path(table, new), data)
+                rows.append((new, table, _sha256(data), len(data)))
+        except pl.exceptions.PolarsError:
+            return None
+        return new, pl.DataFrame(rows, schema=FILES, orient="row")
 
     def _remove_orphans(self, files: pl.DataFrame, *, every: bool = False) -> None:
-        """Table files no index or journal entry names, old enough not to be a part being written now."""
-        named = {f"{table}/{part}.parquet" for part, table in files.select("part", "table").iter_rows()}
-        if (self.folder / "journal").is_dir():
-            for entry in (self.folder / "journal").glob("*.json"):
-                named |= {f"{t}/{entry.stem}.parquet" for t in os.listdir(self.folder) if (self.folder / t).is_dir()}
+        """Table files no index or journal entry names, old enough not to be a part being written now.
+        Only names capframe writes, in real table folders: nothing else in the folder is touched."""
+        named = {(table, part) for part, table in files.select("part", "table").iter_rows()}
+        journal = [
+            e.name.removesuffix(".json") for e in self.layout.entries(self.layout.journal(self.endpoint), _ENTRY)
+        ]
         cutoff = time.time() - (0 if every else _STALE)
-        for path in self.folder.glob("*/*.parquet"):
-            if f"{path.parent.name}/{path.name}" not in named:
+        for table in self.facts.tables:
+            folder = self.layout.table(self.endpoint, table)
+            for found in self.layout.entries(folder, _PART_FILE):
+                part = found.name.removesuffix(".parquet")
+                if (table, part) in named or part in journal:
+                    continue
                 with contextlib.suppress(OSError):
-                    if path.stat().st_mtime <= cutoff:
-                        _remove(path)
+                    if found.stat(follow_symlinks=False).st_mtime <= cutoff:
+                        self.layout.remove(folder / found.name)
 
     # -- reading ------------------------------------------------------------------------------------
 
+    def paths(self, table: str, parts: Sequence[str]) -> list[Path]:
+        """The files of ``table`` of ``parts``, each checked to be a regular file reached without a link."""
+        paths = [self._path(table, part) for part in parts]
+        for path in paths:
+            self.layout.checked(path)
+        return paths
+
+    def scan(self, table: str, units: pl.DataFrame, parts: Sequence[str]) -> pl.LazyFrame:
+        """The rows of ``table`` in the files of ``parts``, in that order, each part's rows only those of
+        the units ``units`` (unit, part) indexes to it, and rows tied to no unit: a unit fetched again
+        whose old part is not yet written again (a run killed before its commit) is read once."""
+        paths = self.paths(table, parts)
+        if self.unit_column is None:
+            return pl.scan_parquet(paths)
+        unit = pl.col(self.unit_column)
+        of_part = dict(units.group_by("part").agg("unit").iter_rows())
+        return pl.concat(
+            [
+                pl.scan_parquet(path).filter(
+                    unit.is_null() | unit.is_in(pl.Series(of_part.get(part, []), dtype=self.unit_dtype).implode())
+                )
+                for part, path in zip(parts, paths, strict=True)
+            ]
+        )
+
     def read(
         self,
+        units: pl.DataFrame,
         parts: Sequence[str],
-        units: pl.Series,
         files: pl.DataFrame,
         tables: Sequence[str],
         keep: Sequence[str],
         dropped: Sequence[str],
     ) -> dict[str, pl.DataFrame | None]:
-        """The tables of ``units`` from the files of ``parts``, in that order; None for a table no
-        part has a file of. The files are those ``files`` (the index's) lists: one gone since it was
-        checked is an error, not rows silently missing. Columns in ``dropped`` (host, source) are left
-        out. Tables not in ``keep`` are read for their schema only (memory)."""
-        wanted = units.implode()
+        """The tables of ``units`` (index rows: unit, part) from the files of ``parts``, in that order;
+        None for a table no part has a file of. The files are those ``files`` (the index's) lists: one
+        gone since it was checked is an error, not rows silently missing. Columns in ``dropped`` (host,
+        source) are left out. Tables not in ``keep`` are read for their schema only (memory)."""
         listed = set(files.select("part", "table").iter_rows())
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
             for table in tables:
-                paths = [self._path(table, part) for part in parts if (part, table) in listed]
-                if not paths:
+                in_list = [part for part in parts if (part, table) in listed]
+                if not in_list:
                     out[table] = None
                     continue
                 try:
                     if table not in keep:
-                        schema = pl.read_parquet_schema(paths[0])
+                        schema = pl.read_parquet_schema(self.paths(table, in_list[:1])[0])
                         out[table] = pl.DataFrame(schema=schema).drop(dropped)
                         continue
                     # A file read is a chunk of every column, whose buffers outweigh its rows: files are read
                     # 100 at a time and made contiguous (a million ids read at once held 400 MB for 125 MB).
                     # The filter is pushed into the reader: rows of units not asked are never materialised.
                     chunks = []
-                    for i in range(0, len(paths), _FILES_AT_ONCE):
-                        scan = pl.scan_parquet(paths[i : i + _FILES_AT_ONCE]).drop(dropped)
-                        if self.unit_column is not None:
-                            unit = pl.col(self.unit_column)
-                            scan = scan.filter(unit.is_null() | unit.is_in(wanted))
+                    for i in range(0, len(in_list), _FILES_AT_ONCE):
+                        scan = self.scan(table, units, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
                         chunks.append(scan.collect().rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
                     # Files are checked before a pull reads them: this one changed since (another process?).
+                    unreadable = [p for p in (self._path(table, part) for part in in_list) if not self._readable(p)]
                     raise SnapshotError(
-                        f"{named([p for p in paths if not _readable(p)]) or 'a file'} of the snapshot "
-                        f"{self.snapshot.root} could not be read ({type(exc).__name__}: {str(exc)[:200]}); it "
+                        f"{named(unreadable) or 'a file'} of the snapshot "
+                        f"{self.snapshot.root} could not be read ({type(exc).__name__}: {visible(exc)[:200]}); it "
                         "changed after it was checked: run again, and a damaged file is fetched again"
                     ) from None
         return out
+
+    def _readable(self, path: Path) -> bool:
+        try:
+            self.layout.rows(path)
+            pl.read_parquet_schema(path)
+        except (OSError, pl.exceptions.PolarsError):
+            return False
+        return True
+
+
+_ENTRY = re.compile(rf"{_PART.pattern}\.json")
+_PART_FILE = re.compile(rf"{_PART.pattern}\.parquet")

@@ -32,7 +32,7 @@ from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
 from capframe._customers import fetch_customer_tables
 from capframe._inert import visible, visible_table
-from capframe._snapshot import Snapshot
+from capframe._snapshot import MOST_DAYS, Snapshot
 from capframe._tables import ChildrenTables, CustomerTables
 from capframe.errors import CapframeError, InvalidArgumentError
 
@@ -361,7 +361,10 @@ def _duration(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r}: use a number with d, h, m or s, such as 30d or 12h")
-    return float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[match.group(2)]
+    seconds = float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[match.group(2)]
+    if seconds > MOST_DAYS * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is over a thousand years: use at most {MOST_DAYS}d")
+    return seconds
 
 
 def _snapshot_info(args: argparse.Namespace, out: TextIO) -> int:
@@ -372,11 +375,11 @@ def _snapshot_info(args: argparse.Namespace, out: TextIO) -> int:
 def _snapshot_verify(args: argparse.Namespace, out: TextIO) -> int:
     damaged = Snapshot(args.dir).verify()
     for name in damaged:
-        print(f"damaged: {name}", file=out)
+        print(f"damaged: {visible(name)}", file=out)
     print(
         f"{len(damaged)} damaged file(s): the next fetch with this cache_dir fetches their units again"
         if damaged
-        else f"{args.dir}: every file is intact",
+        else f"{visible(args.dir)}: every file is intact",
         file=out,
     )
     return 1 if damaged else 0

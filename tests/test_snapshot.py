@@ -255,10 +255,10 @@ def test_a_damaged_or_unusable_snapshot_is_healed_or_refused_with_a_capframe_err
         return
     if kind == "full disk":
 
-        def full(target: Path, data: bytes) -> None:
+        def full(layout: object, target: Path, data: bytes) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr("capframe._snapshot._write_atomically", full)
+        monkeypatch.setattr("capframe._snapshot.Layout.write", full)
         with pytest.raises(capframe.SnapshotError, match="the disk is full") as caught:
             capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), batch_size=20, cache_dir=root)
         assert caught.value.partial is not None
@@ -299,17 +299,17 @@ def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(
     """A part's table files written before the disk filled are removed, not left for a glob to count twice."""
     from capframe import _snapshot
 
-    write, calls = _snapshot._write_atomically, iter(range(1000))
+    write, calls = _snapshot.Layout.write, iter(range(1000))
 
-    def fills_up(target: Path, data: bytes) -> None:
-        if next(calls) >= 3:  # the first part's fourth file
+    def fills_up(layout: _snapshot.Layout, target: Path, data: bytes) -> None:
+        if next(calls) >= 4:  # the first part's fourth file (the marker is the first write)
             raise OSError(errno.ENOSPC, "No space left on device")
-        write(target, data)
+        write(layout, target, data)
 
-    monkeypatch.setattr("capframe._snapshot._write_atomically", fills_up)
+    monkeypatch.setattr("capframe._snapshot.Layout.write", fills_up)
     with pytest.raises(capframe.SnapshotError, match="the disk is full"):
         capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
-    monkeypatch.setattr("capframe._snapshot._write_atomically", write)
+    monkeypatch.setattr("capframe._snapshot.Layout.write", write)
     capframe.fetch_customers(IDS[:100], "INSTORE", client=sandbox(), batch_size=10, cache_dir=tmp_path)
     raw = pl.read_parquet(tmp_path / "customers" / "customers" / "*.parquet")
     assert sorted(raw["customer_id"]) == sorted(IDS[:100])
