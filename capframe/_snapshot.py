@@ -49,11 +49,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
 from capframe._inert import visible
-from capframe._tables import ChildrenTables, CustomerTables, _Bundle
+from capframe._tables import ChildrenTables, CustomerTables
 from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
@@ -70,6 +71,7 @@ __all__ = [
     "damaged_or_missing",
     "max_age_of",
     "named",
+    "register",
 ]
 
 Notice = tuple[str, type[Warning]]
@@ -95,13 +97,26 @@ _PART_PATTERN = f"^{_PART.pattern}$"
 _TEMPORARY = re.compile(r"\..+\.tmp")  # what _write_atomically's mkstemp names
 
 
+class _Tables(Protocol):
+    def tables(self) -> dict[str, pl.DataFrame]: ...
+
+
+class TableSet(Protocol):
+    """An endpoint's tables: their names (main first), and each as an empty frame of its schema."""
+
+    @property
+    def NAMES(self) -> tuple[str, ...]: ...
+
+    def empty(self) -> _Tables: ...
+
+
 @dataclass(frozen=True)
 class EndpointFacts:
     """What a snapshot knows of an endpoint's units and tables."""
 
     unit_dtype: pl.DataType
     unit_column: str | None  # the table column that holds a row's unit; None: one unit per part
-    bundle: type[_Bundle]  # its tables, main first
+    bundle: TableSet  # its tables, main first: a bundle class
     columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
     rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
     added_on_read: tuple[str, ...] = ()  # columns of the tables the endpoint adds after reading, not stored
@@ -115,12 +130,19 @@ class EndpointFacts:
         return self.bundle.NAMES[0]
 
 
-ENDPOINTS: Mapping[str, EndpointFacts] = {
+ENDPOINTS: dict[str, EndpointFacts] = {
     "customers": EndpointFacts(pl.Int64(), "customer_id", CustomerTables, ("host", "pull_source"), 1_000),
     "children": EndpointFacts(
         pl.String(), None, ChildrenTables, ("host", "pull_source", "association"), 1_000_000, ("parent_customer_id",)
     ),
 }
+
+
+def register(endpoint: str, facts: EndpointFacts) -> None:
+    """An endpoint whose module states its own facts (the lookup): the snapshot then lists, checks and counts it."""
+    ENDPOINTS[endpoint] = facts
+
+
 TIME = pl.Datetime("us", "UTC")
 FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "bytes": pl.Int64})
 
