@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from vcr.request import Request
 
@@ -226,3 +227,20 @@ def test_no_value_reaches_logs_exceptions_warnings_reprs_cassettes_or_progress(
     for value in [v for _, v in pairs]:
         assert value not in text
         assert value.replace("+", "%2B").replace("@", "%40") not in text
+
+
+def test_the_cli_reads_a_column_of_mobiles_with_identifier(tmp_path: Path) -> None:
+    from capframe.cli import main
+
+    mobiles = tmp_path / "campaign.csv"
+    mobiles.write_text("name,mobile\nA,912726093529\nB, 910000000000 \nC,912726093529\n")
+    out = tmp_path / "lookups.csv"
+    code = main(["customers", "--sandbox", "--ids", str(mobiles), "--column", "mobile", "--identifier", "mobile",
+                 "--table", "lookups", "-o", str(out), "--no-progress"])  # fmt: skip
+    assert code == 0
+    lookups = pl.read_csv(out, schema_overrides={"identifier_value": pl.String})
+    assert lookups.select("value_number", "identifier_value", "customer_id", "error_code").rows() == [
+        (1, "912726093529", 565338404, None),
+        (2, "910000000000", None, 8015),
+        (3, "912726093529", 565338404, None),
+    ]
