@@ -46,3 +46,10 @@ def test_bench_families_runs_and_prints_its_requests(tmp_path: Path) -> None:
     assert "parents, median family" in out
     assert "default pacing" in out
     assert "no pacing" in out
+
+
+def test_bench_lookup_runs_and_prints_its_ratio(tmp_path: Path) -> None:
+    out = run_script("bench_lookup.py", tmp_path, "--values", "30", "--rate", "60000", "--latency", "0.01")
+    row = next(line for line in out.splitlines() if line.startswith("30 ") and "mobiles" not in line)
+    assert row.split()[1] == "30", "one lookup a value"
+    assert "ratio to floor" in out
