@@ -406,6 +406,7 @@ _TABLES: dict[str, type[_Table]] = {
     "customers": Customers,
     "children": Children,
     "parents": Parents,
+    "lookups": Lookups,
     "profiles": Profiles,
     "identifiers": Identifiers,
     "comm_channels": CommChannels,
