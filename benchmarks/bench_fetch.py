@@ -32,8 +32,15 @@
     and past 16 it answers 503. ``--degrading-batches`` (200) batches with concurrency="auto", and
     with a fixed 8 (the capacity, which only an oracle knows). Target: auto settles near 8 in flight,
     503s under 1% of requests, time near the server's own floor (n / 8 a second).
-    (c) and (d) take about three minutes: ``--only cd``. ``--write`` puts (a)+(b) and (c)+(d) into their
-    sections of benchmarks/README.md.
+    (c) and (d) take about three minutes: ``--only cd``.
+(e) no stall. ``capframe sandbox --port 0 --customers N`` (N = ``--stall-ids``, 3,000) in its own process,
+    no latency, every answer already rendered once (warm); capframe.fetch_customers of the N ids with
+    ``requests_per_minute=None`` (concurrency "auto") against the same requests sent by the usual
+    alternative at its best: a plain sequential httpx.Client loop, and an httpx.AsyncClient gather at
+    the concurrency capframe starts with (8), each followed by capframe.tidy_customers on the bodies
+    (the same tables). Best of ``--repeat``; the baseline is the faster of the two. Target: capframe
+    within 1.5x of it (a stall, such as a dropped SYN waiting out a 1 s retry, shows as a second).
+    ``--write`` puts (a)+(b)+(e) and (c)+(d) into their sections of benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -297,6 +304,7 @@ def rate_bound(args: argparse.Namespace) -> None:
     print(
         "note: times are the sandbox's request_log (time.monotonic() when each answer was made), not the client's send times."
     )
+    print()
 
 
 # -- (c) and (d) -------------------------------------------------------------------------------------
@@ -493,6 +501,88 @@ def degrading(args: argparse.Namespace) -> None:
     print()
 
 
+# -- (e) ---------------------------------------------------------------------------------------------
+
+
+def _sequential_loop(url: str, batches: list[list[int]]) -> list[bytes]:
+    headers = {"Authorization": auth_header(), "Accept": "application/json"}
+    with httpx.Client(base_url=url, headers=headers) as http:
+        return [_ok(http.post(BULK, params={"source": "INSTORE"}, json=batch)) for batch in batches]
+
+
+async def _concurrent_loop(url: str, batches: list[list[int]], concurrency: int) -> list[bytes]:
+    headers = {"Authorization": auth_header(), "Accept": "application/json"}
+    semaphore = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as http:
+
+        async def one(batch: list[int]) -> bytes:
+            async with semaphore:
+                return _ok(await http.post(BULK, params={"source": "INSTORE"}, json=batch))
+
+        return list(await asyncio.gather(*(one(b) for b in batches)))
+
+
+def _ok(response: httpx.Response) -> bytes:
+    response.raise_for_status()
+    return response.content
+
+
+def no_stall(args: argparse.Namespace) -> None:
+    n = args.stall_ids
+    ids = Sandbox(customers=n).customer_ids(n)  # the server's, same seed
+    batches = _batches(ids, args.batch_size)
+    concurrency = 8  # where concurrency="auto" starts unpaced
+    print(
+        f"(e) no stall: a warm pull of {n:,} ids ({len(batches)} requests of {args.batch_size}) from `capframe sandbox` "
+        f"in its own process (loopback, no latency), capframe with requests_per_minute=None and concurrency='auto', "
+        f"against the same requests by a plain loop followed by capframe.tidy_customers on its bodies; best of {args.repeat}",
+        flush=True,
+    )
+    with sandbox_process(n) as url:
+        client = capframe.Client(url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, requests_per_minute=None)
+
+        def pull() -> int:
+            return capframe.fetch_customers(ids, "INSTORE", client=client, progress=False).height
+
+        def sequential() -> int:
+            return capframe.tidy_customers(_sequential_loop(url, batches)).customers.height
+
+        def concurrent() -> int:
+            return capframe.tidy_customers(asyncio.run(_concurrent_loop(url, batches, concurrency))).customers.height
+
+        pull()  # warm: the server renders each answer once, the client imports what a pull needs
+        sequential()
+        t_seq_requests, bodies = best_of(lambda: _sequential_loop(url, batches), args.repeat)
+        t_tidy, _ = best_of(lambda: capframe.tidy_customers(bodies), args.repeat)
+        t_seq, rows_seq = best_of(sequential, args.repeat)
+        t_conc, rows_conc = best_of(concurrent, args.repeat)
+        t_cap, rows_cap = best_of(pull, args.repeat)
+    assert rows_seq == rows_conc == rows_cap == n
+    baseline = min(t_seq, t_conc)
+    rows = [
+        ("plain sequential loop, httpx.Client (requests only)", f"{t_seq_requests:.3f}", "-"),
+        ("capframe.tidy_customers alone on those bodies", f"{t_tidy:.3f}", "-"),
+        ("plain sequential loop, then tidy_customers", f"{t_seq:.3f}", f"{t_cap / t_seq:.2f}"),
+        (
+            f"httpx.AsyncClient at concurrency {concurrency}, then tidy_customers",
+            f"{t_conc:.3f}",
+            f"{t_cap / t_conc:.2f}",
+        ),
+        (
+            "capframe.fetch_customers (requests + tidy + validation)",
+            f"{t_cap:.3f}",
+            "1.00" if baseline == t_cap else "-",
+        ),
+    ]
+    print(fmt_table(["route", "seconds", "capframe / route"], rows))
+    r = t_cap / baseline
+    print(
+        f"capframe / the faster plain loop + tidy = {r:.2f}x (target <= 1.5x: {'meets target' if r <= 1.5 else 'MISSES target'})"
+    )
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=100, help="(a) number of batches (default 100)")
@@ -506,7 +596,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="(b) length of the paced run (default 20)")
     parser.add_argument("--full", action="store_true", help="(b) runs 90 s, long enough for 429s to be possible")
     parser.add_argument("--no-alternative", action="store_true", help="(b) skip the minute-bucket comparison")
-    parser.add_argument("--only", default="abcd", help="the parts to run, e.g. 'cd' (default abcd)")
+    parser.add_argument("--only", default="abcde", help="the parts to run, e.g. 'cd' (default abcde)")
+    parser.add_argument("--stall-ids", type=int, default=3000, help="(e) ids of the warm pull (default 3000)")
     parser.add_argument(
         "--latencies",
         type=lambda v: [float(x) for x in v.split(",")],
@@ -526,13 +617,18 @@ def main() -> int:
         f"bench_fetch ({revision()}): {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}, "
         f"httpx {httpx.__version__}\n"
     )
-    if "a" in args.only or "b" in args.only:
+    if any(part in args.only for part in "abe"):
         with report("bench_fetch", write=args.write):
             print(heading)
+            print(
+                "The machine is shared (2 cores, other work running): the load average above says how quiet it was.\n"
+            )
             if "a" in args.only:
                 latency_bound(args)
             if "b" in args.only:
                 rate_bound(args)
+            if "e" in args.only:
+                no_stall(args)
     if "c" in args.only or "d" in args.only:
         with report("bench_fetch_latency", write=args.write):
             print(heading)

@@ -1,4 +1,4 @@
-"""Import time: ``import capframe`` against ``import polars`` alone, each in fresh processes.
+"""Time to the first table: ``import capframe`` and a first fetch, each in fresh processes.
 
     python benchmarks/bench_import.py             # best of 5
     python benchmarks/bench_import.py --repeat 10
@@ -7,11 +7,17 @@ Wall time of ``python -c "import X"`` (interpreter start included, so ``python -
 too), best of N, alternating the cases so that both see the same machine load. Then the same with
 ``-X importtime``, whose cumulative microseconds for the top-level module leave interpreter start
 out; and the modules capframe's import spends most on beyond polars (from one -X importtime run).
+
+Then the first table: in a fresh process, ``import capframe`` and ``fetch_customers`` of 100 ids
+from ``Client.sandbox()`` (in-process, no network), each timed, against the same fetch again in
+that process (warm: what every fetch after the first costs); and, in fresh processes of their
+own, what the first fetch imports beyond ``import capframe``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -31,10 +37,10 @@ def wall(code: str, env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def importtime(code: str, env: dict[str, str]) -> list[tuple[int, int, int, str]]:
+def importtime(code: str, env: dict[str, str], *argv: str) -> list[tuple[int, int, int, str]]:
     """(self us, cumulative us, depth, module) per line of -X importtime."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code], env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", "-c", code, *argv], env=env, check=True, capture_output=True, text=True
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -42,6 +48,35 @@ def importtime(code: str, env: dict[str, str]) -> list[tuple[int, int, int, str]
         if m:
             rows.append((int(m.group(1)), int(m.group(2)), len(m.group(3)) // 2, m.group(4)))
     return rows
+
+
+# A fresh process: import capframe, then fetch 100 ids twice; prints the three times as JSON.
+FIRST_FETCH = """
+import json, sys, time
+started = time.perf_counter()
+import capframe
+imported = time.perf_counter()
+client = capframe.Client.sandbox(latency=float(sys.argv[2]))
+ids = json.loads(sys.argv[1])
+capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+first = time.perf_counter()
+capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+second = time.perf_counter()
+print(json.dumps([imported - started, first - imported, second - first]))
+"""
+
+
+def first_fetch(ids: list[int], latency: float, env: dict[str, str]) -> list[float]:
+    """(import capframe, first fetch, second fetch) seconds in one fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_FETCH, json.dumps(ids), str(latency)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    times: list[float] = json.loads(done.stdout)
+    return times
 
 
 def cumulative(rows: list[tuple[int, int, int, str]], module: str) -> float:
@@ -107,6 +142,38 @@ def run(args: argparse.Namespace) -> int:
         "top-level modules capframe's import loads that `import polars` does not (one -X importtime run, cumulative ms; nested, so they overlap):"
     )
     print(fmt_table(["module", "ms"], [(name, f"{cum / 1000:.0f}") for cum, name in extra[: args.top]]))
+
+    from capframe.sandbox import Sandbox
+
+    ids = Sandbox().customer_ids(100)
+    print()
+    print(
+        "the first table: a fresh process imports capframe and fetches 100 ids from Client.sandbox() (in-process, "
+        f"answering after the latency shown), then fetches them again (warm); best of {args.repeat} each:"
+    )
+    rows = []
+    for latency in (0.0, 0.5):
+        runs = [first_fetch(ids, latency, env) for _ in range(args.repeat)]
+        imported, first, warm = (min(run[i] for run in runs) for i in range(3))
+        rows.append(
+            (
+                f"{latency:g}",
+                f"{imported * 1000:.0f}",
+                f"{first * 1000:.0f}",
+                f"{warm * 1000:.0f}",
+                f"{(imported + first) * 1000:.0f}",
+                f"{(first - warm) * 1000:.0f}",
+            )
+        )
+    headers = ["latency s", "import ms", "first fetch ms", "warm fetch ms", "import + first ms", "first - warm ms"]
+    print(fmt_table(headers, rows))
+    print("first - warm: what only the first fetch of a process pays (mostly importing pandera for validation).")
+    loaded = importtime(FIRST_FETCH, env, json.dumps(ids), "0")
+    before = {name for _, _, _, name in importtime("import capframe", env)}
+    later = sorted(((cum, name) for _, cum, depth, name in loaded if depth == 0 and name not in before), reverse=True)
+    print()
+    print("top-level modules the first fetch imports beyond `import capframe` (one -X importtime run, cumulative ms):")
+    print(fmt_table(["module", "ms"], [(name, f"{cum / 1000:.0f}") for cum, name in later[: args.top]]))
     return 0
 
 

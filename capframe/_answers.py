@@ -158,7 +158,13 @@ def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) ->
     """Every table's rows grouped by customer, in the order of ``ids`` (stable within a customer;
     rows tied to no customer last): the same answers give the same tables however they were requested."""
     position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
-    return {name: frame[_order(frame, position)] for name, frame in tables.items()}
+    return {name: _in_order(frame, position) for name, frame in tables.items()}
+
+
+def _in_order(frame: pl.DataFrame, position: pl.DataFrame) -> pl.DataFrame:
+    order = _order(frame, position)
+    # Rows already in order (saved pages tidied in page order) are not copied: a sorted permutation is the identity.
+    return frame if order.is_sorted() else frame[order]
 
 
 def _order(frame: pl.DataFrame, position: pl.DataFrame) -> pl.Series:

@@ -15,7 +15,8 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, Generator
+import weakref
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import replace
 
 import httpx
@@ -31,9 +32,13 @@ __all__ = ["TOKEN_PATH", "BasicAuth", "Credentials", "OAuth", "TokenUnavailable"
 TOKEN_PATH = "/v3/oauth/token/generate"
 # Renew a token this long before the API says it expires, so no request carries a stale one.
 _TOKEN_MARGIN = 30.0
-# A token's lifetime as the API states it, brought within these bounds: a lifetime of 0 or less
-# would cost a token request per data request (an expired token still gets its 401 and one renewal).
-_MIN_TTL, _MAX_TTL = 60.0, 86_400.0
+# A token's lifetime as the API states it, trusted within these bounds (an API client's "token expiry
+# duration" is set by its admin: seconds are possible, and a token kept past its real life gets 401s).
+_MIN_TTL, _MAX_TTL = 1.0, 86_400.0
+# The lifetime assumed when the answer states none that makes sense (missing, 0 or less, not a number):
+# a lifetime of 0 would cost a token request per data request; a token that dies sooner gets its 401
+# and a renewal.
+_UNSTATED_TTL = 60.0
 _TOKEN_BODY = 1 << 16  # a token answer longer than this is not one
 
 
@@ -91,45 +96,67 @@ class OAuth(httpx.Auth, _Redacting):
     # Where the key and secret came from, for a refusal to name: Client.from_env says its variables.
     given_as = "the client_key and client_secret given to capframe.Client"
 
-    def __init__(self, client_key: str, client_secret: str, *, base_url: str, pacer: Pacer) -> None:
+    def __init__(
+        self,
+        client_key: str,
+        client_secret: str,
+        *,
+        base_url: str,
+        pacer: Pacer,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client_key = client_key
         self._body = json.dumps({"key": client_key, "secret": client_secret}, separators=(",", ":")).encode()
         self._url = base_url + TOKEN_PATH
         self._pacer = pacer
+        self._clock = clock
         self._secrets = {client_secret}
-        self._token: str | None = None
-        self._expires_at = 0.0
-        # Token requests of one event loop wait for each other; a pull runs in one loop.
-        self._locks: dict[int, asyncio.Lock] = {}
+        # (token, when it came, when to renew it), replaced whole: pulls in other threads read it while
+        # one renews it.
+        self._token: tuple[str, float, float] | None = None
+        # Token requests of one event loop wait for each other (a pull runs in one loop); pulls in other
+        # threads run in other loops. Keyed by the loop itself: a finished loop's id may be a new loop's.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     def _lock(self) -> asyncio.Lock:
-        return self._locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+    def _valid(self, refused_at: float | None) -> str | None:
+        """The token to send now: None when there is none, it is due for renewal, or it came before an
+        attempt that a 401 answered was sent (that 401 may be its own, met by a request of another pull)."""
+        held = self._token
+        if held is None or self._clock() >= held[2] or (refused_at is not None and held[1] <= refused_at):
+            return None
+        return held[0]
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        refused: str | None = None  # the token a 401 answered: renew it once
+        refused_at: float | None = None  # when the attempt a 401 answered was sent: renew once, after it
         while True:
             lock = self._lock()
             late = lock.locked()  # another request is getting a token: this one's turn will have passed
             async with lock:
-                if self._token is None or self._token == refused or time.monotonic() >= self._expires_at:
+                token = self._valid(refused_at)
+                if token is None:
                     await self._pacer.wait()
                     answer = yield httpx.Request(
                         "POST", self._url, content=self._body, headers={**HEADERS, "Content-Type": "application/json"}
                     )
                     await answer.aread()
-                    self._accept(answer)
+                    token = self._accept(answer)
                     late = True
-                token = self._token
-            assert token is not None
             if late:  # the turn this request waited for went by, or went to the token request: a new one
                 await self._pacer.wait()
+                # Pulls in other threads share the pace: the wait may outlast the token, and another
+                # request may have renewed it meanwhile. The newest valid token goes; else this one.
+                token = self._valid(refused_at) or token
             request.headers["X-CAP-API-OAUTH-TOKEN"] = token
+            sent_at = self._clock()
             response = yield request
-            if response.status_code != 401 or refused is not None:
+            if response.status_code != 401 or refused_at is not None:
                 return
-            refused = token
+            refused_at = sent_at
 
-    def _accept(self, response: httpx.Response) -> None:
+    def _accept(self, response: httpx.Response) -> str:
         """Take the token of a token answer, or raise what its failure means."""
         status = response.status_code
         if status in (400, 401, 403):
@@ -154,9 +181,10 @@ class OAuth(httpx.Auth, _Redacting):
                 status=status,
             )
         self._secrets.add(token)
-        self._token = token
-        ttl = min(max(ttl, _MIN_TTL), _MAX_TTL)
-        self._expires_at = time.monotonic() + ttl - min(_TOKEN_MARGIN, ttl / 10)
+        ttl = min(max(ttl, _MIN_TTL), _MAX_TTL) if ttl > 0 else _UNSTATED_TTL
+        now = self._clock()
+        self._token = (token, now, now + ttl - min(_TOKEN_MARGIN, ttl / 10))
+        return token
 
     def describe(self) -> str:
         return f"OAuth client {self.client_key!r}"

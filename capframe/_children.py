@@ -67,7 +67,7 @@ ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
 # The tables a walk gives (``parents`` is made from them), the main table last: a snapshot writes it last.
-TABLES = (*(name for name in ChildrenTables.NAMES[1:] if name != "parents"), "children")
+TABLES = (*ChildrenTables.stored()[1:], "children")
 # Children added while a walk goes on may push it past the count its first page reported: this much.
 _COUNT_SLACK = 0.1
 
@@ -508,7 +508,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
     """The ``parents`` table: ``asked`` with each found parent's children counted (0 included) and
     its customer id where only the API's ``parentCustomer`` states it."""
     families = children.group_by("parent_type", "parent_value").agg(
-        pl.len().cast(pl.Int64).alias("n_children"),
+        pl.len().cast(pl.Int64).alias("no_of_children"),
         # Server text: a userId that is no customer id is not taken.
         pl.col("parent_customer")
         .str.json_path_match("$.profiles[0].userId")
@@ -523,7 +523,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
         "given_value",
         pl.coalesce("customer_id", pl.when(pl.col("stated_id") > 0).then("stated_id")).alias("customer_id"),
         "found",
-        pl.when("found").then(pl.col("n_children").fill_null(0)).alias("n_children"),
+        pl.when("found").then(pl.col("no_of_children").fill_null(0)).alias("no_of_children"),
         "error_code",
         "error_message",
     )
@@ -551,8 +551,7 @@ def _bundle(
     tables["errors"] = pl.concat([tables["errors"], *errors])
     tables["parents"] = _parents_table(asked, tables["children"])
     bundle = ChildrenTables.of(tables, provenance)
-    bundle.validate()
-    return bundle
+    return bundle.checked()
 
 
 def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataFrame:

@@ -22,7 +22,12 @@ until they return. A cap below the target (the ceiling) holds it back when the s
   latency): an estimate of the server's capacity, never below the concurrency the baseline was
   measured at (a busy client's own jitter at 2 in flight must not cut it to 1). Latency that grows while concurrency does not is
   the API getting slower: that becomes the new baseline, and the target grows to match;
-- the ceiling grows back by one per round of answers while it is what holds the limit down.
+- the ceiling grows back by one per round of answers while it is what holds the limit down;
+- growth needs proof: the limit never passes twice the most requests in flight (counted when each was
+  sent) that were answered near the baseline latency, or what was sent before the first answer,
+  which nothing could hold back. Latency that grows with what is asked (a server queueing) proves
+  nothing, so the target cannot run ahead of the cut: a struggling server sees at most about twice
+  what it serves, not the 64 that a p90 of its queueing delay asks for.
 
 Unpaced (``requests_per_minute=None``) there is no rate to multiply: the ceiling is the limit. It
 starts at 8 and doubles each round of answers until the first cut, then grows by one a round.
@@ -105,6 +110,8 @@ class AdaptiveLimit:
         self._round: list[tuple[float, int, bool]] = []  # (latency, in flight, news) of answers since the last look
         self._baseline: tuple[float, float] | None = None  # (latency, in flight) when latency was at its base
         self._sends = 0
+        self._proven = 0  # the most in flight at a send whose answer came near the baseline latency
+        self._sent_blind: int | None = None  # sent before the first answer: the cap's floor
         self._sends_at_cut = 0
         self._in_use = 0  # slots held: requests in flight and those waiting for the pacer
         self._changed: asyncio.Event | None = None
@@ -118,7 +125,13 @@ class AdaptiveLimit:
             return self.fixed
         rate = self._rate()
         target = self.max_concurrency if rate is None else math.ceil(rate * self.p90() * _HEADROOM) + 1
-        return max(1, min(target, int(self._ceiling), self.max_concurrency))
+        return max(1, min(target, int(self._ceiling), self._proof(), self.max_concurrency))
+
+    def _proof(self) -> int:
+        """How far the limit may grow on what answers have shown (no answer yet: as far as it likes)."""
+        if self._sent_blind is None:
+            return self.max_concurrency
+        return max(self._sent_blind, 2 * self._proven)
 
     def p90(self) -> float:
         """The p90 latency of the last answers and the ages of requests in flight (0 before any)."""
@@ -158,6 +171,11 @@ class AdaptiveLimit:
             return
         latency = now - sent.at
         self._latencies.append(latency)
+        if self._sent_blind is None:
+            self._sent_blind = self._sends
+        base = self._baseline[0] if self._baseline is not None else min(self._latencies)
+        if latency <= _NEAR * base:
+            self._proven = max(self._proven, sent.in_flight)
         if news and self._ceiling < self.max_concurrency and self._binds():
             self._ceiling = min(self.max_concurrency, self._ceiling + (1 if self._slow_start else 1 / self._ceiling))
         self._round.append((latency, sent.in_flight, news))

@@ -117,8 +117,7 @@ def _bundle(
         failed = tables["customers"].height - int(tables["customers"]["success"].sum())
         provenance = replace(provenance, failed=failed)
     bundle = CustomerTables.of(tables, provenance)
-    bundle.validate(keep)
-    return bundle
+    return bundle.checked(keep)
 
 
 def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:

@@ -43,7 +43,7 @@ from capframe._answers import Answer, Tidied
 from capframe._client import Client, resolve_host
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import Progress
-from capframe._snapshot import Notice, Snapshot, Store, _now, cannot_write, damaged_or_missing, named
+from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
 from capframe._tables import describe_run
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
 
@@ -200,7 +200,7 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
             f"{snapshot.root} holds no {endpoint} {table} table{' for source ' + source if source else ''}: "
             "pass the cache_dir of a fetch"
         )
-    return store.scan(table, units, parts)
+    return store.scan(table, by_part(units), parts)
 
 
 def offline_host(snapshot: Snapshot, cause: ConfigurationError) -> str:

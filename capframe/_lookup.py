@@ -46,20 +46,7 @@ TABLE = "customer_ids"  # what the snapshot stores of a found value: its unit an
 STORED = pl.Schema({"lookup": pl.String(), "customer_id": pl.Int64()})
 
 
-class StoredLookups:
-    """The lookup's table in a snapshot, as the snapshot reads an endpoint's tables."""
-
-    NAMES = (TABLE,)
-
-    @classmethod
-    def empty(cls) -> StoredLookups:
-        return cls()
-
-    def tables(self) -> dict[str, pl.DataFrame]:
-        return {TABLE: pl.DataFrame(schema=STORED)}
-
-
-register(ENDPOINT, EndpointFacts(pl.String(), "lookup", StoredLookups, ("host", "pull_source"), 1))
+register(ENDPOINT, EndpointFacts(pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}))
 
 
 @dataclass(frozen=True)

@@ -44,17 +44,16 @@ import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Protocol
 
 import polars as pl
 
 from capframe._inert import visible
-from capframe._tables import ChildrenTables, CustomerTables
+from capframe._tables import ChildrenTables, CustomerTables, _Bundle
 from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
@@ -67,6 +66,7 @@ __all__ = [
     "Snapshot",
     "SnapshotInfo",
     "Store",
+    "by_part",
     "cannot_write",
     "damaged_or_missing",
     "max_age_of",
@@ -97,43 +97,48 @@ _PART_PATTERN = f"^{_PART.pattern}$"
 _TEMPORARY = re.compile(r"\..+\.tmp")  # what _write_atomically's mkstemp names
 
 
-class _Tables(Protocol):
-    def tables(self) -> dict[str, pl.DataFrame]: ...
-
-
-class TableSet(Protocol):
-    """An endpoint's tables: their names (main first), and each as an empty frame of its schema."""
-
-    @property
-    def NAMES(self) -> tuple[str, ...]: ...
-
-    def empty(self) -> _Tables: ...
-
-
 @dataclass(frozen=True)
 class EndpointFacts:
     """What a snapshot knows of an endpoint's units and tables."""
 
     unit_dtype: pl.DataType
     unit_column: str | None  # the table column that holds a row's unit; None: one unit per part
-    bundle: TableSet  # its tables, main first: a bundle class
+    tables: tuple[str, ...]  # main first
     columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
     rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
-    added_on_read: tuple[str, ...] = ()  # columns of the tables the endpoint adds after reading, not stored
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return self.bundle.NAMES
+    table_schemas: Callable[[], Mapping[str, Mapping[str, pl.DataType]]]  # table -> its stored columns
 
     @property
     def main(self) -> str:
-        return self.bundle.NAMES[0]
+        return self.tables[0]
+
+
+def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -> dict[str, dict[str, pl.DataType]]:
+    """Table -> column -> dtype, from the models (imports pandera), but for the columns an endpoint
+    adds to its tables after reading them back."""
+    return {
+        table: {name: dtype for name, dtype in frame.schema.items() if name not in added_on_read}
+        for table, frame in bundle.empty().tables().items()
+        if table in bundle.stored()
+    }
 
 
 ENDPOINTS: dict[str, EndpointFacts] = {
-    "customers": EndpointFacts(pl.Int64(), "customer_id", CustomerTables, ("host", "pull_source"), 1_000),
+    "customers": EndpointFacts(
+        pl.Int64(),
+        "customer_id",
+        CustomerTables.stored(),
+        ("host", "pull_source"),
+        1_000,
+        functools.partial(_model_schemas, CustomerTables),
+    ),
     "children": EndpointFacts(
-        pl.String(), None, ChildrenTables, ("host", "pull_source", "association"), 1_000_000, ("parent_customer_id",)
+        pl.String(),
+        None,
+        ChildrenTables.stored(),
+        ("host", "pull_source", "association"),
+        1_000_000,
+        functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
     ),
 }
 
@@ -148,13 +153,9 @@ FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "
 
 
 @functools.cache
-def _stored_schema(endpoint: str, table: str) -> dict[str, pl.DataType]:
-    """Column -> dtype of a stored table file: the columns in front, then the table's, but for those the
-    endpoint adds after reading (from the models: imports pandera, once)."""
-    facts = ENDPOINTS[endpoint]
-    schema = facts.bundle.empty().tables()[table].schema
-    stored = {name: dtype for name, dtype in schema.items() if name not in facts.added_on_read}
-    return {**dict.fromkeys(facts.columns, pl.String()), **stored}
+def _stored_schema(facts: EndpointFacts, table: str) -> dict[str, pl.DataType]:
+    """Column -> dtype of a stored table file: the columns in front, then the table's (made once)."""
+    return {**dict.fromkeys(facts.columns, pl.String()), **facts.table_schemas()[table]}
 
 
 def _index_schema(endpoint: str) -> pl.Schema:
@@ -204,6 +205,11 @@ def _capframe_version() -> str:
         return version("capframe")
     except PackageNotFoundError:
         return "unknown"
+
+
+def _schema(path: Path) -> pl.Schema:
+    """A parquet file's schema, from its metadata. Never a glob: a cache_dir may be named ``data[2024]``."""
+    return pl.scan_parquet(path, glob=False).collect_schema()
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
@@ -362,7 +368,7 @@ class Layout:
     def rows(self, path: Path) -> int:
         """A parquet file's rows, from its metadata: nothing is decoded."""
         self.checked(path)
-        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+        return int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
 
     # -- changing files -----------------------------------------------------------------------------
 
@@ -487,7 +493,10 @@ class Snapshot:
                 (notices if notices is not None else []).append(
                     (f"{marker} is damaged; it is written again", SnapshotDamagedWarning)
                 )
-                self._write_marker()
+                try:
+                    self._write_marker()
+                except OSError as exc:  # a folder where the marker was: not replaced
+                    raise cannot_write(root, exc) from None
             if found not in (None, FORMAT):
                 raise SnapshotError(
                     f"{root} is a snapshot of format {visible(found)[:40]}, written by another capframe version: "
@@ -528,7 +537,7 @@ class Snapshot:
                     f"{path} is a symbolic link, not capframe's lock file: remove it, then run again"
                 ) from None
             if exclusive:
-                raise
+                raise cannot_write(self.root, exc) from None
             yield
             return
         try:
@@ -559,7 +568,8 @@ class Snapshot:
         folders = [self.root]
         for endpoint in self.endpoints():
             folder = self.layout.folder(endpoint)
-            folders += [folder, self.layout.journal(endpoint), *(folder / t for t in ENDPOINTS[endpoint].tables)]
+            tables = (self.layout.table(endpoint, t) for t in ENDPOINTS[endpoint].tables)
+            folders += [folder, self.layout.journal(endpoint), *tables]
         for folder in folders:
             for entry in self.layout.entries(folder, _TEMPORARY):
                 with contextlib.suppress(OSError):
@@ -701,7 +711,7 @@ class Store:
             size = self.layout.checked(path).st_size
             if (rows := self.layout.rows(path)) > _ROWS_PER_BYTE * size + _ROWS_SLACK:
                 raise Refused(path, f"states {rows:,} rows in {size:,} bytes: not a file capframe wrote")
-            frame = pl.read_parquet(path).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+            frame = pl.read_parquet(path, glob=False).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
             if not frame.select(check.all()).item():
                 raise ValueError("it names parts or tables capframe does not write")
             return frame
@@ -812,45 +822,55 @@ class Store:
         """Files of the parts ``units`` (index rows) name that are missing, unreadable, or not what the
         index and the file list say: not in the file list, another size or checksum, another schema,
         more rows than their units could have, or (the main table) without a row for a unit indexed to
-        its part. What is wrong with each is in ``self.why``. Reads metadata and the main table's unit
-        column only. With ``tables``, only the files of those tables are checked."""
+        its part, or with one twice. What is wrong with each is in ``self.why``. Reads metadata, and
+        the main table's unit column only; row counts and unit columns are read 100 files at a time
+        (one polars query each: per file, its fixed cost made the lookup of a million ids 10 times
+        slower). With ``tables``, only the files of those tables are checked."""
         checked = self.facts.tables if tables is None else tables
         files = files.filter(pl.col("table").is_in(checked))
-        bad: list[Path] = []
-        per_part = units.group_by("part").agg(
-            pl.col("unit").filter(pl.col("message").is_null()).alias("answered"),
-            pl.col("message").is_not_null().all().alias("refused"),
-        )
+        bad: dict[Path, str] = {}
         listed: dict[str, list[tuple[str, str, int]]] = {}
-        for part, table, sha, size in files.join(per_part.select("part"), on="part", how="semi").iter_rows():
+        for part, table, sha, size in files.join(units.select("part"), on="part", how="semi").iter_rows():
             listed.setdefault(part, []).append((table, sha, size))
-        for part, answered, refused in per_part.iter_rows():
+        # A part of refused units only has no files; any other has them all.
+        refused = units.group_by("part").agg(pl.col("message").is_not_null().all().alias("refused"))
+        refused_only = set(refused.filter("refused")["part"])
+        intact: list[tuple[str, str, Path]] = []  # (part, table, path) of files whose bytes and schema are right
+        for part in refused["part"]:
             present = {table for table, _, _ in listed.get(part, [])}
-            if present or not refused:  # a part of refused units only has no files; any other has them all
+            if present or part not in refused_only:
                 for table in (t for t in checked if t not in present):
-                    path = self._path(table, part)
-                    bad.append(path)
-                    self.why[path] = f"is not in {self.layout.files(self.endpoint).name}"
-            most_rows = self.facts.rows_per_unit * max(1, self._written_with.get(part, 0))
+                    bad[self._path(table, part)] = f"is not in {self.layout.files(self.endpoint).name}"
             for table, sha, size in listed.get(part, []):
                 path = self._path(table, part)
-                why = self._file_damage(table, path, sha, size, most_rows)
-                if why is None and table == self.facts.main and self.unit_column is not None:
-                    why = self._units_missing(path, answered)
-                if why is not None:
-                    bad.append(path)
-                    self.why[path] = why
-        return bad
+                why = self._file_damage(table, path, sha, size)
+                if why is None:
+                    intact.append((part, table, path))
+                else:
+                    bad[path] = why
+        for start in range(0, len(intact), _FILES_AT_ONCE):
+            batch = intact[start : start + _FILES_AT_ONCE]
+            for (part, _, path), count in zip(batch, self._row_counts([p for _, _, p in batch]), strict=True):
+                most = self.facts.rows_per_unit * max(1, self._written_with.get(part, 0))
+                if isinstance(count, str) or count > most:
+                    bad[path] = (
+                        count if isinstance(count, str) else f"states {count:,} rows: more than its units could have"
+                    )
+        if self.unit_column is not None:
+            main = [(part, path) for part, table, path in intact if table == self.facts.main and path not in bad]
+            answered = units.filter(pl.col("message").is_null()).select("unit", "part")
+            for start in range(0, len(main), _FILES_AT_ONCE):
+                bad |= self._units_missing(main[start : start + _FILES_AT_ONCE], answered)
+        self.why |= bad
+        return list(bad)
 
-    def _file_damage(self, table: str, path: Path, sha: str, size: int, most_rows: int) -> str | None:
-        """What is wrong with one part file, or None. Its metadata is read before any of its data."""
+    def _file_damage(self, table: str, path: Path, sha: str, size: int) -> str | None:
+        """What is wrong with one part file's bytes or schema, or None; nothing of its data is decoded."""
         try:
             if self.layout.sha256(path, size) != sha:
                 return "is not the file files.parquet records (its sha256 differs)"
-            if dict(pl.read_parquet_schema(path)) != _stored_schema(self.endpoint, table):
+            if dict(_schema(path)) != _stored_schema(self.facts, table):
                 return "has columns or types capframe does not write"
-            if (rows := self.layout.rows(path)) > most_rows:
-                return f"states {rows:,} rows: more than its units could have"
         except Refused as exc:
             return exc.why
         except FileNotFoundError:
@@ -859,19 +879,48 @@ class Store:
             return f"cannot be read ({type(exc).__name__})"
         return None
 
-    def _units_missing(self, path: Path, answered: list[object]) -> str | None:
-        """Whether the main table holds each unit indexed to its part, once: its unit column only."""
-        assert self.unit_column is not None
+    def _row_counts(self, paths: Sequence[Path]) -> list[int | str]:
+        """Each file's rows, from its metadata (one query for all); what is wrong where that fails."""
         try:
-            held = pl.scan_parquet(path).select(pl.col(self.unit_column).alias("unit")).collect()["unit"]
+            counts = pl.collect_all([pl.scan_parquet(p, glob=False).select(pl.len()) for p in paths])
+            return [int(n.item()) for n in counts]
+        except (OSError, pl.exceptions.PolarsError):
+            return [self._rows_or_why(path) for path in paths]
+
+    def _rows_or_why(self, path: Path) -> int | str:
+        try:
+            return self.layout.rows(path)
         except (OSError, pl.exceptions.PolarsError) as exc:
             return f"cannot be read ({type(exc).__name__})"
-        if not held.is_unique().all():
-            return "holds a unit twice"
-        wanted = pl.Series(answered, dtype=self.unit_dtype)
-        if not wanted.is_in(held.implode()).all():
-            return "lacks rows of units the index names"
-        return None
+
+    def _units_missing(self, files: Sequence[tuple[str, Path]], answered: pl.DataFrame) -> dict[Path, str]:
+        """Main-table files (part, path) that lack a row of a unit ``answered`` (unit, part: index rows
+        with rows) gives their part, or hold one twice: their unit column only, one query for all."""
+        assert self.unit_column is not None
+        try:
+            held = pl.concat(
+                [
+                    pl.scan_parquet(path, glob=False)
+                    .select(pl.col(self.unit_column).alias("unit"))
+                    .with_columns(file=pl.lit(number, pl.UInt32))
+                    for number, (_, path) in enumerate(files)
+                ]
+            ).collect()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            return {path: f"cannot be read ({type(exc).__name__})" for _, path in files}
+        held = held.drop_nulls("unit")  # rows tied to no unit
+        twice = set(held.filter(pl.struct("unit", "file").is_duplicated())["file"])
+        numbers = pl.DataFrame(
+            {"part": [part for part, _ in files], "file": range(len(files))},
+            schema={"part": pl.String, "file": pl.UInt32},
+        )
+        wanted = answered.join(numbers, on="part").select("unit", "file")
+        lacking = set(wanted.join(held, on=["unit", "file"], how="anti")["file"])
+        return {
+            path: "holds a unit twice" if number in twice else "lacks rows of units the index names"
+            for number, (_, path) in enumerate(files)
+            if number in twice | lacking
+        }
 
     def held(
         self, units: pl.Series, host: str, source: str, max_age: timedelta | None
@@ -1027,7 +1076,11 @@ class Store:
         rows: list[tuple[str, str, str, int]] = []
         try:
             for table in part_files["table"]:
-                frame = pl.scan_parquet(self._path(table, part)).filter(unit.is_null() | unit.is_in(wanted)).collect()
+                frame = (
+                    pl.scan_parquet(self._path(table, part), glob=False)
+                    .filter(unit.is_null() | unit.is_in(wanted))
+                    .collect()
+                )
                 data = _parquet(frame)
                 self.layout.write(self._path(table, new), data)
                 rows.append((new, table, _sha256(data), len(data)))
@@ -1062,19 +1115,20 @@ class Store:
             self.layout.checked(path)
         return paths
 
-    def scan(self, table: str, units: pl.DataFrame, parts: Sequence[str]) -> pl.LazyFrame:
+    def scan(self, table: str, units: Mapping[str, pl.DataFrame], parts: Sequence[str]) -> pl.LazyFrame:
         """The rows of ``table`` in the files of ``parts``, in that order, each part's rows only those of
-        the units ``units`` (unit, part) indexes to it, and rows tied to no unit: a unit fetched again
-        whose old part is not yet written again (a run killed before its commit) is read once."""
+        the units ``units`` (part -> its index rows, from ``by_part``) gives it, and rows tied to no
+        unit: a unit fetched again whose old part is not yet written again (a run killed before its
+        commit) is read once."""
         paths = self.paths(table, parts)
         if self.unit_column is None:
-            return pl.scan_parquet(paths)
+            return pl.scan_parquet(paths, glob=False)
         unit = pl.col(self.unit_column)
-        of_part = dict(units.group_by("part").agg("unit").iter_rows())
+        empty = pl.Series(dtype=self.unit_dtype)
         return pl.concat(
             [
-                pl.scan_parquet(path).filter(
-                    unit.is_null() | unit.is_in(pl.Series(of_part.get(part, []), dtype=self.unit_dtype).implode())
+                pl.scan_parquet(path, glob=False).filter(
+                    unit.is_null() | unit.is_in((units[part]["unit"] if part in units else empty).implode())
                 )
                 for part, path in zip(parts, paths, strict=True)
             ]
@@ -1094,6 +1148,7 @@ class Store:
         gone since it was checked is an error, not rows silently missing. Columns in ``dropped`` (host,
         source) are left out. Tables not in ``keep`` are read for their schema only (memory)."""
         listed = set(files.select("part", "table").iter_rows())
+        of_part = by_part(units)
         out: dict[str, pl.DataFrame | None] = {}
         with self.snapshot.lock(exclusive=False):
             for table in tables:
@@ -1103,7 +1158,7 @@ class Store:
                     continue
                 try:
                     if table not in keep:
-                        schema = pl.read_parquet_schema(self.paths(table, in_list[:1])[0])
+                        schema = _schema(self.paths(table, in_list[:1])[0])
                         out[table] = pl.DataFrame(schema=schema).drop(dropped)
                         continue
                     # A file read is a chunk of every column, whose buffers outweigh its rows: files are read
@@ -1111,7 +1166,7 @@ class Store:
                     # The filter is pushed into the reader: rows of units not asked are never materialised.
                     chunks = []
                     for i in range(0, len(in_list), _FILES_AT_ONCE):
-                        scan = self.scan(table, units, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
+                        scan = self.scan(table, of_part, in_list[i : i + _FILES_AT_ONCE]).drop(dropped)
                         chunks.append(scan.collect().rechunk())
                     out[table] = pl.concat(chunks)
                 except (OSError, pl.exceptions.PolarsError) as exc:
@@ -1127,10 +1182,15 @@ class Store:
     def _readable(self, path: Path) -> bool:
         try:
             self.layout.rows(path)
-            pl.read_parquet_schema(path)
+            _schema(path)
         except (OSError, pl.exceptions.PolarsError):
             return False
         return True
+
+
+def by_part(units: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Index rows by part: polars frames, not Python lists (a million units)."""
+    return {str(key[0]): rows for key, rows in units.partition_by("part", as_dict=True).items()}
 
 
 _ENTRY = re.compile(rf"{_PART.pattern}\.json")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import polars as pl
 
 from capframe import _export
+from capframe.errors import CapframeError, SnapshotError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +94,7 @@ class _Bundle:
     _MAIN: ClassVar[str]
     UNITS: ClassVar[str]  # what one unit of the pull is called: "ids", "parents"
     NAMES: ClassVar[tuple[str, ...]]  # the tables, main first
+    MADE: ClassVar[tuple[str, ...]] = ()  # tables made from the others after a pull: never stored
     MODELS: ClassVar[Any]  # table name -> pandera model (a _Models)
 
     @classmethod
@@ -108,6 +110,11 @@ class _Bundle:
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
         return {name: getattr(self, name) for name in self.NAMES}
+
+    @classmethod
+    def stored(cls) -> tuple[str, ...]:
+        """The tables a snapshot stores (main first): every one but those made after a pull."""
+        return tuple(name for name in cls.NAMES if name not in cls.MADE)
 
     def write_parquet(self, folder: str | Path) -> dict[str, Path]:
         """Every table to ``folder/<table>.parquet`` (the folder is made if missing); table -> file."""
@@ -143,6 +150,28 @@ class _Bundle:
         tables = self.tables()
         for name in tables if names is None else names:
             self.MODELS[name].validate(tables[name])
+
+    def checked(self, names: Iterable[str] | None = None) -> Self:
+        """:meth:`validate`, for a pull: a table that fails its model is a capframe error saying where its
+        data came from and what to do, never pandera's (whose failure cases would show the data itself)."""
+        from pandera.errors import SchemaError, SchemaErrors
+
+        try:
+            self.validate(names)
+        except (SchemaError, SchemaErrors) as exc:
+            column = getattr(exc, "column_name", None)
+            what = f"column {column!r} " if isinstance(column, str) else ""
+            if self.provenance is not None and self.provenance.read:
+                raise SnapshotError(
+                    f"a table read from the snapshot fails capframe's checks of it ({what}{type(exc).__name__}): "
+                    "the snapshot holds data capframe did not write (edited, or damaged with its checksums "
+                    "recomputed). Fetch every unit again with max_age=0 and credentials, or delete the folder."
+                ) from None
+            raise CapframeError(
+                f"a table fails capframe's checks of it ({what}{type(exc).__name__}): the API sent what capframe "
+                "does not expect. Please report it (the column and the API's host, no data)."
+            ) from None
+        return self
 
     def returned(self) -> Self:
         """The bundle with only the customers the API returned: what shares and counts are computed over.
@@ -254,6 +283,7 @@ class ChildrenTables(_Bundle):
     _MAIN: ClassVar[str] = "children"
     UNITS: ClassVar[str] = "parents"
     NAMES: ClassVar[tuple[str, ...]] = ("children", "parents", *_SHARED)
+    MADE: ClassVar[tuple[str, ...]] = ("parents",)
 
     @property
     def failed_parents(self) -> pl.DataFrame:

@@ -20,6 +20,8 @@ from typing import Any
 import polars as pl
 from polars.datatypes import DataTypeClass
 
+from capframe._prototype import Prototype
+
 __all__ = [
     "CHILDREN_PAGE",
     "CUSTOMERS_PAGE",
@@ -187,6 +189,9 @@ _RAW_FIELDS = frozenset(
 # inferred (turning them into JSON text only to parse it again would double their cost).
 _MAPS = frozenset({"fields", "allFields", "extendedFields", "segments"})
 
+# Each page schema's learning reader (see capframe._prototype), found by the schema's identity.
+_PROTOTYPES = {id(schema): Prototype(schema, raw=_RAW_FIELDS, maps=_MAPS) for schema in (CUSTOMERS_PAGE, CHILDREN_PAGE)}
+
 
 class _Drift(Exception):
     """Internal: the inferred page does not fit the wire schema (a type the API changed)."""
@@ -208,8 +213,9 @@ def json_text(expr: pl.Expr, have: DType) -> pl.Expr:
         return expr.cast(pl.String)
     # A struct cast matches fields by name: to the same fields, sorted, it only reorders them.
     expr = expr.cast(_sorted_keys(have), strict=False)
-    if isinstance(have, pl.Struct):
-        text = expr.struct.json_encode()
+    text: pl.Expr
+    if isinstance(have, pl.Struct):  # json_encode writes a missing struct as the text "null"
+        text = pl.when(expr.is_not_null()).then(expr.struct.json_encode())
     else:  # a list: encoded as the one field of a struct, then taken out
         text = pl.struct(expr.alias("v")).struct.json_encode().str.json_path_match("$.v")
     return _without_null_members(text).alias(name)
@@ -345,13 +351,23 @@ def _too_deep() -> WireTypeError:
 
 def loads(body: bytes) -> Any:
     """Python's JSON parser, refusing what it cannot read safely: nesting beyond MAX_DEPTH (WireTypeError:
-    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text."""
+    asking again gets the same), text that is not JSON (WireFormatError). Lone surrogates are kept as text;
+    a key sent twice in an object keeps its first value."""
     if too_deep(body):
         raise _too_deep()
     try:
-        return json.loads(escape_lone_surrogates(body))
+        return json.loads(escape_lone_surrogates(body), object_pairs_hook=_first_of_each_key)
     except ValueError:  # also: not UTF-8, an integer of more than 4,300 digits
         raise WireFormatError("the body is not valid JSON (truncated, or not JSON at all)") from None
+
+
+def _first_of_each_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object sent with a key twice keeps the key's first value, as polars' reader does (Python's keeps
+    the last): every reader gives the same table."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        document.setdefault(key, value)
+    return document
 
 
 def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFrame, bool]:
@@ -359,20 +375,28 @@ def _read_pages(bodies: Sequence[bytes], schema: pl.Schema) -> tuple[pl.DataFram
 
     Several bodies are read in one call, as one JSON array: per-call costs are then paid once.
 
-    Fast path: polars' JSON reader infers the page's own schema (faster than orjson.loads, from the
-    bytes), then one cast per column brings it to the wire schema; open-ended JSON stays as inferred
-    and the tidy step makes it text. Where inference meets values of clashing JSON types, or maps
-    whose inferred types may not be their own, :func:`_read_exactly` reads the page; slower.
+    First :mod:`capframe._prototype`'s reader, which reads at about the cost of parsing the JSON
+    and gives what the exact reader gives, or declines. Then polars' JSON reader with the page's
+    own inferred schema (slower), one cast per column bringing it to the wire schema; open-ended
+    JSON stays as inferred and the tidy step makes it text. Where inference meets values of
+    clashing JSON types, or maps whose inferred types may not be their own, :func:`_read_exactly`
+    reads the page; slower still.
     """
     if not all(body.lstrip().startswith(b"{") for body in bodies):
         raise WireFormatError("the body is not a JSON object")
+    bodies = [escape_lone_surrogates(body) for body in bodies]
+    prototype = _PROTOTYPES[id(schema)]
+    read = prototype.read(bodies)
+    if read is not None:
+        return read, False
+    # Deeper JSON than the prototype's makes it decline at once; the readers below are not so quick.
     if any(too_deep(body) for body in bodies):
         raise _too_deep()
-    bodies = [escape_lone_surrogates(body) for body in bodies]
     drift: list[str] = []
     try:
         page = pl.read_json(bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]")
         have = page.schema
+        prototype.learn(have)
         page = page.select(
             # strict=False lets a struct cast add the fields a page lacks; _target allows only casts
             # that cannot fail on a value (same type, integer widening, to text).

@@ -213,7 +213,7 @@ class Parents(_Table):
         "Whether the API listed the parent's children (none is a list too). False: the hierarchy API does not"
         " know the parent, or Get Customers Bulk does not know the customer id. Null: the fetch failed."
     )
-    n_children: pl.Int64 = _nullable(
+    no_of_children: pl.Int64 = _nullable(
         "How many rows of `children` are the parent's: 0 for a parent with no children; null when not found.", ge=0
     )
     error_code: pl.Int64 = _nullable(

@@ -43,6 +43,9 @@ What the configuration does:
   matches requests), and leave bodies that are not JSON alone (a JSON body cut short is still
   scrubbed, as far as it goes; bytes that are not UTF-8 are kept as they are, the text around them
   scrubbed). A body they cannot scrub is refused loudly, never recorded as it is.
+* vcrpy's own log lines (its INFO line for each recorded interaction shows the answer as it came)
+  show an answer by its status only, URLs without personal data in their query, and no secret the
+  scrubbers have met.
 
 >>> response = {
 ...     "status": {"code": 200, "message": "OK"},
@@ -65,6 +68,7 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
@@ -176,6 +180,7 @@ def vcr_config(*, personal_data: bool = True) -> dict[str, Any]:
     # Secrets the filters replace (a token request's secret, a token answer's token) are removed from
     # every later answer of the cassette too: a gateway may repeat the credential it received.
     secrets: set[str] = set()
+    _redact_recording_logs(secrets)
     return {
         "filter_headers": list(CREDENTIAL_HEADERS),
         "match_on": MATCH_ON,
@@ -183,6 +188,63 @@ def vcr_config(*, personal_data: bool = True) -> dict[str, Any]:
         "before_record_response": partial(_scrub_response, personal_data=personal_data, secrets=secrets),
         "decode_compressed_response": True,
     }
+
+
+# vcrpy's loggers: those that see a request or an answer while a cassette is recorded or replayed.
+_VCR_LOGGERS: Final = (
+    "vcr", "vcr.cassette", "vcr.matchers", "vcr.patch", "vcr.request", "vcr.stubs", "vcr.stubs.httpx_stubs",
+    "vcr.stubs.aiohttp_stubs", "vcr.stubs.requests_stubs", "vcr.stubs.tornado_stubs", "vcr.stubs.boto3_stubs",
+)  # fmt: skip
+_URL: Final = re.compile(r"https?://[^\s<>\"']+")
+
+
+class _RecordingLog(logging.Filter):
+    """vcrpy logs each request and answer as it meets them: its INFO line "Appending request %s and
+    response %s" shows the answer as it came, before the scrubbers (an OAuth access token, the
+    customers' names and mobiles). Here an answer is shown by its status only, a URL's query without
+    personal data, and a secret the scrubbers have met is blanked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[set[str]] = []  # each vcr_config's secrets, filled as its cassette is recorded
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else (record.args,) if record.args else ()
+        try:
+            message = str(record.msg) % tuple(_logged(arg) for arg in args) if args else str(record.msg)
+        except (TypeError, ValueError):  # a message that does not take its arguments: shown without them
+            message = str(record.msg)
+        message = _URL.sub(lambda url: _scrub_query(url[0]), message)
+        for value in sorted({v for found in self.secrets for v in found}, key=len, reverse=True):
+            if len(value) >= _SHORTEST_SECRET:
+                message = message.replace(value, "REDACTED")
+        record.msg, record.args = message, ()
+        return True
+
+
+def _logged(arg: object) -> object:
+    """What a log line shows of a vcrpy object: an answer's status, a request's method and URL."""
+    if isinstance(arg, dict):
+        status = arg.get("status")
+        return f"<response {status.get('code') if isinstance(status, dict) else '?'}>"
+    method, uri = getattr(arg, "method", None), getattr(arg, "uri", None)
+    if isinstance(method, str) and isinstance(uri, str):
+        return f"<Request ({method}) {uri}>"
+    return arg
+
+
+_RECORDING_LOG: Final = _RecordingLog()
+
+
+def _redact_recording_logs(secrets: set[str]) -> None:
+    """Put the filter on every vcrpy logger (a filter sees only its own logger's records) and let it
+    blank ``secrets`` too."""
+    _RECORDING_LOG.secrets.append(secrets)
+    names = {*_VCR_LOGGERS, *(n for n in logging.Logger.manager.loggerDict if n.startswith("vcr."))}
+    for name in names:
+        logger = logging.getLogger(name)
+        if _RECORDING_LOG not in logger.filters:
+            logger.addFilter(_RECORDING_LOG)
 
 
 def scrub_request(request: R, *, personal_data: bool = True) -> R:

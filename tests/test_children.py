@@ -272,7 +272,7 @@ def test_values_no_customer_can_have_are_a_fetch_error_not_a_schema_error(child:
 
 # --- every parent in a parents table; a family that fits a page in one request (issue 21) ---
 
-PARENTS_COLUMNS = ["parent_number", "given_as", "given_value", "customer_id", "found", "n_children", "error_code"]
+PARENTS_COLUMNS = ["parent_number", "given_as", "given_value", "customer_id", "found", "no_of_children", "error_code"]
 
 
 def _mixed_parents(sandbox: Sandbox) -> tuple[list[Any], list[tuple[Any, ...]]]:
@@ -318,7 +318,7 @@ def test_the_parents_table_has_every_parent_asked_in_order_with_zeros_and_failur
     assert [m is None for m in messages] == [True, True, False, True, False, True]
     assert tables.failed_parents["parent_number"].to_list() == [3, 5]
     assert tables.returned().parents.equals(tables.parents)
-    # Each parent's n_children is its rows of children: by identifier, or by the customer id it was given as.
+    # Each parent's no_of_children is its rows of children: by identifier, or by the customer id it was given as.
     by_id = tables.children.filter(pl.col("parent_customer_id") == parents[0])
     assert by_id.height == rows[0][5]
 
@@ -388,7 +388,7 @@ def test_every_sandbox_parent_costs_a_request_a_page_of_its_family() -> None:
     expected = sum(max(1, -(-sizes[p] // DEFAULT_PAGE_SIZE)) for p in sandbox.parents()) + 1
     assert (len(sandbox.parents()), _requests(client)) == (107, expected)
     assert expected < 125
-    assert tables.parents["n_children"].to_list() == [sizes[p] for p in sandbox.parents()]
+    assert tables.parents["no_of_children"].to_list() == [sizes[p] for p in sandbox.parents()]
 
 
 def _family_server(family: list[dict[str, Any]], caps: list[int] | None = None) -> capframe.Client:
@@ -412,7 +412,7 @@ def test_a_walk_goes_on_while_the_count_says_more_children_than_came() -> None:
     client = _family_server([_child(i, parentCustomer=parent) for i in range(1, 11)], caps=[5, 3, 2])
     tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=client, page_size=10)
     assert tables.children["customer_id"].to_list() == list(range(1, 11))
-    assert tables.parents.select("customer_id", "n_children").row(0) == (77, 10)
+    assert tables.parents.select("customer_id", "no_of_children").row(0) == (77, 10)
 
 
 @pytest.mark.parametrize("stated", [1, -1, "many", True, 2.5, None])
@@ -464,4 +464,4 @@ def test_a_parent_customer_of_any_shape_costs_no_child_and_states_no_customer_id
     family = [_child(i, parentCustomer=parent) for i in range(1, 4)]
     tables = capframe.fetch_children_tables(DOCUMENTED_PARENT, client=_family_server(family), page_size=10)
     assert tables.children["customer_id"].to_list() == [1, 2, 3]
-    assert tables.parents.select("customer_id", "found", "n_children").row(0) == (None, True, 3)
+    assert tables.parents.select("customer_id", "found", "no_of_children").row(0) == (None, True, 3)

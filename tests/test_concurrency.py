@@ -56,6 +56,7 @@ class Run:
     sent: int = 0
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     limits: list[tuple[float, int]] = field(default_factory=list)  # (time, limit) at each send
+    in_flight: list[tuple[float, int]] = field(default_factory=list)  # (time, in flight with it) at each send
 
     def limit_at(self, t: float) -> int:
         return [limit for when, limit in self.limits if when <= t][-1]
@@ -76,6 +77,7 @@ def simulate(server: Server, requests: int, *, rpm: float | None = RPM, max_conc
             latency, outcome = server(sent.in_flight, clock.now)
             heapq.heappush(in_flight, (clock.now + latency, next(order), sent, outcome))
             run.limits.append((clock.now, limit.limit))
+            run.in_flight.append((clock.now, sent.in_flight))
             run.sent += 1
             pending -= 1
             next_send = clock.now + interval
@@ -148,13 +150,17 @@ def test_a_fixed_limit_stays_fixed() -> None:
 
 
 def steady_limit(latency: float = 1.0) -> tuple[AdaptiveLimit, Clock]:
-    """A limit that has seen answers at a steady latency, pacer-bound."""
+    """A limit that has seen 64 answers at a steady latency, sent at the pace (RATE x latency in flight)."""
     clock = Clock()
     limit = AdaptiveLimit(64, lambda: RATE, clock=clock)
-    for _ in range(64):
-        sent = limit.sent()
-        clock.now += latency
-        limit.done(sent, Outcome.ANSWERED)
+    in_flight: list[tuple[float, int, object]] = []
+    for i in range(65):
+        while in_flight and (i == 64 or in_flight[0][0] <= i / RATE):  # answers due before the next send
+            clock.now, _, sent = heapq.heappop(in_flight)
+            limit.done(sent, Outcome.ANSWERED)  # type: ignore[arg-type]
+        if i < 64:
+            clock.now = i / RATE
+            heapq.heappush(in_flight, (clock.now + latency, i, limit.sent()))
     return limit, clock
 
 
@@ -220,6 +226,26 @@ def test_a_server_at_capacity_holds_concurrency_near_it_with_few_503s() -> None:
     assert 7 <= sum(settled) / len(settled) <= 12
     # Throughput stays at the server's capacity: 600 requests at 8 a second take about 75 s.
     assert run.seconds < 600 / 8 * 1.15
+
+
+def queueing(latency: float, capacity: int) -> Server:
+    """Latency grows in proportion to the requests in flight beyond ``capacity``, without limit: it
+    answers ``capacity / latency`` requests a second however many are asked."""
+    return lambda n, t: (latency * max(1.0, n / capacity), Outcome.ANSWERED)
+
+
+@pytest.mark.parametrize(("latency", "capacity"), [(0.4, 8), (0.2, 4), (1.0, 20)])
+def test_a_struggling_server_never_sees_much_more_than_twice_what_it_serves(latency: float, capacity: int) -> None:
+    """The issue's case: 3,000 a minute against a server that serves 20 a second. The p90 of its
+    queueing delay raised the target to 64 in flight within 2 s (latency 3.2 s) before a cut: the limit
+    only grows past twice the concurrency answered near the baseline latency, or what was sent before
+    the first answer (the pace times the first latency)."""
+    rpm = 3000
+    run = simulate(queueing(latency, capacity), 400, rpm=rpm)
+    blind = math.ceil(rpm / 60 * latency)  # sent before any answer could say anything
+    assert max(n for _, n in run.in_flight) <= blind + 1
+    assert max(limit for t, limit in run.limits if t > 3 * latency + 1) <= 2 * capacity
+    assert run.seconds <= 1.1 * 400 / (capacity / latency)  # the server's own pace is still reached
 
 
 def test_a_queueing_cut_keeps_the_concurrency_the_baseline_was_measured_at() -> None:

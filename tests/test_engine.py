@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe import _engine
+from capframe import _engine, _snapshot
 from capframe._answers import NO_UNKNOWN, Answer, Tidied
 from capframe._engine import Reply, Unit, group_numbers
 from capframe._http import RetriesExhausted, Session
@@ -108,7 +108,13 @@ def test_units_left_out_are_asked_once_more_and_failures_recorded() -> None:
     assert sorted(main_table(pulled)["customer_id"].drop_nulls()) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
-def test_with_a_snapshot_parts_are_read_back_in_unit_order_whatever_order_they_were_written(tmp_path: Path) -> None:
+def test_with_a_snapshot_parts_are_read_back_in_unit_order_whatever_order_they_were_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The snapshot checks stored files against what the endpoint writes: the synthetic one's table.
+    stored = {"main": {"customer_id": pl.Int64(), "request": pl.String()}}
+    facts = _snapshot.EndpointFacts(pl.Int64(), "customer_id", ("main",), ("host", "pull_source"), 10, lambda: stored)
+    monkeypatch.setitem(_snapshot.ENDPOINTS, "customers", facts)  # type: ignore[arg-type]
     """A part holds a group of requests: read back, parts come in the order of their first unit asked,
     rows in the order they were stored (the endpoint sorts rows by unit: customers' in_order)."""
     units = [9, 2, 7, 4, 5, 1]

@@ -229,7 +229,15 @@ IDENTIFIERS = {
     "customer_id", "parent_customer_id", "user_id", "error_code", "code",
     "series_id", "card_id", "id", "card_customer_id", "org_id", "entity_id",
 }  # fmt: skip
-QUANTITIES = {"score", "profile_count", "profile_index", "no_of_children", "expiry_days", "max_active_cards"}
+QUANTITIES = {
+    "score",
+    "profile_count",
+    "profile_index",
+    "parent_number",
+    "no_of_children",
+    "expiry_days",
+    "max_active_cards",
+}
 
 
 @pytest.fixture(scope="module")

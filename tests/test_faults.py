@@ -13,6 +13,7 @@ import contextlib
 import email.utils
 import json
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -236,6 +237,37 @@ def test_an_oauth_token_that_runs_out_mid_run_is_renewed(reference: capframe.Cus
     tables = pull(client)
     assert sum(r.path == TOKEN_PATH for r in org.request_log) >= 2
     assert_same_tables(tables, reference)
+
+
+def test_two_threads_sharing_an_oauth_client_outlive_short_tokens(reference: capframe.CustomerTables) -> None:
+    """Pulls in two threads (two event loops) share one client, its token and its pace; tokens live
+    one second, the pulls longer. Both get every table, with the credentials they had."""
+    org = Sandbox(CUSTOMERS, seed=SEED, token_ttl=1, latency=0.1)
+    client = capframe.Client(
+        Sandbox.BASE_URL,
+        client_key=Sandbox.CLIENT_KEY,
+        client_secret=Sandbox.CLIENT_SECRET,
+        transport=org.transport(),
+        **{**FAST, "requests_per_minute": 3000},
+    )
+    results: list[capframe.CustomerTables | BaseException] = []
+
+    def one_pull() -> None:
+        try:
+            results.append(pull(client))
+        except BaseException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=one_pull) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [type(r).__name__ for r in results] == ["CustomerTables"] * 2
+    for tables in results:
+        assert isinstance(tables, capframe.CustomerTables)
+        assert_same_tables(tables, reference)
+    assert sum(r.path == TOKEN_PATH for r in org.request_log) >= 2  # the pulls outlived a token
 
 
 # --- several kinds at once ---

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.abc
 import socket
 import ssl
+import sys
+import types
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ import capframe
 from capframe import _body, _classify, _retry, _wire
 from capframe._auth import BasicAuth, OAuth
 from capframe._pacing import Pacer
+from capframe.sandbox import Sandbox, SandboxServer
 
 URL = "https://eu.api.capillarytech.com/v2/bulk/getCustomers?source=INSTORE"
 
@@ -332,3 +336,79 @@ def test_oauth_keeps_a_token_a_sane_time_whatever_ttl_it_is_given(ttl: str) -> N
     asyncio.run(run_flow(auth, [token("t1", ttl), httpx.Response(200)]))
     sent = asyncio.run(run_flow(auth, [httpx.Response(200)]))  # the same token serves the next request
     assert sent == [("/v2/bulk/getCustomers", "t1")]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_oauth_renews_a_short_lived_token_before_it_runs_out() -> None:
+    """An API client's token lifetime is its admin's choice: a 5 s token was kept 54 s (lifetimes were
+    raised to at least 60 s), so every request after 5 s met a 401, and two pulls sharing the client
+    each renewed, their tokens dying together: a retry could carry the other pull's dead token."""
+    clock = Clock()
+    auth = OAuth("k", "s", base_url="https://eu.api.capillarytech.com", pacer=Pacer(None), clock=clock)
+    asyncio.run(run_flow(auth, [token("t1", "5"), httpx.Response(200)]))
+    clock.now = 4.4
+    assert asyncio.run(run_flow(auth, [httpx.Response(200)])) == [("/v2/bulk/getCustomers", "t1")]
+    clock.now = 4.6  # within a tenth of its lifetime of running out: renewed first
+    sent = asyncio.run(run_flow(auth, [token("t2", "5"), httpx.Response(200)]))
+    assert sent == [("/v3/oauth/token/generate", None), ("/v2/bulk/getCustomers", "t2")]
+
+
+# --- the path of a request on a real connection ---
+
+
+class _Searches(importlib.abc.MetaPathFinder):
+    """Records every module an import statement searches for (one not in sys.modules)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: types.ModuleType | None = None) -> None:
+        self.names.append(name)
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_a_warm_pull_searches_for_no_module(sandbox_server: SandboxServer) -> None:
+    """httpcore imports sniffio in every lock it sets up (several a request): when sniffio is not
+    installed, each of those searches the whole sys.path on the event loop's thread (0.13 s of a
+    30-request pull). A pull after the first imports nothing."""
+    client = capframe.Client(sandbox_server.url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD)
+    ids = sandbox_server.sandbox.customer_ids(300)
+    capframe.fetch_customers(ids[:100], "INSTORE", client=client, batch_size=50, progress=False)
+    searches = _Searches()
+    sys.meta_path.insert(0, searches)
+    try:
+        capframe.fetch_customers(ids, "INSTORE", client=client, batch_size=50, progress=False)
+    finally:
+        sys.meta_path.remove(searches)
+    assert searches.names == []
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_pulls_share_one_tls_context_per_ca_setting(
+    sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each session made its own TLS context: loading the CA bundle took 40 ms of every pull."""
+    client = capframe.Client(sandbox_server.url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD)
+    ids = sandbox_server.sandbox.customer_ids(20)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    made: list[object] = []
+    create = ssl.create_default_context
+
+    def counted(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(kwargs)
+        return create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    assert made == []
+    # Another CA bundle named in the environment is another context, as httpx reads it.
+    monkeypatch.setenv("SSL_CERT_FILE", ssl.get_default_verify_paths().openssl_cafile)
+    capframe.fetch_customers(ids, "INSTORE", client=client, progress=False)
+    assert made == [{"cafile": ssl.get_default_verify_paths().openssl_cafile}]

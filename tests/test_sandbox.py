@@ -8,11 +8,14 @@ import datetime as dt
 import email.utils
 import hashlib
 import json
+import selectors
+import socket
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -784,6 +787,76 @@ def test_loopback_server() -> None:
             with pytest.raises(httpx.ReadTimeout):
                 c.post(BULK, params={"source": "INSTORE"}, json=ids, timeout=0.2)
     assert [r.fault for r in sb.request_log if r.path != TOKEN] == [None, None, "reset", None, "timeout"]
+
+
+def _burst(port: int, connections: int, request: bytes, deadline: float) -> list[float]:
+    """Open ``connections`` sockets at once (non-blocking connects, all before any completes), send
+    ``request`` on each as soon as it connects, and read each answer to its end: the seconds each
+    took, for those done within ``deadline`` seconds."""
+    selector = selectors.DefaultSelector()
+    start = time.perf_counter()
+    sockets = [socket.socket() for _ in range(connections)]
+    for sock in sockets:
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        selector.register(sock, selectors.EVENT_WRITE, "connecting")
+    took: list[float] = []
+    try:
+        while len(took) < connections and time.perf_counter() - start < deadline:
+            for key, _ in selector.select(0.05):
+                sock = cast(socket.socket, key.fileobj)
+                if key.data == "connecting":
+                    sock.sendall(request)
+                    selector.modify(sock, selectors.EVENT_READ, "reading")
+                elif not sock.recv(1 << 16):
+                    took.append(time.perf_counter() - start)
+                    selector.unregister(sock)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return took
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_the_server_takes_64_connections_at_once_without_dropping_one() -> None:
+    """A client opening its whole concurrency at once: with socketserver's listen queue of 5 the
+    SYNs past it were dropped, and those connections waited a second (or three) for a retry."""
+    request = b"GET /v2/unknown HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n"
+    with serve(Sandbox(customers=10)) as server:
+        for _ in range(3):
+            took = _burst(server.port, 64, request, deadline=5.0)
+            assert len(took) == 64
+            assert max(took) < 0.9  # a dropped SYN is sent again after 1 s
+
+
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])
+def test_a_client_that_leaves_mid_answer_is_closed_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """An interrupted client (Ctrl-C, a timeout) resets its connection while the answer is written:
+    the server closes it without a traceback on its stderr."""
+    sb = Sandbox(customers=100)
+    ids = json.dumps(sb.customer_ids(100)).encode()  # about 100 kB of answer
+    auth = GOOD_AUTH["Authorization"].encode()
+    head = f"POST {BULK}?source=INSTORE HTTP/1.1\r\nHost: sandbox\r\nContent-Length: {len(ids)}\r\n"
+    request = head.encode() + b"Authorization: " + auth + b"\r\nContent-Type: application/json\r\n\r\n" + ids
+    with serve(sb) as server:
+        for _ in range(5):
+            with socket.socket() as sock:
+                # A small receive window: the answer cannot all be buffered, the server is still writing
+                # when the client leaves. RST on close (SO_LINGER 0), as a killed client's kernel sends.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.settimeout(5)
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(request)
+                assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 5
+        while len(sb.request_log) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the handler threads meet the reset
+    assert len(sb.request_log) == 5
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "Error" not in err
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com", "::"])

@@ -429,6 +429,36 @@ def test_a_recorded_children_cassette_holds_no_parent_identifier(tmp_path: Path,
     assert_absent(cassette, [family[1], *personal_data(tables)], "the cassette")
 
 
+@pytest.mark.parametrize("oauth", [False, True], ids=["basic", "oauth"])
+def test_recording_a_cassette_logs_no_credential_and_no_personal_data(
+    tmp_path: Path, oauth: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vcrpy's INFO line "Appending request ... and response ..." showed the answer as it came, before
+    the scrubbers: the OAuth access token, the customers' names and mobiles."""
+    issued = Issued(Sandbox(500, seed=1))
+    ids = issued.org.customer_ids(12)
+    tables = capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox_client(issued))  # what the data really is
+    client = sandbox_client(issued, oauth=oauth)  # a token requested while recording
+    with caplog.at_level(logging.DEBUG):
+        record(tmp_path, "customers", lambda: capframe.fetch_customers(ids, "INSTORE", client=client))
+    logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
+    assert "vcr.cassette: Appending request" in logged  # the lines are there, redacted
+    assert_absent(logged, sandbox_secrets(issued), "the log")
+    assert_absent(logged, personal_data(tables), "the log")
+
+
+def test_recording_a_children_cassette_logs_no_parent_identifier(
+    tmp_path: Path, family: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = capframe.Client.sandbox(2000, seed=1, **FAST)
+    tables = capframe.fetch_children_tables(family, client=client)
+    with caplog.at_level(logging.DEBUG):
+        record(tmp_path, "children", lambda: capframe.fetch_children(family, client=client))
+    logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
+    assert "vcr.cassette: Appending request" in logged
+    assert_absent(logged, [family[1], *personal_data(tables)], "the log")
+
+
 def test_scrubbing_a_recorded_response_twice_changes_nothing() -> None:
     org = Sandbox(500, seed=1)
     body = org.handle(

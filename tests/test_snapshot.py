@@ -495,3 +495,13 @@ def test_a_children_pull_killed_with_sigkill_resumes_from_its_snapshot(tmp_path:
     before = sent(client)
     capframe.fetch_children_tables(parents, client=client, page_size=50, cache_dir=snap)
     assert sent(client) == before
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_a_cache_dir_whose_name_looks_like_a_glob_is_read_as_named(tmp_path: Path) -> None:
+    """polars reads a path with ``[`` as a glob unless told not to: "data[2024]" matched nothing."""
+    root = tmp_path / "data[2024]"
+    first = capframe.fetch_customer_tables(IDS[:20], "INSTORE", client=sandbox(), cache_dir=root)
+    assert_same(capframe.fetch_customer_tables(IDS[:20], "INSTORE", cache_dir=root), first)
+    assert capframe.scan_customers(root, "identifiers").collect().height == first.identifiers.height
+    assert capframe.Snapshot(root).verify() == []

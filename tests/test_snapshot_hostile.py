@@ -79,7 +79,7 @@ def _parts(root: Path, table: str = "customers") -> list[Path]:
 
 
 def _files(root: Path) -> pl.DataFrame:
-    return pl.read_parquet(root / "customers" / "files.parquet")
+    return pl.read_parquet(root / "customers" / "files.parquet", glob=False)
 
 
 def _set_files(root: Path, files: pl.DataFrame) -> None:
@@ -91,7 +91,7 @@ def _tamper(path: Path, change: Callable[[pl.DataFrame], pl.DataFrame]) -> Path:
     edits the data and recomputes the checksums."""
     import hashlib
 
-    change(pl.read_parquet(path)).write_parquet(path)
+    change(pl.read_parquet(path, glob=False)).write_parquet(path)
     root = path.parents[2]
     data = path.read_bytes()
     files = _files(root).with_columns(
@@ -194,11 +194,14 @@ CASES: dict[str, Callable[[Path, Path], Path]] = {
     "journal folder link": lambda root, tmp: (_journal(root), _link(root / "customers" / "journal", tmp / "outside"))[
         1
     ],
-    "index link": lambda root, tmp: _link(root / "customers" / "index.parquet", tmp / "outside" / "victim.parquet"),
+    # A link to a copy outside: read, it would pass every check but where it is.
+    "index link": lambda root, tmp: _link(
+        p := root / "customers" / "index.parquet", shutil.copy(p, tmp / "outside" / "index.parquet")
+    ),
     "part link": lambda root, tmp: _link(
         p := _parts(root, "profiles")[0], shutil.copy(p, tmp / "outside" / "copy.parquet")
     ),
-    "journal entry link": lambda root, tmp: _link(_journal(root), tmp / "outside" / "notes.json"),
+    "journal entry link": lambda root, tmp: _link(p := _journal(root), shutil.copy(p, tmp / "outside" / "entry.json")),
     "marker link": lambda root, tmp: _link(root / "capframe-snapshot.json", tmp / "outside" / "notes.json"),
     "dangling .lock link": lambda root, tmp: _link(root / ".lock", tmp / "outside" / "created-by-lock"),
     # special files
@@ -327,3 +330,113 @@ def test_a_crafted_snapshot_stays_in_its_folder_and_loses_nothing(
 def assert_same(got: capframe.CustomerTables, want: capframe.CustomerTables) -> None:
     for name, frame in want.tables().items():
         assert got.tables()[name].equals(frame), name
+
+
+# --- ages, terminals, the marker ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["capframe-snapshot.json", ".lock"])
+def test_a_folder_in_place_of_the_marker_or_the_lock_is_a_snapshot_error(name: str, base: Path, tmp_path: Path) -> None:
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    (root / name).unlink(missing_ok=True)
+    (root / name / "inside").mkdir(parents=True)
+    assert name in capframe.Snapshot(root).verify()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", capframe.SnapshotDamagedWarning)
+        with pytest.raises(capframe.SnapshotError, match=rf"cannot write the snapshot in {root}"):
+            capframe.fetch_customers(IDS[:31], "INSTORE", client=sandbox(), cache_dir=root, max_age=0)
+    assert (root / name / "inside").is_dir()
+
+
+@pytest.mark.parametrize("age", [float("nan"), -1, 1e20, 10**30, "30d", True])
+def test_an_age_that_is_not_a_duration_is_an_invalid_argument_error(age: object, base: Path) -> None:
+    with pytest.raises(capframe.InvalidArgumentError, match=r"max_age must be a timedelta or a number of seconds"):
+        capframe.fetch_customers(IDS, "INSTORE", client=sandbox(), cache_dir=base, max_age=age)  # type: ignore[arg-type]
+    with pytest.raises(capframe.InvalidArgumentError, match="max_age"):
+        capframe.Snapshot(base).prune(age)  # type: ignore[arg-type]
+
+
+def test_an_infinite_age_is_never_too_old(base: Path, tmp_path: Path) -> None:
+    client = sandbox()
+    assert capframe.fetch_customers(IDS, "INSTORE", client=client, cache_dir=base, max_age=float("inf")).height == 30
+    assert client.sandbox_org is not None
+    assert client.sandbox_org.request_log == []
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    assert capframe.Snapshot(root).prune(float("inf")) == 0
+
+
+@pytest.mark.parametrize("option", ["--max-age", "--older-than"])
+def test_a_duration_past_any_date_is_a_usage_error_not_a_traceback(
+    option: str, base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from capframe.cli import main
+
+    argv = ["customers", "--source", "INSTORE", "--cache-dir", str(base), option, "99999999999d", "--ids", "-"]
+    if option == "--older-than":
+        argv = ["snapshot", "prune", str(base), option, "99999999999d"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "over a thousand years: use at most 365000d" in capsys.readouterr().err
+
+
+def test_info_and_verify_show_control_characters_from_the_index_as_escapes(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host with a newline and ESC cannot forge a line ("damaged 0 file(s)") or hide text."""
+    from capframe.cli import main
+
+    root = tmp_path / "snap\x1b[2J"
+    shutil.copytree(base, root)
+    forged = "https://x\x1b[8m\ndamaged    0 file(s)\x07"
+    index = root / "customers" / "index.parquet"
+    pl.read_parquet(index, glob=False).with_columns(host=pl.lit(forged)).write_parquet(index)
+    _tamper(sorted((root / "customers" / "cards").iterdir())[0], lambda f: f.with_columns(extra=pl.lit(1)))
+    assert main(["snapshot", "info", str(root)]) == 0
+    assert main(["snapshot", "verify", str(root)]) == 1
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed
+    assert "\x07" not in printed
+    assert "\\x1b[8m\\ndamaged    0 file(s)\\x07" in printed
+    assert [line for line in printed.splitlines() if line.startswith("damaged    ")] == ["damaged    1 file(s)"]
+    assert "snap\\x1b[2J" in printed
+
+
+def test_the_marker_records_the_version_that_wrote_it(base: Path) -> None:
+    from importlib.metadata import version
+
+    marker = json.loads((base / "capframe-snapshot.json").read_text())
+    assert marker == {"format": 2, "capframe": version("capframe")}
+    info = capframe.Snapshot(base).info()
+    assert info.written_by == version("capframe")
+    assert f"written by capframe {version('capframe')}" in str(info)
+
+
+def test_a_snapshot_written_before_the_marker_named_its_version_is_read(base: Path, tmp_path: Path) -> None:
+    """capframe 0.2 wrote {"format": 2} alone: the same layout, read as it is (the format is not bumped)."""
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    (root / "capframe-snapshot.json").write_text('{"format": 2}')
+    info = capframe.Snapshot(root).info()
+    assert (info.written_by, info.units, info.damaged) == (None, {"customers": 30}, ())
+    assert "written by capframe -" in str(info)
+
+
+def test_a_part_whose_values_break_the_tables_checks_is_a_snapshot_error_saying_what_to_do(
+    base: Path, clean: capframe.CustomerTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right schema, right units, checksums recomputed, but a value no answer can have: capframe's own
+    error (pandera's would print the data), and max_age=0 with credentials heals it."""
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    _tamper(_parts(root)[0], lambda f: f.with_columns(profile_count=pl.lit(-1, pl.Int64)))
+    with monkeypatch.context() as offline:
+        for name in ENV:
+            offline.delenv(name, raising=False)
+        with pytest.raises(capframe.SnapshotError, match=r"'profile_count'.*max_age=0") as raised:
+            capframe.fetch_customer_tables(IDS, "INSTORE", cache_dir=root)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    healed = capframe.fetch_customer_tables(IDS, "INSTORE", client=sandbox(), cache_dir=root, max_age=0)
+    assert_same(healed, clean)

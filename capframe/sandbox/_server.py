@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import sys
 import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import httpx
 
@@ -26,6 +27,10 @@ _POLL_INTERVAL: Final = 0.05  # how soon close() is noticed (the stdlib default 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not keep the interpreter alive
+    # The listen queue: socketserver's 5 drops the SYNs of a client opening more connections at once
+    # (a pull opens its whole concurrency), which then wait a second for the SYN to be sent again.
+    # The kernel caps it at net.core.somaxconn.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox, family: socket.AddressFamily) -> None:
         self.address_family = family
@@ -35,9 +40,19 @@ class _HTTPServer(ThreadingHTTPServer):
         self.url = ""  # set once the port is bound
         super().__init__(address, _RequestHandler)
 
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        """A client that went away mid-answer (interrupted, timed out) is no error of the server's:
+        its connection is closed quietly. Anything else is printed, as socketserver does."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
+    # The headers and the body are two writes: with Nagle's algorithm the body's last segment would
+    # wait for the client's delayed ACK of the headers (40 ms on Linux).
+    disable_nagle_algorithm = True
     timeout = _IDLE_TIMEOUT
     server: _HTTPServer
 
