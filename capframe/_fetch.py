@@ -143,7 +143,7 @@ async def _pull_by_identifier(
         {**tables.tables(), "lookups": lookups},
         _provenance(looked, tables.provenance, unique.height, sum(i not in returned for i in unique["customer_id"])),
     )
-    bundle.validate(("lookups",))
+    bundle.checked(("lookups",))
     lookup_error = _lookup_error(looked, unique.height, cache_dir is not None, bundle)
     if lookup_error is None and isinstance(error, (FetchError, SnapshotError)):
         error.partial = bundle  # what failed is the customers' fetch: its message stands, with every table
