@@ -17,16 +17,17 @@ from capframe._children import (
     scan_children,
 )
 from capframe._client import Client
-from capframe._customers import (
+from capframe._customers import scan_customers, tidy_customers
+from capframe._fetch import (
     afetch_customer_tables,
     afetch_customers,
+    alookup_customer_ids,
     fetch_customer_tables,
     fetch_customers,
-    scan_customers,
-    tidy_customers,
+    lookup_customer_ids,
 )
 from capframe._snapshot import Snapshot, SnapshotInfo
-from capframe._tables import ChildrenTables, CustomerTables, Provenance
+from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables, Provenance
 from capframe.errors import (
     AccessDeniedError,
     ArgumentTypeError,
@@ -68,6 +69,7 @@ __all__ = [
     "ChildrenTables",
     "Client",
     "ConfigurationError",
+    "CustomerLookupTables",
     "CustomerTables",
     "FetchError",
     "InvalidArgumentError",
@@ -85,10 +87,12 @@ __all__ = [
     "afetch_children_tables",
     "afetch_customer_tables",
     "afetch_customers",
+    "alookup_customer_ids",
     "fetch_children",
     "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
+    "lookup_customer_ids",
     "scan_children",
     "scan_customers",
     "schemas",

@@ -15,7 +15,17 @@ from capframe.errors import ArgumentTypeError, InvalidArgumentError
 if TYPE_CHECKING:
     from capframe._client import Client
 
-__all__ = ["MAX_BATCH", "SOURCES", "client", "count", "customer_ids", "id_of_text", "seconds", "source"]
+__all__ = [
+    "IDENTIFIER_TYPES",
+    "MAX_BATCH",
+    "SOURCES",
+    "client",
+    "count",
+    "customer_ids",
+    "id_of_text",
+    "seconds",
+    "source",
+]
 
 # Documented values of `source` (capillary-api.md section 6), plus two seen in examples.
 SOURCES = frozenset(
@@ -26,6 +36,12 @@ SOURCES = frozenset(
 )  # fmt: skip
 MAX_ID = 2**63 - 1  # the largest customer id: a signed 64-bit integer
 MAX_BATCH = 1000  # ids per Get Customers Bulk request: the sandbox's limit, and Capillary's usual one (1060 past it)
+
+
+# The identifier types the v2 API takes (identifierName, associationEntityIdentifierType): lower case -> as written.
+IDENTIFIER_TYPES = {
+    t.lower(): t for t in ("mobile", "email", "externalId", "cardnumber", "wechat", "martjackId", "fbId")
+}
 
 
 def client(value: Any) -> Client:

@@ -62,9 +62,7 @@ __all__ = [
 # The API documents neither a maximum nor a default; 100 keeps pages small enough that a server
 # cap below it is noticed by the walk, and a family of 1,000 costs 11 requests.
 DEFAULT_PAGE_SIZE = 100
-IDENTIFIER_TYPES = {
-    t.lower(): t for t in ("mobile", "email", "externalId", "cardnumber", "wechat", "martjackId", "fbId")
-}
+IDENTIFIER_TYPES = _args.IDENTIFIER_TYPES
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
@@ -316,7 +314,7 @@ async def _resolve(
     ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
     if not ids:
         return {}
-    tables, lookup_notices, error = await pull_customers(ids, source, client, cache_dir)
+    tables, lookup_notices, error = await pull_customers(ids, source, client, None, False, cache_dir, None)
     notices += lookup_notices
     if isinstance(error, FetchError):
         raise FetchError(

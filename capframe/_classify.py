@@ -131,6 +131,7 @@ def _refusal(response: httpx.Response, what: str, redact: Callable[[str], str]) 
         f"the API rejected {what} (HTTP {status}{said}); retrying will not help: check the arguments",
         status=status,
         code=code,
+        api_message=message or None,
     )
 
 

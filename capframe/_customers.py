@@ -19,7 +19,7 @@ from typing import cast
 
 import polars as pl
 
-from capframe import _args, _sync, _tidy, _wire
+from capframe import _args, _tidy, _wire
 from capframe._answers import NO_UNKNOWN, Answer, Tidied, answer, combine, in_order, synthetic_entities, tidy_answers
 from capframe._client import Client
 from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
@@ -30,10 +30,7 @@ from capframe._tables import CustomerTables, Provenance
 from capframe.errors import CapframeError, FetchError, InvalidArgumentError, SnapshotError
 
 __all__ = [
-    "afetch_customer_tables",
-    "afetch_customers",
-    "fetch_customer_tables",
-    "fetch_customers",
+    "TABLES",
     "pull_customers",
     "read_answer",
     "read_customers",
@@ -194,7 +191,7 @@ class _Customers:
         return {"host": self.host, "pull_source": self.source}
 
 
-async def _pull(
+async def pull_customers(
     ids: Iterable[int],
     source: str,
     client: Client | None,
@@ -203,9 +200,11 @@ async def _pull(
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
     *,
-    keep: tuple[str, ...],
+    keep: tuple[str, ...] = TABLES,
+    session: Session | None = None,
 ) -> Outcome[CustomerTables]:
-    """The pull behind the four fetch functions; tables not in ``keep`` are not held (memory), and are empty."""
+    """The pull behind the fetch functions (and fetch_children's lookup of parents by customer id);
+    tables not in ``keep`` are not held (memory), and are empty. ``session``: see ``_engine.pull``."""
     wanted = _args.customer_ids(ids)
     source = _args.source(source)
     size = _args.count("batch_size", batch_size, _args.MAX_BATCH) if batch_size is not None else None
@@ -227,6 +226,7 @@ async def _pull(
         bar=lambda n: progress_bar(n, f"customers ({source})", progress),
         keep=keep,
         unit_words="customer ids",
+        session=session,
     )
     parts = pulled.parts
     failed_ids = [cast(int, i) for request, _ in pulled.failed for i in request]
@@ -268,92 +268,6 @@ async def _pull(
             f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=bundle
         )
     return bundle, notices, error
-
-
-async def pull_customers(
-    ids: list[int], source: str, client: Client | None, cache_dir: str | os.PathLike[str] | None
-) -> Outcome[CustomerTables]:
-    """For another pull (fetch_children's lookup of parents by customer id): the same tables, through the same snapshot."""
-    return await _pull(ids, source, client, None, False, cache_dir, None, keep=TABLES)
-
-
-async def afetch_customer_tables(
-    ids: Iterable[int],
-    source: str,
-    *,
-    client: Client | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> CustomerTables:
-    """The async twin of :func:`fetch_customer_tables`."""
-    return deliver(await _pull(ids, source, client, batch_size, progress, cache_dir, max_age, keep=TABLES), 2)
-
-
-async def afetch_customers(
-    ids: Iterable[int],
-    source: str,
-    *,
-    client: Client | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> pl.DataFrame:
-    """The async twin of :func:`fetch_customers`."""
-    outcome = await _pull(ids, source, client, batch_size, progress, cache_dir, max_age, keep=("customers",))
-    return deliver(outcome, 2).customers
-
-
-def fetch_customer_tables(
-    ids: Iterable[int],
-    source: str,
-    *,
-    client: Client | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> CustomerTables:
-    """Get Customers Bulk for ``ids`` -> :class:`CustomerTables` (customers and its child tables).
-
-    >>> import capframe
-    >>> client = capframe.Client.sandbox()
-    >>> tables = capframe.fetch_customer_tables([565338404, 564332013], "INSTORE", client=client)
-    >>> tables.customers.select("customer_id", "success", "error_code").rows()
-    [(565338404, True, None), (564332013, False, 8109)]
-    >>> tables.identifiers.filter(pl.col("type") == "externalId")["value"].to_list()
-    ['00008572']
-    """
-    return deliver(_sync.run(_pull(ids, source, client, batch_size, progress, cache_dir, max_age, keep=TABLES)), 2)
-
-
-def fetch_customers(
-    ids: Iterable[int],
-    source: str,
-    *,
-    client: Client | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> pl.DataFrame:
-    """Get Customers Bulk for ``ids`` -> one row per unique id, in first-occurrence order.
-
-    Ids the API reports as failed (PII-deleted, unknown, ...) are rows with ``success=False`` and
-    the API's ``error_code`` and ``error_message``. ``client=None`` reads ``Client.from_env()``.
-    With ``cache_dir`` (a snapshot, see docs/snapshots.md), each id's answer is kept on disk and a
-    rerun asks only for ids the snapshot lacks, or holds from longer than ``max_age`` ago (a
-    timedelta or seconds); with every id in it, a rerun needs neither network nor credentials.
-
-    >>> import capframe
-    >>> frame = capframe.fetch_customers([566135941, 565338404], "INSTORE", client=capframe.Client.sandbox())
-    >>> frame.select("customer_id", "first_name", "mobile").rows()
-    [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
-    """
-    outcome = _sync.run(_pull(ids, source, client, batch_size, progress, cache_dir, max_age, keep=("customers",)))
-    return deliver(outcome, 2).customers
 
 
 def scan_customers(

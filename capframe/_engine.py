@@ -358,8 +358,12 @@ async def pull(
     bar: Callable[[int], Progress],
     keep: tuple[str, ...],
     unit_words: str,
+    session: Session | None = None,
 ) -> Pulled:
-    """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered."""
+    """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered.
+
+    ``session``: one already open, shared with the pulls before and after this one (the lookups of
+    identifiers, then Get Customers Bulk): one pacer and one concurrency limit for all their requests."""
     notices: list[Notice] = []
     store: Store | None = None
     dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
@@ -400,14 +404,23 @@ async def pull(
         nonlocal sent
         sent += 1
 
+    async def fetch(session: Session) -> None:
+        hooks = session.http.event_hooks["request"]
+        hooks.append(count)
+        try:
+            await run.fetch(session, requests)
+            if ask_again and (left_out := _left_out(run, missing, dtype)):
+                await run.fetch(session, _requests(left_out, per_request))
+        finally:
+            hooks.remove(count)
+
     try:
-        if requests:
+        if requests and session is not None:
+            await fetch(session)
+        elif requests:
             assert client is not None
-            async with Session.connect(client) as session:
-                session.http.event_hooks["request"].append(count)
-                await run.fetch(session, requests)
-                if ask_again and (left_out := _left_out(run, missing, dtype)):
-                    await run.fetch(session, _requests(left_out, per_request))
+            async with Session.connect(client) as opened:
+                await fetch(opened)
     finally:
         run.bar.close()
     failed_units = [u for units_, _ in run.failed for u in units_]

@@ -39,11 +39,11 @@ log = logging.getLogger("capframe")
 
 class _Redact(logging.Filter):
     """Log records of httpx and httpcore hold what the wire held: a hierarchy request's URL holds the
-    parent's mobile or email (associationEntityIdentifierValue, personal data), and httpcore's DEBUG
+    parent's mobile or email (associationEntityIdentifierValue, personal data), a lookup's its identifierValue, and httpcore's DEBUG
     lines hold response headers, where a hostile server may repeat a credential. This blanks the
     first, and the credentials of every session open (each registers its redaction in ``active``)."""
 
-    _VALUE = re.compile(r"(associationEntityIdentifierValue=)[^&\s\"']*")
+    _VALUE = re.compile(r"((?:associationEntityIdentifierValue|identifierValue)=)[^&\s\"']*")
     active: list[Callable[[str], str]] = []  # noqa: RUF012 - shared by every session, on purpose
 
     def filter(self, record: logging.LogRecord) -> bool:

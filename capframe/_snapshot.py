@@ -71,6 +71,7 @@ __all__ = [
     "damaged_or_missing",
     "max_age_of",
     "named",
+    "register",
 ]
 
 Notice = tuple[str, type[Warning]]
@@ -122,7 +123,7 @@ def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -
     }
 
 
-ENDPOINTS: Mapping[str, EndpointFacts] = {
+ENDPOINTS: dict[str, EndpointFacts] = {
     "customers": EndpointFacts(
         pl.Int64(),
         "customer_id",
@@ -140,6 +141,13 @@ ENDPOINTS: Mapping[str, EndpointFacts] = {
         functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
     ),
 }
+
+
+def register(endpoint: str, facts: EndpointFacts) -> None:
+    """An endpoint whose module states its own facts (the lookup): the snapshot then lists, checks and counts it."""
+    ENDPOINTS[endpoint] = facts
+
+
 TIME = pl.Datetime("us", "UTC")
 FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "bytes": pl.Int64})
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.polars as pa
 
-__all__ = ["ChildrenTables", "CustomerTables", "Provenance", "schema_of"]
+__all__ = ["ChildrenTables", "CustomerLookupTables", "CustomerTables", "Provenance", "schema_of"]
 
 
 @dataclass(frozen=True)
@@ -301,9 +301,36 @@ class ChildrenTables(_Bundle):
         return f"failed parents: {_ids_text(labels.drop_nulls().to_list())}"
 
 
+@dataclass(frozen=True, kw_only=True, repr=False)
+class CustomerLookupTables(CustomerTables):
+    """What ``fetch_customer_tables`` returns for identifiers (mobiles, emails, ...): the tables of
+    :class:`CustomerTables` for the customers found, and ``lookups``, one row per value asked, in the
+    order asked, with its customer id or why it has none (``found``, ``error_code``, ``error_message``)."""
+
+    lookups: pl.DataFrame
+
+    UNITS: ClassVar[str] = "units"  # lookups and customer ids
+    NAMES: ClassVar[tuple[str, ...]] = ("customers", "lookups", *_SHARED)
+
+    @property
+    def failed_lookups(self) -> pl.DataFrame:
+        """The rows of ``lookups`` without a customer id: not found (``found`` false) or failed (null)."""
+        return self.lookups.filter(pl.col("found").fill_null(False).not_())
+
+    def returned(self) -> Self:
+        """As for ``CustomerTables.returned``; ``lookups`` keeps every value asked."""
+        return replace(super().returned(), lookups=self.lookups)
+
+    def _failures(self) -> str:
+        """Values by number and type, never by value (personal data)."""
+        failed = self.failed_lookups.select(pl.format("value #{} ({})", "value_number", "identifier_type")).to_series()
+        return f"{super()._failures()}; values without a customer: {_ids_text(failed.to_list())}"
+
+
 # Set after the classes are made: @dataclass reads class attributes, which would import the models.
 CustomerTables.MODELS = _Models(customers="Customers", **_SHARED)
 ChildrenTables.MODELS = _Models(children="Children", parents="Parents", **_SHARED)
+CustomerLookupTables.MODELS = _Models(customers="Customers", lookups="Lookups", **_SHARED)
 
 
 def schema_of(model: type[pa.DataFrameModel]) -> pl.Schema:

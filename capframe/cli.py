@@ -30,10 +30,10 @@ import polars as pl
 from capframe import __version__, _args, _export
 from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
 from capframe._client import Client
-from capframe._customers import fetch_customer_tables
+from capframe._fetch import fetch_customer_tables
 from capframe._inert import visible, visible_table
 from capframe._snapshot import MOST_DAYS, Snapshot
-from capframe._tables import ChildrenTables, CustomerTables
+from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables
 from capframe.errors import CapframeError, InvalidArgumentError
 
 __all__ = ["main"]
@@ -96,6 +96,29 @@ def _read_ids(source: str, stdin: TextIO, column: str | None = None) -> list[int
             " or a CSV file with a customer_id column"
         )
     return ids
+
+
+def _read_values(source: str, stdin: TextIO, column: str | None) -> list[str]:
+    """Identifier values, one a line (lines starting with # are comments), or with ``column`` a CSV
+    file's column. A value keeps its text (leading zeros, ``+``, inner spaces): only lines split it."""
+    text = _bounded(stdin.read(MAX_IDS_BYTES + 1), "stdin") if source == "-" else _text_of(source)
+    lines = [(number, line.strip()) for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1)]
+    lines = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    if column is None:
+        values = [line for _, line in lines]
+    else:
+        names = _cells(lines[0][1], _delimiter(lines[0][1])) if lines else []
+        if column not in names:
+            raise InvalidArgumentError(
+                f"{source}: its header names the columns {', '.join(names)}: no column {column!r}"
+            )
+        cells = [_cells(line, _delimiter(lines[0][1])) for _, line in lines[1:]]
+        values = [row[names.index(column)] if names.index(column) < len(row) else "" for row in cells]
+    if not values:
+        raise InvalidArgumentError(
+            f"{'stdin' if source == '-' else source} holds no identifier values: give one a line"
+        )
+    return values
 
 
 def _delimiter(header: str) -> str:
@@ -319,11 +342,15 @@ def _client(args: argparse.Namespace) -> Client | None:
 
 
 def _customers(args: argparse.Namespace, out: TextIO) -> int:
-    _refuse_conflicts(args, CustomerTables.NAMES)
-    ids = _read_ids(args.ids, sys.stdin, args.column)
+    _refuse_conflicts(args, CustomerLookupTables.NAMES if args.identifier else CustomerTables.NAMES)
+    if args.identifier:
+        ids: list[int] | list[str] = _read_values(args.ids, sys.stdin, args.column)
+    else:
+        ids = _read_ids(args.ids, sys.stdin, args.column)
     tables = fetch_customer_tables(
         ids,
         args.source,
+        identifier=args.identifier,
         client=_client(args),
         batch_size=args.batch_size,
         progress=False if args.no_progress else None,
@@ -539,16 +566,23 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         spreadsheet_option(command)
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    customers = add_command("customers", help="Get Customers Bulk for a list of ids", epilog=_ENV_HELP)
+    customers = add_command("customers", help="Get Customers Bulk for a list of ids (or identifiers)", epilog=_ENV_HELP)
     customers.add_argument(
         "--ids",
         required=True,
-        help="file of customer ids (commas, spaces or lines), or a CSV file with a header line; - for stdin",
+        help="file of customer ids (commas, spaces or lines), or a CSV file with a header line; - for stdin;"
+        " with --identifier, a file of identifier values, one a line (or a CSV column with --column)",
     )
     customers.add_argument(
         "--column", help="the CSV column holding the ids (default customer_id, or the file's only column)"
     )
-    common(customers, CustomerTables.NAMES, "customers")
+    customers.add_argument(
+        "--identifier",
+        choices=list(_args.IDENTIFIER_TYPES.values()),
+        help="the file holds identifier values of this type, not customer ids: each is looked up (one request a"
+        " value), then its customer fetched; the lookups table maps every value",
+    )
+    common(customers, CustomerLookupTables.NAMES, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")
     snapshot_options(customers)
     customers.set_defaults(run=_customers)

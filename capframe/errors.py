@@ -28,6 +28,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from capframe._tables import ChildrenTables, CustomerTables
 
 __all__ = [
@@ -70,12 +72,16 @@ class MissingDependencyError(CapframeError, ImportError):
 
 
 class _HTTPError(CapframeError):
-    """An error answer from the API, with its HTTP status and, where it sent one, its error code."""
+    """An error answer from the API, with its HTTP status and, where it sent one, its error code and
+    message (``api_message``: the server's own words, cut short and redacted of credentials)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, code: int | None = None, api_message: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.api_message = api_message
 
 
 class AuthenticationError(_HTTPError):
@@ -103,7 +109,7 @@ class FetchError(_HTTPError):
         *,
         status: int | None,
         ids: tuple[int, ...] = (),
-        partial: CustomerTables | ChildrenTables | None = None,
+        partial: CustomerTables | ChildrenTables | pl.DataFrame | None = None,
     ) -> None:
         super().__init__(message, status=status)
         self.ids = ids
@@ -130,7 +136,7 @@ class SnapshotError(CapframeError):
     """A ``cache_dir`` snapshot cannot be used: not writable, damaged with no way to fetch again, or of
     another format. ``partial`` holds what a pull fetched before the snapshot failed it, if anything."""
 
-    def __init__(self, message: str, *, partial: CustomerTables | ChildrenTables | None = None) -> None:
+    def __init__(self, message: str, *, partial: CustomerTables | ChildrenTables | pl.DataFrame | None = None) -> None:
         super().__init__(message)
         self.partial = partial
 

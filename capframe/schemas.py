@@ -225,6 +225,34 @@ class Parents(_Table):
     )
 
 
+class Lookups(_Table):
+    """``fetch_customer_tables(values, source, identifier=...)`` and ``lookup_customer_ids``: one row per
+    value asked, in the order asked (a value asked twice is two rows, one request), found or not."""
+
+    value_number: pl.Int64 = _column(
+        "The value's place in the list asked, from 1: messages call it value #N, never by its value.", ge=1, unique=True
+    )
+    identifier_type: pl.String = _column(
+        "The identifier type looked up by (the request's `identifierName`): `mobile`, `email`, `externalId`,"
+        " `cardnumber`, ..."
+    )
+    identifier_value: pl.String = _column(
+        "The value as asked (surrounding whitespace stripped; leading zeros and `+` kept): the request's"
+        " `identifierValue`."
+    )
+    customer_id: pl.Int64 = _nullable(
+        "The customer id the API answered (`entity`): a row of `customers`. Null when not found or failed.", gt=0
+    )
+    found: pl.Boolean = _nullable(
+        "Whether the API answered a customer id. False: it answered an error (8015 no customer, 8065 not in"
+        " this source, 8013 invalid identifier type, 8045 account id missing, ...). Null: the lookup failed."
+    )
+    error_code: pl.Int64 = _nullable("The API's code when not found; null when found, and where capframe failed.")
+    error_message: pl.String = _nullable(
+        "Why there is no customer id: the API's message, or what failed; null when found."
+    )
+
+
 _PROFILE_INDEX = "The profile's position in the customer's `profiles[]` (0 is the one `customers` shows)."
 
 
@@ -378,6 +406,7 @@ _TABLES: dict[str, type[_Table]] = {
     "customers": Customers,
     "children": Children,
     "parents": Parents,
+    "lookups": Lookups,
     "profiles": Profiles,
     "identifiers": Identifiers,
     "comm_channels": CommChannels,

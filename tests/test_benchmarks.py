@@ -48,6 +48,13 @@ def test_bench_families_runs_and_prints_its_requests(tmp_path: Path) -> None:
     assert "no pacing" in out
 
 
+def test_bench_lookup_runs_and_prints_its_ratio(tmp_path: Path) -> None:
+    out = run_script("bench_lookup.py", tmp_path, "--values", "30", "--rate", "60000", "--latency", "0.01")
+    row = next(line for line in out.splitlines() if line.startswith("30 ") and "mobiles" not in line)
+    assert row.split()[1] == "30", "one lookup a value"
+    assert "ratio to floor" in out
+
+
 def test_bench_fetch_no_stall_case_runs_and_prints_its_ratio(tmp_path: Path) -> None:
     out = run_script("bench_fetch.py", tmp_path, "--only", "e", "--stall-ids", "300", "--repeat", "1")
     assert "(e) no stall: a warm pull of 300 ids (3 requests of 100)" in out

@@ -23,7 +23,7 @@ def test_every_column_of_every_table_is_described() -> None:
     undescribed = dictionary.filter(pl.col("description").str.len_chars() < 20)
     assert undescribed.is_empty(), f"columns without a description: {undescribed.select('table', 'column').rows()}"
     assert dictionary["table"].unique(maintain_order=True).to_list() == [
-        "customers", "children", "parents", "profiles", "identifiers", "comm_channels", "fields", "segments", "cards",
+        "customers", "children", "parents", "lookups", "profiles", "identifiers", "comm_channels", "fields", "segments", "cards",
         "errors",
     ]  # fmt: skip
     # Every model's every column, nothing more.
@@ -88,13 +88,15 @@ def test_the_dictionary_lists_every_column_of_a_real_pull_with_its_dtype() -> No
     ids = [*org.customer_ids(500), *org.unknown_ids(2), *org.pii_deleted_ids()[:2]]
     customers = capframe.fetch_customer_tables(ids, "ALL", client=client, progress=False)
     children = capframe.fetch_children_tables(org.parents()[:5], client=client, progress=False)
+    mobiles = [value for _, _, kind, value in org.identifiers(20) if kind == "mobile"]
+    looked_up = capframe.fetch_customer_tables(mobiles, "INSTORE", identifier="mobile", client=client, progress=False)
     dictionary = {
         (table, column): dtype
         for table, column, dtype in schemas.data_dictionary().select("table", "column", "dtype").rows()
     }
     actual = {
         (table, column): str(dtype)
-        for bundle in (customers, children)
+        for bundle in (customers, children, looked_up)
         for table, frame in bundle.tables().items()
         for column, dtype in frame.schema.items()
     }

@@ -28,6 +28,7 @@ from typing import ClassVar, Final
 
 import httpx
 
+from ._lookup import LOOKUP_PATH, lookup
 from ._org import ALL_SOURCES, IDENTIFIER_TYPES, Family, Org
 
 __all__ = ["FAULT_KINDS", "Faults", "RequestRecord", "Sandbox"]
@@ -274,6 +275,11 @@ class Sandbox:
         """(identifierType, value) of the companies (``associationEntityType=company``)."""
         return [(f.identifier_type, f.identifier_value) for f in self._org.families() if f.entity_type == "company"]
 
+    def identifiers(self, n: int | None = None) -> list[tuple[int, str, str, str]]:
+        """(customer id, source, identifier type, value) of each identifier of the first ``n`` customers'
+        profiles (PII-deleted ones too, which a lookup does not find): values to look up."""
+        return self._org.identifiers(n)
+
     def families(self) -> list[Family]:
         """Every family with its children's ids (in joining order), for checking a pipeline's output."""
         return self._org.families()
@@ -343,7 +349,7 @@ class Sandbox:
         try:
             if path == TOKEN_PATH:
                 reply = self._token(request)
-            elif path in (BULK_PATH, CHILDREN_PATH):
+            elif path in (BULK_PATH, CHILDREN_PATH, LOOKUP_PATH):
                 reply, fault, n_ids = self._api(request, path)
             else:
                 reply = _Reply(404, _errors_body(404, "Resource not found"))
@@ -512,7 +518,12 @@ class Sandbox:
             self._revoke(token)  # from now on this token is refused, as after a real expiry
             return _Reply(401, _EXPIRED), fault, 0
 
-        reply, n_ids = self._bulk(request, fault) if bulk else self._children(request, fault)
+        if bulk:
+            reply, n_ids = self._bulk(request, fault)
+        elif path == LOOKUP_PATH:
+            reply, n_ids = _Reply(*lookup(self._org, request)), 1
+        else:
+            reply, n_ids = self._children(request, fault)
         if reply.status == 200:
             if fault == "truncate":
                 reply.body = reply.body[: len(reply.body) // 2]

@@ -284,6 +284,16 @@ class Org:
         # Block i holds exactly one customer id; any other id of the block is unknown.
         return [_ID_BASE + _ID_STRIDE * i + (_mix(self.seed, i, 0) + 1) % _ID_STRIDE for i in range(n)]
 
+    def identifiers(self, n: int | None = None) -> list[tuple[int, str, str, str]]:
+        """(customer id, source, identifier type, value) of every profile identifier of the first ``n`` customers."""
+        count = self.customers if n is None else max(0, min(n, self.customers))
+        return [
+            (self.id_of(index), profile["source"], identifier["type"], identifier["value"])
+            for index in range(count)
+            for profile in self._entity(index)["profiles"]
+            for identifier in profile["identifiers"]
+        ]
+
     def any_other_id(self, exclude: set[int]) -> int:
         """An id of the org not in ``exclude``; O(len(exclude)) at worst."""
         for i in range(min(self.customers, len(exclude) + 1)):

@@ -1,0 +1,341 @@
+"""fetch_customers, fetch_customer_tables and lookup_customer_ids: the public functions over two endpoints.
+
+Customer ids go straight to Get Customers Bulk (:mod:`capframe._customers`). Identifiers (mobiles,
+emails, external ids, card numbers) are looked up first (:mod:`capframe._lookup`, one request a
+value), then the customer ids found are fetched like any others. The two pulls share one session,
+so one pacer and one concurrency limit spend the rate budget across both; each keeps its units in
+the same snapshot. Neither endpoint module imports the other: they are composed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from datetime import timedelta
+from importlib.metadata import version
+from typing import Any, TypeVar
+
+import polars as pl
+
+from capframe import _args, _sync
+from capframe._client import Client
+from capframe._customers import TABLES, pull_customers
+from capframe._engine import Outcome, connect, deliver, snapshot_of
+from capframe._http import Session, advice
+from capframe._lookup import LookedUp, pull_lookups, values_of
+from capframe._snapshot import max_age_of
+from capframe._tables import CustomerLookupTables, CustomerTables, Provenance
+from capframe.errors import CapframeError, FetchError, SnapshotError
+
+__all__ = [
+    "afetch_customer_tables",
+    "afetch_customers",
+    "alookup_customer_ids",
+    "fetch_customer_tables",
+    "fetch_customers",
+    "lookup_customer_ids",
+]
+
+T = TypeVar("T")
+
+
+def _by_identifier(ids: Any, identifier: str | None) -> tuple[Any, bool]:
+    """(what was given, a one-pass iterator made a list; whether it holds identifiers, not customer ids)."""
+    if isinstance(ids, Iterator):
+        ids = list(ids)
+    pairs = isinstance(ids, (list, tuple)) and any(isinstance(item, tuple) for item in ids)
+    return ids, identifier is not None or pairs
+
+
+@contextlib.asynccontextmanager
+async def _session(client: Client | None) -> AsyncIterator[Session | None]:
+    if client is None:  # offline: every unit must come from the snapshot
+        yield None
+        return
+    async with Session.connect(client) as session:
+        yield session
+
+
+async def _looked_up(
+    values: Any,
+    identifier: str | None,
+    source: str,
+    client: Client | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    then: Callable[[LookedUp, Client | None, Session | None], Awaitable[T]] | None = None,
+) -> tuple[LookedUp, T | None]:
+    """Check the arguments, look the values up, and go on with ``then`` in the same session."""
+    checked_values = values_of(values, identifier)
+    source = _args.source(source)
+    age = max_age_of(max_age)
+    snapshot = snapshot_of(cache_dir)
+    checked, host = connect(client, snapshot)
+    async with _session(checked) as session:
+        looked = await pull_lookups(
+            checked_values,
+            host=host,
+            source=source,
+            client=checked,
+            snapshot=snapshot,
+            max_age=age,
+            progress=progress,
+            session=session,
+        )
+        return looked, (await then(looked, checked, session) if then is not None else None)
+
+
+def _lookup_error(looked: LookedUp, asked: int, cached: bool, partial: Any) -> CapframeError | None:
+    """The lookups' own error: values whose lookup failed (named by number and type), or the snapshot's."""
+    if looked.failed:
+        failures = sorted(looked.failed, key=lambda f: f[0].position)
+        exc = failures[0][1]
+        statuses = sorted({e.status for _, e in failures if e.status is not None})
+        return FetchError(
+            f"{len(failures)} of {asked} identifier values could not be looked up (first: {failures[0][0].label()}, "
+            f"{exc.reason}). "
+            + advice(e for _, e in failures)
+            + " Everything fetched is in .partial (those values as rows of lookups with found null)"
+            + ("; with the same cache_dir a new run fetches only what is missing." if cached else "."),
+            status=statuses[-1] if statuses else None,
+            partial=partial,
+        )
+    if looked.pulled.snapshot_error is not None:
+        return SnapshotError(
+            f"{looked.pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=partial
+        )
+    return None
+
+
+async def _pull_by_identifier(
+    given: Any,
+    identifier: str | None,
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    *,
+    keep: tuple[str, ...],
+) -> Outcome[CustomerTables]:
+    """Look the values up, then fetch the customers found; the map joins their tables."""
+    if batch_size is not None:
+        _args.count("batch_size", batch_size, _args.MAX_BATCH)
+
+    async def customers(looked: LookedUp, checked: Client | None, session: Session | None) -> Outcome[CustomerTables]:
+        ids = looked.lookups["customer_id"].drop_nulls().unique(maintain_order=True).to_list()
+        if not ids:
+            return CustomerTables.empty(), [], None
+        return await pull_customers(
+            ids, looked.pulled_source, checked, batch_size, progress, cache_dir, max_age, keep=keep, session=session
+        )
+
+    looked, outcome = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
+    assert outcome is not None
+    tables, notices, error = outcome
+    lookups = looked.lookups
+    unique = lookups.unique(["identifier_type", "identifier_value"], keep="first")
+    returned = set(tables.customers.filter("success")["customer_id"])
+    bundle = CustomerLookupTables.of(
+        {**tables.tables(), "lookups": lookups},
+        _provenance(looked, tables.provenance, unique.height, sum(i not in returned for i in unique["customer_id"])),
+    )
+    bundle.checked(("lookups",))
+    lookup_error = _lookup_error(looked, unique.height, cache_dir is not None, bundle)
+    if lookup_error is None and isinstance(error, (FetchError, SnapshotError)):
+        error.partial = bundle  # what failed is the customers' fetch: its message stands, with every table
+    return bundle, [*looked.pulled.notices, *notices], lookup_error or error
+
+
+def _provenance(looked: LookedUp, customers: Provenance | None, asked: int, failed: int) -> Provenance:
+    """The lookups' and the customers' pulls as one: the span of both, what both did."""
+    pulled = looked.pulled
+    first, last = pulled.first_fetched_at, pulled.last_fetched_at
+    if customers is not None:
+        first, last = min(first, customers.fetched_at), max(last, customers.last_fetched_at or customers.fetched_at)
+    return Provenance(
+        first,
+        looked.host,
+        looked.pulled_source,
+        version("capframe"),
+        asked,
+        failed,
+        last_fetched_at=last,
+        read=pulled.read + (customers.read if customers else 0),
+        fetched=pulled.fetched + (customers.fetched if customers else 0),
+        sent=pulled.sent + (customers.sent if customers else 0),
+    )
+
+
+async def _pull(
+    ids: Any,
+    source: str,
+    identifier: str | None,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    *,
+    keep: tuple[str, ...],
+) -> Outcome[CustomerTables]:
+    given, by_identifier = _by_identifier(ids, identifier)
+    if by_identifier:
+        return await _pull_by_identifier(
+            given, identifier, source, client, batch_size, progress, cache_dir, max_age, keep=keep
+        )
+    return await pull_customers(given, source, client, batch_size, progress, cache_dir, max_age, keep=keep)
+
+
+async def _lookup_only(
+    values: Any,
+    source: str,
+    identifier: str | None,
+    client: Client | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+) -> Outcome[pl.DataFrame]:
+    given = list(values) if isinstance(values, Iterator) else values
+    looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age)
+    asked = looked.lookups.unique(["identifier_type", "identifier_value"]).height
+    return looked.lookups, looked.pulled.notices, _lookup_error(looked, asked, cache_dir is not None, looked.lookups)
+
+
+async def afetch_customer_tables(
+    ids: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> CustomerTables:
+    """The async twin of :func:`fetch_customer_tables`."""
+    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
+    return deliver(outcome, 2)
+
+
+async def afetch_customers(
+    ids: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The async twin of :func:`fetch_customers`."""
+    keep = ("customers",)
+    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
+    return deliver(outcome, 2).customers
+
+
+def fetch_customer_tables(
+    ids: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> CustomerTables:
+    """Get Customers Bulk for ``ids`` -> :class:`CustomerTables` (customers and its child tables).
+
+    ``ids`` may instead be identifiers: values of one type with ``identifier="mobile"`` (``email``,
+    ``externalId``, ``cardnumber``, ...), or ``(identifier_type, value)`` pairs. Each distinct value is
+    looked up once (``GET /v2/customers/lookup``, one request a value), then the customers found are
+    fetched: a :class:`CustomerLookupTables`, whose ``lookups`` table has one row per value asked.
+
+    >>> import capframe
+    >>> client = capframe.Client.sandbox()
+    >>> tables = capframe.fetch_customer_tables([565338404, 564332013], "INSTORE", client=client)
+    >>> tables.customers.select("customer_id", "success", "error_code").rows()
+    [(565338404, True, None), (564332013, False, 8109)]
+    >>> tables.identifiers.filter(pl.col("type") == "externalId")["value"].to_list()
+    ['00008572']
+    >>> found = capframe.fetch_customer_tables(["912726093529", "910000000000"], "INSTORE", identifier="mobile", client=client)
+    >>> found.lookups.select("value_number", "customer_id", "error_code").rows()
+    [(1, 565338404, None), (2, None, 8015)]
+    """
+    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
+    return deliver(outcome, 2)
+
+
+def fetch_customers(
+    ids: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """Get Customers Bulk for ``ids`` -> one row per unique id, in first-occurrence order.
+
+    Ids the API reports as failed (PII-deleted, unknown, ...) are rows with ``success=False`` and
+    the API's ``error_code`` and ``error_message``. ``client=None`` reads ``Client.from_env()``.
+    With ``cache_dir`` (a snapshot, see docs/snapshots.md), each id's answer is kept on disk and a
+    rerun asks only for ids the snapshot lacks, or holds from longer than ``max_age`` ago (a
+    timedelta or seconds); with every id in it, a rerun needs neither network nor credentials.
+    ``ids`` may be identifiers instead (``identifier="mobile"``, or pairs: see
+    :func:`fetch_customer_tables`): one row per customer found; ``lookup_customer_ids`` gives the map.
+
+    >>> import capframe
+    >>> frame = capframe.fetch_customers([566135941, 565338404], "INSTORE", client=capframe.Client.sandbox())
+    >>> frame.select("customer_id", "first_name", "mobile").rows()
+    [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
+    """
+    keep = ("customers",)
+    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
+    return deliver(outcome, 2).customers
+
+
+async def alookup_customer_ids(
+    values: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The async twin of :func:`lookup_customer_ids`."""
+    return deliver(await _lookup_only(values, source, identifier, client, progress, cache_dir, max_age), 2)
+
+
+def lookup_customer_ids(
+    values: Iterable[Any],
+    source: str,
+    *,
+    identifier: str | None = None,
+    client: Client | None = None,
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """Identifiers -> customer ids, nothing more: the ``lookups`` table, one row per value asked.
+
+    ``values`` are of one type with ``identifier="mobile"`` (``email``, ``externalId``, ``cardnumber``,
+    ...), or ``(identifier_type, value)`` pairs. One request a distinct value (the API has no batch):
+    at 1000 requests a minute, 10,000 values take 10 minutes. A value with no customer is a row too:
+    ``found`` false with the API's ``error_code`` and ``error_message``.
+
+    >>> import capframe
+    >>> ids = capframe.lookup_customer_ids(["912726093529"], "INSTORE", identifier="mobile", client=capframe.Client.sandbox())
+    >>> ids.select("identifier_type", "customer_id", "found").rows()
+    [('mobile', 565338404, True)]
+    """
+    return deliver(_sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age)), 2)

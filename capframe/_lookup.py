@@ -1,0 +1,256 @@
+"""GET /v2/customers/lookup: an identifier (mobile, email, external id, card number) to a customer id.
+
+This module is the pull engine's lookup adapter (:mod:`capframe._engine`): a unit is one
+(identifier type, value), a request one lookup (the API has no batch). What the snapshot stores of a
+lookup is registered here too: the customer id it answered, or (in the index) the API's refusal.
+
+What the API answers is documented for success only (``{"entity": 306, "warnings": []}``) and for
+its error codes, not for the body of a failed lookup (docs/snapshots.md, "Customers by identifier").
+Every plausible shape is read: ``{"errors": [{"code", "message"}]}`` with HTTP 200 or a 4xx, an
+``entity`` that is null or absent (not found, no code). A value is personal data: messages name it
+by its number and type ("value #17 (mobile)"), never by itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from capframe import _args, _wire
+from capframe._answers import NO_UNKNOWN, Answer, Tidied
+from capframe._client import Client
+from capframe._engine import Pulled, Reply, Unit, pull
+from capframe._http import RetriesExhausted, Session, call
+from capframe._progress import progress_bar
+from capframe._snapshot import EndpointFacts, Snapshot, register
+from capframe.errors import ArgumentTypeError, InvalidArgumentError, RequestRejectedError
+
+__all__ = ["IDENTIFIER_TYPES", "LookedUp", "Value", "lookup_table", "pull_lookups", "read_lookup", "values_of"]
+
+PATH = "/v2/customers/lookup"
+IDENTIFIER_TYPES = _args.IDENTIFIER_TYPES
+# The codes the API answers for one value (documented): a row of the map, never an error of the pull.
+CODES = {
+    8015: "no customer found with the given identifier",
+    8065: "no customer found in the given source with the given identifier",
+    8045: "account id is not passed",
+    8013: "customer identifier is invalid",
+    8011: "invalid source account",
+}
+ENDPOINT = "lookups"
+TABLE = "customer_ids"  # what the snapshot stores of a found value: its unit and its customer id
+STORED = pl.Schema({"lookup": pl.String(), "customer_id": pl.Int64()})
+
+
+register(ENDPOINT, EndpointFacts(pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}))
+
+
+@dataclass(frozen=True)
+class Value:
+    """One value asked: its place in the list, its identifier type, its text."""
+
+    position: int
+    type: str
+    text: str
+
+    def label(self) -> str:
+        """How messages name a value: never by itself, which is personal data."""
+        return f"value #{self.position + 1} ({self.type})"
+
+    def unit(self) -> str:
+        """The snapshot's key of this lookup (with host and source)."""
+        return json.dumps([self.type, self.text])
+
+
+def _type(kind: object, where: str) -> str:
+    if not isinstance(kind, str) or kind.lower() not in IDENTIFIER_TYPES:
+        shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else type(kind).__name__
+        raise InvalidArgumentError(
+            f"{where} has identifier type {shown}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
+        )
+    return IDENTIFIER_TYPES[kind.lower()]
+
+
+def _value(item: object, position: int, kind: str | None) -> Value:
+    if kind is None:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise ArgumentTypeError(
+                f"value #{position + 1} must be an (identifier_type, value) pair such as ('mobile', '917799889933'), "
+                f"not {type(item).__name__}; or pass identifier='mobile' (email, externalId, cardnumber) with plain values"
+            )
+        kind, item = _type(item[0], f"value #{position + 1}"), item[1]
+    label = f"value #{position + 1} ({kind})"
+    if item is None or (isinstance(item, float) and item != item):
+        raise InvalidArgumentError(f"{label} is missing: drop it, or give its value")
+    if isinstance(item, int) and not isinstance(item, bool):
+        item = str(item)
+    if not isinstance(item, str):
+        raise ArgumentTypeError(f"{label} must be text, not {type(item).__name__}")
+    text = item.strip()
+    if not text:
+        raise InvalidArgumentError(f"{label} is empty: drop it, or give its value")
+    return Value(position, kind, text)
+
+
+def values_of(given: Any, identifier: str | None) -> list[Value]:
+    """Values asked, in order, repeats too: with ``identifier``, plain values of that type; without,
+    (identifier_type, value) pairs. Text is kept as written (leading zeros, ``+``), but for
+    surrounding whitespace; an int is its digits."""
+    kind = None if identifier is None else _type(identifier, "identifier")
+    if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+        raise ArgumentTypeError(
+            f"identifiers must be a list of values, not {type(given).__name__}: e.g. ['917799889933'] with "
+            "identifier='mobile', or [('mobile', '917799889933')]"
+        )
+    values = [_value(item, position, kind) for position, item in enumerate(given)]
+    if not values:
+        raise InvalidArgumentError("the list of identifiers is empty: give at least one value")
+    return values
+
+
+def read_lookup(body: bytes) -> tuple[int | None, int | None, str | None]:
+    """A lookup's body -> (customer id, None, None), or (None, the API's code, its message).
+
+    An ``entity`` that is a positive integer is the customer id; an ``errors`` list says why there is
+    none; an ``entity`` null or absent without errors is "not found" without a code. Anything else
+    (not an object, an entity of another type) is no lookup answer."""
+    document = _wire.loads(body)
+    if not isinstance(document, dict):
+        raise _wire.WireFormatError("the body is not a JSON object")
+    entity = document.get("entity")
+    if type(entity) is int:
+        if not 0 < entity < 2**63:
+            raise _wire.WireTypeError(f"entity is {entity}, which is not a customer id")
+        return entity, None, None
+    errors = document.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
+    if first is not None:
+        code, message = first.get("code"), first.get("message")
+        code = code if type(code) is int and -(2**63) <= code < 2**63 else None
+        text = message if isinstance(message, str) and message else CODES.get(code or 0, "the API found no customer")
+        return None, code, text
+    if entity is None:
+        return None, None, "the API answered no customer id"
+    raise _wire.WireTypeError(f"entity is a {type(entity).__name__}, not a customer id")
+
+
+@dataclass
+class _Lookups:
+    """The lookup adapter of the pull engine: a unit is one (identifier type, value)."""
+
+    host: str
+    source: str
+    values: dict[str, Value]  # unit -> the first value asked of it
+    name: str = ENDPOINT
+    tables: tuple[str, ...] = (TABLE,)
+
+    async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
+        (unit,) = units
+        value = self.values[str(unit)]
+        params = {"source": self.source, "identifierName": value.type, "identifierValue": value.text}
+        try:
+            customer_id, code, message = await call(
+                session, "GET", PATH, params=params, what=f"the lookup of {value.label()}", read=read_lookup
+            )
+        except RequestRejectedError as exc:  # a 4xx with one of the codes the API answers for one value
+            if exc.code not in CODES:
+                raise
+            customer_id, code, message = None, exc.code, exc.api_message or CODES[exc.code]
+        if customer_id is None:
+            return Reply([], [unit], {unit: (code, message or "the API found no customer")})
+        found = pl.DataFrame({"lookup": [str(unit)], "customer_id": [customer_id]}, schema=STORED)
+        return Reply([Answer(found, pl.DataFrame(), NO_UNKNOWN)], [unit])
+
+    def tidy(self, answers: Sequence[Answer]) -> Tidied:
+        return Tidied({TABLE: pl.concat([a.entities for a in answers])})
+
+    def columns(self) -> dict[str, str]:
+        return {"host": self.host, "pull_source": self.source}
+
+
+@dataclass
+class LookedUp:
+    """What the lookups of a pull give: the map (one row per value asked), and the pull's account."""
+
+    lookups: pl.DataFrame
+    pulled: Pulled
+    failed: list[tuple[Value, RetriesExhausted]]
+    host: str
+    pulled_source: str  # the source as checked (upper case)
+
+
+async def pull_lookups(
+    values: list[Value],
+    *,
+    host: str,
+    source: str,
+    client: Client | None,
+    snapshot: Snapshot | None,
+    max_age: Any,
+    progress: bool | None,
+    session: Session | None,
+) -> LookedUp:
+    """Each distinct value looked up once (through the snapshot), then the map of every value asked."""
+    first = {v.unit(): v for v in reversed(values)}  # a value asked twice: one lookup, the first's
+    units = list(dict.fromkeys(v.unit() for v in values))
+    pulled = await pull(
+        _Lookups(host, source, first),
+        units,
+        host=host,
+        source=source,
+        client=client,
+        per_request=1,
+        ask_again=False,
+        snapshot=snapshot,
+        max_age=max_age,
+        bar=lambda n: progress_bar(n, f"lookups ({source})", progress),
+        keep=(TABLE,),
+        unit_words="identifier values",
+        session=session,
+    )
+    failed = {str(unit): exc for request, exc in pulled.failed for unit in request}
+    tables = [p.tables[TABLE] for p in pulled.parts if TABLE in p.tables]
+    found = pl.concat(tables) if tables else pl.DataFrame(schema=STORED)
+    return LookedUp(
+        lookup_table(values, found, pulled.refused, failed),
+        pulled,
+        [(first[unit], exc) for unit, exc in failed.items()],
+        host,
+        source,
+    )
+
+
+def lookup_table(
+    values: Sequence[Value],
+    found: pl.DataFrame,
+    refused: dict[Unit, tuple[int | None, str]],
+    failed: dict[str, RetriesExhausted],
+) -> pl.DataFrame:
+    """The map: one row per value asked, in order, with its customer id or why it has none."""
+    ids = dict(found.unique("lookup", keep="last").iter_rows())
+    rows = []
+    for v in values:
+        unit = v.unit()
+        if unit in ids:
+            outcome: tuple[int | None, bool | None, int | None, str | None] = (ids[unit], True, None, None)
+        elif unit in refused:
+            outcome = (None, False, *refused[unit])
+        elif unit in failed:
+            outcome = (None, None, None, f"the lookup failed: {failed[unit].reason}")
+        else:  # the engine accounts for every unit asked: this is no answer it gave
+            outcome = (None, None, None, "the lookup has no answer")
+        rows.append((v.position + 1, v.type, v.text, *outcome))
+    schema = {
+        "value_number": pl.Int64,
+        "identifier_type": pl.String,
+        "identifier_value": pl.String,
+        "customer_id": pl.Int64,
+        "found": pl.Boolean,
+        "error_code": pl.Int64,
+        "error_message": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
