@@ -120,11 +120,13 @@ def test_the_public_surface_is_pinned() -> None:
     assert capframe.__all__ == sorted(capframe.__all__, key=str.lower) or capframe.__all__ == sorted(capframe.__all__)
     assert set(capframe.__all__) == {
         "AccessDeniedError", "ArgumentTypeError", "AuthenticationError", "CapframeError", "CapframeWarning",
-        "ChildrenTables", "Client", "ConfigurationError", "CustomerTables", "FetchError", "InvalidArgumentError",
+        "ChildrenTables", "Client", "ConfigurationError", "CustomerLookupTables", "CustomerTables", "FetchError",
+        "InvalidArgumentError",
         "ParentNotFoundError", "Provenance", "RequestRejectedError", "SchemaDriftWarning", "UnexpectedEntitiesWarning",
         "Snapshot", "SnapshotDamagedWarning", "SnapshotError", "SnapshotInfo",
         "__version__", "afetch_children", "afetch_children_tables", "afetch_customer_tables", "afetch_customers",
-        "fetch_children", "fetch_children_tables", "fetch_customer_tables", "fetch_customers", "scan_children",
+        "alookup_customer_ids", "fetch_children", "fetch_children_tables", "fetch_customer_tables", "fetch_customers",
+        "lookup_customer_ids", "scan_children",
         "scan_customers", "schemas", "tidy_customers",
     }  # fmt: skip
     for name in capframe.__all__:

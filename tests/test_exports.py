@@ -234,6 +234,7 @@ QUANTITIES = {
     "profile_count",
     "profile_index",
     "parent_number",
+    "value_number",
     "no_of_children",
     "expiry_days",
     "max_active_cards",
