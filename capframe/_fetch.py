@@ -26,7 +26,7 @@ from capframe._http import Session, advice
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
 from capframe._tables import CustomerLookupTables, CustomerTables, Provenance
-from capframe.errors import CapframeError, FetchError, SnapshotError
+from capframe.errors import CapframeError, CapframeWarning, FetchError, SnapshotError
 
 __all__ = [
     "afetch_customer_tables",
@@ -144,6 +144,15 @@ async def _pull_by_identifier(
         _provenance(looked, tables.provenance, unique.height, sum(i not in returned for i in unique["customer_id"])),
     )
     bundle.checked(("lookups",))
+    if missing := unique.filter(pl.col("found").not_()).height:
+        # fetch_customers returns no row for them: said, never silently fewer rows.
+        notices.append(
+            (
+                f"{missing} of {unique.height} identifier values have no customer in {looked.pulled_source}: "
+                "fetch_customer_tables(...).failed_lookups lists each, with the API's reason",
+                CapframeWarning,
+            )
+        )
     lookup_error = _lookup_error(looked, unique.height, cache_dir is not None, bundle)
     if lookup_error is None and isinstance(error, (FetchError, SnapshotError)):
         error.partial = bundle  # what failed is the customers' fetch: its message stands, with every table

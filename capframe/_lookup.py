@@ -70,7 +70,7 @@ def _type(kind: object, where: str) -> str:
     if not isinstance(kind, str) or kind.lower() not in IDENTIFIER_TYPES:
         shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else type(kind).__name__
         raise InvalidArgumentError(
-            f"{where} has identifier type {shown}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
+            f"{where} names an unknown identifier type {shown}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
         )
     return IDENTIFIER_TYPES[kind.lower()]
 

@@ -116,7 +116,12 @@ def test_values_keep_their_text_and_lose_surrounding_whitespace() -> None:
         (["915550000001", " "], "mobile", capframe.InvalidArgumentError, "value #2 (mobile) is empty"),
         (["915550000001", None], "mobile", capframe.InvalidArgumentError, "value #2 (mobile) is missing"),
         ([("mobile", "915550000001"), "x"], None, capframe.ArgumentTypeError, "value #2 must be an"),
-        (["915550000001"], "phone", capframe.InvalidArgumentError, "identifier has identifier type 'phone'"),
+        (
+            ["915550000001"],
+            "phone",
+            capframe.InvalidArgumentError,
+            "identifier names an unknown identifier type 'phone'",
+        ),
         ([], "mobile", capframe.InvalidArgumentError, "empty"),
     ],
 )
@@ -244,3 +249,12 @@ def test_the_cli_reads_a_column_of_mobiles_with_identifier(tmp_path: Path) -> No
         (2, "910000000000", None, 8015),
         (3, "912726093529", 565338404, None),
     ]
+
+
+def test_fetch_customers_by_identifier_warns_of_values_without_a_customer() -> None:
+    """fetch_customers returns rows of customers only: a value with none is said, never silently left out."""
+    client = capframe.Client.sandbox()
+    known = next(value for _, _, kind, value in client.sandbox_org.identifiers(5) if kind == "mobile")  # type: ignore[union-attr]
+    with pytest.warns(capframe.CapframeWarning, match=r"1 of 2 identifier values have no customer.*failed_lookups"):
+        customers = capframe.fetch_customers(["0000000", known], "INSTORE", identifier="mobile", client=client)
+    assert customers.height == 1
