@@ -187,8 +187,14 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
             units = units.filter(pl.col("source") == source)
         # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error;
         # a part the file list lacks this table of is damage too, not rows left out.
+        store.foreign = units.filter(~store.current()).height
         damaged = [*store.unreadable, *store.damaged(units, files, [table])]
         units = units.join(files.filter(pl.col("table") == table).select("part"), on="part", how="semi")
+    if store.foreign:
+        raise SnapshotError(
+            f"{store.written_elsewhere()}: scan it with the capframe version that wrote it, or run the fetch "
+            "that wrote it again, with this cache_dir and credentials (it fetches them again), then scan it again"
+        )
     if damaged:
         raise SnapshotError(
             f"{damaged_or_missing(damaged)} in the snapshot {snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
@@ -377,6 +383,11 @@ async def pull(
         store.notices = []
     missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
     if missing and client is None:
+        if store is not None and store.foreign:
+            raise SnapshotError(
+                f"{store.written_elsewhere()}: read it with the capframe version that wrote it, or fetch them "
+                f"again: {_TO_FETCH}"
+            )
         where = f" {snapshot.root}" if snapshot is not None else ""
         if damaged:  # damage made them missing: say which files
             raise SnapshotError(
@@ -489,7 +500,7 @@ def _read_back(
     # Only the columns read back, and no sort of every row: at a million units the index, the
     # matched rows and a sorted copy alive at once were the pull's peak.
     rows = (
-        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source))
+        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
         .select("unit", "part", "fetched_at", "code", "message")
         .join(wanted.to_frame().with_row_index("_position"), on="unit", how="inner")
     )
