@@ -1,17 +1,20 @@
-"""fetch_customers, fetch_customer_tables and lookup_customer_ids: the public functions over two endpoints.
+"""The public fetch functions: fetch_customers, fetch_customer_tables, lookup_customer_ids and
+fetch_children(_tables), each composing the endpoints it needs.
 
 Customer ids go straight to Get Customers Bulk (:mod:`capframe._customers`). Identifiers (mobiles,
 emails, external ids, card numbers) are looked up first (:mod:`capframe._lookup`, one request a
 value), then the customer ids found are fetched like any others. The two pulls share one session,
 so one pacer and one concurrency limit spend the rate budget across both; each keeps its units in
-the same snapshot. Neither endpoint module imports the other: they are composed here.
+the same snapshot. The hierarchy (:mod:`capframe._children`) is given Get Customers Bulk to look up
+parents given as customer ids. No endpoint module imports another: they are composed here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -19,19 +22,24 @@ from typing import Any, TypeVar
 import polars as pl
 
 from capframe import _args, _sync
+from capframe._children import Parent, pull_children
 from capframe._client import Client
 from capframe._customers import TABLES, pull_customers
 from capframe._engine import Outcome, connect, deliver, snapshot_of
 from capframe._http import Session, advice
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
-from capframe._tables import CustomerLookupTables, CustomerTables, Provenance
+from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables, Provenance
 from capframe.errors import CapframeError, FetchError, SnapshotError
 
 __all__ = [
+    "afetch_children",
+    "afetch_children_tables",
     "afetch_customer_tables",
     "afetch_customers",
     "alookup_customer_ids",
+    "fetch_children",
+    "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
     "lookup_customer_ids",
@@ -339,3 +347,99 @@ def lookup_customer_ids(
     [('mobile', 565338404, True)]
     """
     return deliver(_sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age)), 2)
+
+
+async def _customers_by_id(
+    ids: list[int], source: str, client: Client | None, cache_dir: Any
+) -> Outcome[CustomerTables]:
+    """Parents given as customer ids, looked up with Get Customers Bulk (through the same snapshot)."""
+    return await pull_customers(ids, source, client, None, False, cache_dir, None)
+
+
+_children = functools.partial(pull_children, customers_by_id=_customers_by_id)
+
+
+async def afetch_children_tables(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> ChildrenTables:
+    """The async twin of :func:`fetch_children_tables`."""
+    outcome = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(outcome, 2)
+
+
+def fetch_children_tables(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> ChildrenTables:
+    """The children of ``parent`` -> :class:`ChildrenTables` (children and their child tables).
+
+    ``parent`` is an ``(identifier_type, value)`` pair such as ``("mobile", "917799889933")``, a
+    customer id (looked up first with Get Customers Bulk, then addressed by its mobile, email or
+    externalId, in that order; ``parent_customer_id`` says which), or a list of those, fetched
+    concurrently into one bundle. With ``cache_dir``, each parent's complete walk is kept in that
+    snapshot (docs/snapshots.md) and a rerun asks only for walks it lacks or holds from longer
+    than ``max_age`` ago.
+    """
+    outcome = _sync.run(
+        _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    )
+    return deliver(outcome, 2)
+
+
+async def afetch_children(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The async twin of :func:`fetch_children`."""
+    outcome = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(outcome, 2).children
+
+
+def fetch_children(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The child customers of ``parent``, one row per (parent, child), every page.
+
+    >>> import capframe
+    >>> children = capframe.fetch_children(("mobile", "917799889933"), client=capframe.Client.sandbox())
+    >>> children.select("first_name", "role_code").rows()
+    [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
+    """
+    outcome = _sync.run(
+        _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    )
+    return deliver(outcome, 2).children
