@@ -46,7 +46,12 @@ TABLE = "customer_ids"  # what the snapshot stores of a found value: its unit an
 STORED = pl.Schema({"lookup": pl.String(), "customer_id": pl.Int64()})
 
 
-register(ENDPOINT, EndpointFacts(pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}))
+register(
+    ENDPOINT,
+    EndpointFacts(
+        pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}, lambda: _wire.WIRE_VERSION
+    ),
+)
 
 
 @dataclass(frozen=True)
