@@ -35,7 +35,7 @@ from capframe import _args, _tidy, _wire
 from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
 from capframe._classify import server_text
 from capframe._client import Client
-from capframe._engine import Notice, Outcome, Reply, Unit, connect, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Reply, Unit, connect, pull, scan, snapshot_of
 from capframe._http import RetriesExhausted, Session, advice, call
 from capframe._progress import progress_bar
 from capframe._snapshot import _now, max_age_of
@@ -73,7 +73,7 @@ _COUNT_SLACK = 0.1
 Parent = tuple[str, str] | int
 # Get Customers Bulk for parents given as customer ids (ids, source, client, cache_dir): given by
 # the public layer (capframe._fetch), which composes the endpoints; none imports another.
-CustomersById = Callable[[list[int], str, Client | None, Any], Awaitable[Outcome[CustomerTables]]]
+CustomersById = Callable[[list[int], str, Client | None, Any], Awaitable[Delivery[CustomerTables]]]
 
 
 @dataclass(frozen=True)
@@ -362,7 +362,7 @@ async def pull_children(
     max_age: timedelta | float | None,
     *,
     customers_by_id: CustomersById,
-) -> Outcome[ChildrenTables]:
+) -> Delivery[ChildrenTables]:
     """The pull behind the fetch_children functions; ``customers_by_id`` looks up parents given as ids."""
     asked, single = _parents(parent)
     parents = _distinct(asked)
@@ -407,7 +407,7 @@ async def pull_children(
             unit_words="parents",
         )
         notices += adapter.notices + pulled.notices
-        tables = pulled.parts
+        tables = pulled.chunks
         refused = pulled.refused
         failed_units = {str(unit): exc for request, exc in pulled.failed for unit in request}
         for p in ready:
@@ -540,7 +540,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
 
 
 def _bundle(
-    parts: list[Tidied],
+    chunks: list[Tidied],
     errors: list[pl.DataFrame],
     parents: list[_Parent],
     asked: pl.DataFrame,
@@ -548,7 +548,9 @@ def _bundle(
     notices: list[Notice],
 ) -> ChildrenTables:
     tables = (
-        combine(parts, TABLES, "children", notices) if any(p.tables for p in parts) else ChildrenTables.empty().tables()
+        combine(chunks, TABLES, "children", notices)
+        if any(c.tables for c in chunks)
+        else ChildrenTables.empty().tables()
     )
     # A child of two parents is one row per parent in `children`, but one customer in the others.
     tables = {

@@ -25,7 +25,7 @@ from capframe import _args, _sync
 from capframe._children import Parent, pull_children
 from capframe._client import Client
 from capframe._customers import TABLES, pull_customers
-from capframe._engine import Outcome, connect, deliver, snapshot_of
+from capframe._engine import Delivery, connect, deliver, snapshot_of
 from capframe._http import Session, advice
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
@@ -128,12 +128,12 @@ async def _pull_by_identifier(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     """Look the values up, then fetch the customers found; the map joins their tables."""
     if batch_size is not None:
         _args.count("batch_size", batch_size, _args.MAX_BATCH)
 
-    async def customers(looked: LookedUp, checked: Client | None, session: Session | None) -> Outcome[CustomerTables]:
+    async def customers(looked: LookedUp, checked: Client | None, session: Session | None) -> Delivery[CustomerTables]:
         ids = looked.lookups["customer_id"].drop_nulls().unique(maintain_order=True).to_list()
         if not ids:
             return CustomerTables.empty(), [], None
@@ -141,9 +141,9 @@ async def _pull_by_identifier(
             ids, looked.pulled_source, checked, batch_size, progress, cache_dir, max_age, keep=keep, session=session
         )
 
-    looked, outcome = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
-    assert outcome is not None
-    tables, notices, error = outcome
+    looked, delivery = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
+    assert delivery is not None
+    tables, notices, error = delivery
     lookups = looked.lookups
     unique = lookups.unique(["identifier_type", "identifier_value"], keep="first")
     returned = set(tables.customers.filter("success")["customer_id"])
@@ -189,7 +189,7 @@ async def _pull(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     given, by_identifier = _by_identifier(ids, identifier)
     if by_identifier:
         return await _pull_by_identifier(
@@ -206,7 +206,7 @@ async def _lookup_only(
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
-) -> Outcome[pl.DataFrame]:
+) -> Delivery[pl.DataFrame]:
     given = list(values) if isinstance(values, Iterator) else values
     looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age)
     asked = looked.lookups.unique(["identifier_type", "identifier_value"]).height
@@ -225,8 +225,8 @@ async def afetch_customer_tables(
     max_age: timedelta | float | None = None,
 ) -> CustomerTables:
     """The async twin of :func:`fetch_customer_tables`."""
-    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
-    return deliver(outcome, 2)
+    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
+    return deliver(delivery, 2)
 
 
 async def afetch_customers(
@@ -242,8 +242,8 @@ async def afetch_customers(
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_customers`."""
     keep = ("customers",)
-    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
-    return deliver(outcome, 2).customers
+    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
+    return deliver(delivery, 2).customers
 
 
 def fetch_customer_tables(
@@ -275,8 +275,8 @@ def fetch_customer_tables(
     >>> found.lookups.select("value_number", "customer_id", "error_code").rows()
     [(1, 565338404, None), (2, None, 8015)]
     """
-    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
-    return deliver(outcome, 2)
+    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
+    return deliver(delivery, 2)
 
 
 def fetch_customers(
@@ -306,8 +306,8 @@ def fetch_customers(
     [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
     """
     keep = ("customers",)
-    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
-    return deliver(outcome, 2).customers
+    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
+    return deliver(delivery, 2).customers
 
 
 async def alookup_customer_ids(
@@ -351,7 +351,7 @@ def lookup_customer_ids(
 
 async def _customers_by_id(
     ids: list[int], source: str, client: Client | None, cache_dir: Any
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     """Parents given as customer ids, looked up with Get Customers Bulk (through the same snapshot)."""
     return await pull_customers(ids, source, client, None, False, cache_dir, None)
 
@@ -372,8 +372,8 @@ async def afetch_children_tables(
     max_age: timedelta | float | None = None,
 ) -> ChildrenTables:
     """The async twin of :func:`fetch_children_tables`."""
-    outcome = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
-    return deliver(outcome, 2)
+    delivery = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(delivery, 2)
 
 
 def fetch_children_tables(
@@ -397,10 +397,10 @@ def fetch_children_tables(
     snapshot (docs/snapshots.md) and a rerun asks only for walks it lacks or holds from longer
     than ``max_age`` ago.
     """
-    outcome = _sync.run(
+    delivery = _sync.run(
         _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
     )
-    return deliver(outcome, 2)
+    return deliver(delivery, 2)
 
 
 async def afetch_children(
@@ -416,8 +416,8 @@ async def afetch_children(
     max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_children`."""
-    outcome = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
-    return deliver(outcome, 2).children
+    delivery = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(delivery, 2).children
 
 
 def fetch_children(
@@ -439,7 +439,7 @@ def fetch_children(
     >>> children.select("first_name", "role_code").rows()
     [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
     """
-    outcome = _sync.run(
+    delivery = _sync.run(
         _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
     )
-    return deliver(outcome, 2).children
+    return deliver(delivery, 2).children

@@ -218,7 +218,7 @@ async def pull_lookups(
         session=session,
     )
     failed = {str(unit): exc for request, exc in pulled.failed for unit in request}
-    tables = [p.tables[TABLE] for p in pulled.parts if TABLE in p.tables]
+    tables = [p.tables[TABLE] for p in pulled.chunks if TABLE in p.tables]
     found = pl.concat(tables) if tables else pl.DataFrame(schema=STORED)
     return LookedUp(
         lookup_table(values, found, pulled.refused, failed),

@@ -137,8 +137,8 @@ def test_tidy_customers_reads_saved_response_bodies_the_same_way() -> None:
 
 
 def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages read in separate groups (here one page per group) still give one answer per customer."""
-    monkeypatch.setattr("capframe._customers._GROUP_BYTES", 1)
+    """Pages read in separate reads (here one page per read) still give one answer per customer."""
+    monkeypatch.setattr("capframe._customers._READ_BYTES", 1)
 
     def page(name: str, mobile: str) -> bytes:
         profile = {"firstName": name, "identifiers": [{"type": "mobile", "value": mobile}]}
