@@ -118,9 +118,10 @@ class EndpointFacts:
     @functools.cached_property
     def fingerprint(self) -> str:
         """A short sha256 of the stored tables' schemas (names, columns, dtypes), the columns in front,
-        the unit's dtype and ``reading``: a part written under another one was written by a capframe
-        version whose tables differ, and is not read. Derived, never bumped by hand: adding a column
-        to a model changes it."""
+        the unit's dtype and ``reading`` (for customers and children: the page schema, the wire's
+        reading rules and the models' checks): a part written under another one was written by a
+        capframe version whose tables differ, and is not read. Derived, never bumped by hand: adding a
+        column to a model, or changing a check, changes it."""
         described = {
             "unit": str(self.unit_dtype),
             "unit_column": self.unit_column,
@@ -141,6 +142,17 @@ def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -
     }
 
 
+def _model_rules(bundle: type[_Bundle]) -> list[object]:
+    """Each stored table's rules from its model (nullable, unique, checks): a check changed since a part
+    was written changes the fingerprint too, so the part is fetched again, not refused by validation."""
+    rules: list[object] = []
+    for table in bundle.stored():
+        schema = bundle.MODELS[table].to_schema()
+        columns = [[name, c.nullable, c.unique, [repr(k) for k in c.checks]] for name, c in schema.columns.items()]
+        rules.append([table, columns, [repr(k) for k in schema.checks]])
+    return rules
+
+
 ENDPOINTS: dict[str, EndpointFacts] = {
     "customers": EndpointFacts(
         pl.Int64(),
@@ -149,7 +161,7 @@ ENDPOINTS: dict[str, EndpointFacts] = {
         ("host", "pull_source"),
         1_000,
         functools.partial(_model_schemas, CustomerTables),
-        lambda: (_wire.CUSTOMERS_PAGE, _wire.WIRE_VERSION),
+        lambda: (_wire.CUSTOMERS_PAGE, _wire.WIRE_VERSION, _model_rules(CustomerTables)),
     ),
     "children": EndpointFacts(
         pl.String(),
@@ -158,7 +170,7 @@ ENDPOINTS: dict[str, EndpointFacts] = {
         ("host", "pull_source", "association"),
         1_000_000,
         functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
-        lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION),
+        lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION, _model_rules(ChildrenTables)),
     ),
 }
 

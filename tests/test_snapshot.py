@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandera.polars as pa
 import polars as pl
 import pytest
 
 import capframe
+from capframe import schemas
 from capframe.sandbox import Sandbox
 
 CUSTOMERS = 3_000
@@ -349,14 +351,21 @@ def test_parts_written_by_another_version_are_fetched_again_online_and_refused_o
 
 
 def test_a_fingerprint_is_derived_from_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adding a column to a stored table changes the fingerprint: no number to bump by hand."""
+    """Adding a column to a stored table, or a check to its model, changes the fingerprint: no number
+    to bump by hand."""
     facts = capframe._snapshot.ENDPOINTS["customers"]
-    schemas = facts.table_schemas()
+    stored = facts.table_schemas()
     added = dataclasses.replace(
-        facts, table_schemas=lambda: {**schemas, "customers": {**schemas["customers"], "x": pl.String()}}
+        facts, table_schemas=lambda: {**stored, "customers": {**stored["customers"], "x": pl.String()}}
     )
     assert added.fingerprint != facts.fingerprint
     assert dataclasses.replace(facts).fingerprint == facts.fingerprint
+
+    class Tighter(schemas.Segments):  # a check added: parts validated by the old rules are another version's
+        segment: pl.String = pa.Field(isin=["Activity segment"])
+
+    monkeypatch.setitem(capframe.CustomerTables.MODELS, "segments", Tighter)
+    assert dataclasses.replace(facts).fingerprint != facts.fingerprint
     assert len({f.fingerprint for f in capframe._snapshot.ENDPOINTS.values()}) == len(capframe._snapshot.ENDPOINTS)
 
 
