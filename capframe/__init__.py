@@ -9,19 +9,17 @@
 import importlib
 import importlib.metadata
 
-from capframe._children import (
-    afetch_children,
-    afetch_children_tables,
-    fetch_children,
-    fetch_children_tables,
-    scan_children,
-)
+from capframe._children import scan_children
 from capframe._client import Client
 from capframe._customers import scan_customers, tidy_customers
 from capframe._fetch import (
+    afetch_children,
+    afetch_children_tables,
     afetch_customer_tables,
     afetch_customers,
     alookup_customer_ids,
+    fetch_children,
+    fetch_children_tables,
     fetch_customer_tables,
     fetch_customers,
     lookup_customer_ids,

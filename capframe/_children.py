@@ -1,4 +1,4 @@
-"""fetch_children: the child customers of one or many parents (GET /v2/customers/bulk), every page.
+"""The hierarchy endpoint: the child customers of one or many parents (GET /v2/customers/bulk), every page.
 
 This module is the pull engine's hierarchy adapter (:mod:`capframe._engine`): a unit is one
 parent's walk (its association, identifier type and value), a request walks every page of it.
@@ -11,7 +11,8 @@ walk goes on. Where they do not (or state fewer than came), a short page ends th
 is also shorter than the pages before it. Either way the walk ends at an empty page, a page that brings no child not seen before,
 or past the ``count`` the API reported (with slack for children added meanwhile). Parents are
 fetched concurrently; a parent given as a customer id is looked up first with Get Customers Bulk
-(through the same snapshot).
+(through the same snapshot), which the public functions (:mod:`capframe._fetch`) hand to
+:func:`pull_children`: no endpoint module imports another.
 
 The ``parents`` table is made from what a snapshot holds already (each walk's children, and the
 API's refusal of a parent it does not know), so a rerun from a snapshot gives the same table.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -30,16 +31,15 @@ from typing import Any
 
 import polars as pl
 
-from capframe import _args, _sync, _tidy, _wire
+from capframe import _args, _tidy, _wire
 from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
 from capframe._classify import server_text
 from capframe._client import Client
-from capframe._customers import pull_customers
-from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Reply, Unit, connect, pull, scan, snapshot_of
 from capframe._http import RetriesExhausted, Session, advice, call
 from capframe._progress import progress_bar
 from capframe._snapshot import _now, max_age_of
-from capframe._tables import ChildrenTables, Provenance
+from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
     ArgumentTypeError,
     CapframeError,
@@ -52,10 +52,9 @@ from capframe.errors import (
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
-    "afetch_children",
-    "afetch_children_tables",
-    "fetch_children",
-    "fetch_children_tables",
+    "CustomersById",
+    "Parent",
+    "pull_children",
     "scan_children",
 ]
 
@@ -72,6 +71,9 @@ TABLES = (*ChildrenTables.stored()[1:], "children")
 _COUNT_SLACK = 0.1
 
 Parent = tuple[str, str] | int
+# Get Customers Bulk for parents given as customer ids (ids, source, client, cache_dir): given by
+# the public layer (capframe._fetch), which composes the endpoints; none imports another.
+CustomersById = Callable[[list[int], str, Client | None, Any], Awaitable[Delivery[CustomerTables]]]
 
 
 @dataclass(frozen=True)
@@ -307,14 +309,19 @@ def _failed_parent(parent: _Parent, code: int | None, what: str, reason: str) ->
 
 
 async def _resolve(
-    parents: list[_Parent], source: str, client: Client | None, cache_dir: Any, notices: list[Notice]
+    parents: list[_Parent],
+    source: str,
+    client: Client | None,
+    cache_dir: Any,
+    notices: list[Notice],
+    customers_by_id: CustomersById,
 ) -> dict[int, _Parent | tuple[int | None, str]]:
     """Customer ids -> an identifier the hierarchy API takes, looked up with Get Customers Bulk
     (through the same snapshot); instead, for one that cannot be, (the API's code, the reason)."""
     ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
     if not ids:
         return {}
-    tables, lookup_notices, error = await pull_customers(ids, source, client, None, False, cache_dir, None)
+    tables, lookup_notices, error = await customers_by_id(ids, source, client, cache_dir)
     notices += lookup_notices
     if isinstance(error, FetchError):
         raise FetchError(
@@ -343,7 +350,7 @@ async def _resolve(
     return found
 
 
-async def _pull(
+async def pull_children(
     parent: Parent | Sequence[Parent],
     source: str,
     client: Client | None,
@@ -353,7 +360,10 @@ async def _pull(
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
-) -> Outcome[ChildrenTables]:
+    *,
+    customers_by_id: CustomersById,
+) -> Delivery[ChildrenTables]:
+    """The pull behind the fetch_children functions; ``customers_by_id`` looks up parents given as ids."""
     asked, single = _parents(parent)
     parents = _distinct(asked)
     source = _args.source(source)
@@ -364,7 +374,7 @@ async def _pull(
     snapshot = snapshot_of(cache_dir)
     checked, host = connect(client, snapshot)
     notices: list[Notice] = []
-    resolved = await _resolve(parents, source, checked, cache_dir, notices)
+    resolved = await _resolve(parents, source, checked, cache_dir, notices, customers_by_id)
     not_found: list[tuple[_Parent, int | None, str]] = []
     ready: list[_Parent] = []
     walked: dict[int, _Parent] = {}  # position -> the parent as walked (a customer id by its identifier)
@@ -397,7 +407,7 @@ async def _pull(
             unit_words="parents",
         )
         notices += adapter.notices + pulled.notices
-        tables = pulled.parts
+        tables = pulled.chunks
         refused = pulled.refused
         failed_units = {str(unit): exc for request, exc in pulled.failed for unit in request}
         for p in ready:
@@ -530,7 +540,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
 
 
 def _bundle(
-    parts: list[Tidied],
+    chunks: list[Tidied],
     errors: list[pl.DataFrame],
     parents: list[_Parent],
     asked: pl.DataFrame,
@@ -538,7 +548,9 @@ def _bundle(
     notices: list[Notice],
 ) -> ChildrenTables:
     tables = (
-        combine(parts, TABLES, "children", notices) if any(p.tables for p in parts) else ChildrenTables.empty().tables()
+        combine(chunks, TABLES, "children", notices)
+        if any(c.tables for c in chunks)
+        else ChildrenTables.empty().tables()
     )
     # A child of two parents is one row per parent in `children`, but one customer in the others.
     tables = {
@@ -567,88 +579,6 @@ def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataF
     at = joined.columns.index("customer_id") + 1
     order = [*joined.columns[:at], "parent_customer_id", *[c for c in joined.columns[at:] if c != "parent_customer_id"]]
     return joined.select(order)
-
-
-async def afetch_children_tables(
-    parent: Parent | Sequence[Parent],
-    *,
-    source: str = "INSTORE",
-    client: Client | None = None,
-    association: str = "parentCustomer",
-    page_size: int | None = None,
-    sort_order: str = "DESC",
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> ChildrenTables:
-    """The async twin of :func:`fetch_children_tables`."""
-    outcome = await _pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
-    return deliver(outcome, 2)
-
-
-def fetch_children_tables(
-    parent: Parent | Sequence[Parent],
-    *,
-    source: str = "INSTORE",
-    client: Client | None = None,
-    association: str = "parentCustomer",
-    page_size: int | None = None,
-    sort_order: str = "DESC",
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> ChildrenTables:
-    """The children of ``parent`` -> :class:`ChildrenTables` (children and their child tables).
-
-    ``parent`` is an ``(identifier_type, value)`` pair such as ``("mobile", "917799889933")``, a
-    customer id (looked up first with Get Customers Bulk, then addressed by its mobile, email or
-    externalId, in that order; ``parent_customer_id`` says which), or a list of those, fetched
-    concurrently into one bundle. With ``cache_dir``, each parent's complete walk is kept in that
-    snapshot (docs/snapshots.md) and a rerun asks only for walks it lacks or holds from longer
-    than ``max_age`` ago.
-    """
-    outcome = _sync.run(_pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age))
-    return deliver(outcome, 2)
-
-
-async def afetch_children(
-    parent: Parent | Sequence[Parent],
-    *,
-    source: str = "INSTORE",
-    client: Client | None = None,
-    association: str = "parentCustomer",
-    page_size: int | None = None,
-    sort_order: str = "DESC",
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> pl.DataFrame:
-    """The async twin of :func:`fetch_children`."""
-    outcome = await _pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
-    return deliver(outcome, 2).children
-
-
-def fetch_children(
-    parent: Parent | Sequence[Parent],
-    *,
-    source: str = "INSTORE",
-    client: Client | None = None,
-    association: str = "parentCustomer",
-    page_size: int | None = None,
-    sort_order: str = "DESC",
-    progress: bool | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    max_age: timedelta | float | None = None,
-) -> pl.DataFrame:
-    """The child customers of ``parent``, one row per (parent, child), every page.
-
-    >>> import capframe
-    >>> children = capframe.fetch_children(("mobile", "917799889933"), client=capframe.Client.sandbox())
-    >>> children.select("first_name", "role_code").rows()
-    [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
-    """
-    outcome = _sync.run(_pull(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age))
-    return deliver(outcome, 2).children
 
 
 def scan_children(

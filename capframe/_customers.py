@@ -22,7 +22,7 @@ import polars as pl
 from capframe import _args, _tidy, _wire
 from capframe._answers import NO_UNKNOWN, Answer, Tidied, answer, combine, in_order, synthetic_entities, tidy_answers
 from capframe._client import Client
-from capframe._engine import Notice, Outcome, Reply, Unit, connect, deliver, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, advice, call, dumps
 from capframe._progress import progress_bar
 from capframe._snapshot import max_age_of
@@ -101,16 +101,16 @@ def _failed(ids: Sequence[int], message: str) -> Tidied:
 
 
 def _bundle(
-    parts: Sequence[Tidied],
+    chunks: Sequence[Tidied],
     order: Sequence[int] | None,
     notices: list[Notice],
     provenance: Provenance | None = None,
     keep: tuple[str, ...] = TABLES,
 ) -> CustomerTables:
-    """Tidied parts -> one validated bundle; tables not in ``keep`` were emptied as they came (memory): not validated."""
-    if not any(part.tables for part in parts):
+    """Tidied chunks -> one validated bundle; tables not in ``keep`` were emptied as they came (memory): not validated."""
+    if not any(chunk.tables for chunk in chunks):
         return CustomerTables.empty()
-    tables = combine(parts, TABLES, "customers", notices)
+    tables = combine(chunks, TABLES, "customers", notices)
     # Request order for a fetch (however the requests went, re-asked ids too); page order for saved pages.
     tables = in_order(tables, order if order is not None else tables["customers"]["customer_id"])
     if provenance is not None:
@@ -135,11 +135,11 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     for body in bodies:
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise _args.ArgumentTypeError(f"pages must be response bodies as bytes, not {type(body).__name__}")
-    groups = _groups([bytes(body) for body in bodies])
+    reads = _reads([bytes(body) for body in bodies])
     try:
-        # Groups of pages are read in parallel: polars releases the GIL while it works.
-        with _threads(len(groups)) as pool:
-            parts = list(pool.map(lambda group: tidy_customer_answers([read_customers(group)]), groups))
+        # The reads run in parallel: polars releases the GIL while it works.
+        with _threads(len(reads)) as pool:
+            chunks = list(pool.map(lambda pages: tidy_customer_answers([read_customers(pages)]), reads))
     except _wire.WireFormatError:
         for number, body in enumerate(bodies):  # which page, and why: read them one by one
             try:
@@ -148,22 +148,24 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
                 raise InvalidArgumentError(f"page {number} is not a Get Customers Bulk response: {exc}") from None
         raise
     notices: list[Notice] = []
-    return deliver((_bundle(parts, None, notices), notices, None), 2)
+    return deliver((_bundle(chunks, None, notices), notices, None), 2)
 
 
-_GROUP_BYTES = 8 << 20  # pages read and tidied together: per-call costs amortised, memory bounded
+_READ_BYTES = 8 << 20  # pages read and tidied together: per-call costs amortised, memory bounded
 
 
-def _groups(bodies: list[bytes]) -> list[list[bytes]]:
-    groups: list[list[bytes]] = [[]]
+def _reads(bodies: list[bytes]) -> list[list[bytes]]:
+    """Saved pages in reads of about _READ_BYTES: each read is one polars call (not a "group", which
+    is the engine's: consecutive requests tidied together)."""
+    reads: list[list[bytes]] = [[]]
     size = 0
     for body in bodies:
-        if groups[-1] and size + len(body) > _GROUP_BYTES:
-            groups.append([])
+        if reads[-1] and size + len(body) > _READ_BYTES:
+            reads.append([])
             size = 0
-        groups[-1].append(body)
+        reads[-1].append(body)
         size += len(body)
-    return [group for group in groups if group]
+    return [pages for pages in reads if pages]
 
 
 def _threads(n: int) -> ThreadPoolExecutor:
@@ -202,7 +204,7 @@ async def pull_customers(
     *,
     keep: tuple[str, ...] = TABLES,
     session: Session | None = None,
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     """The pull behind the fetch functions (and fetch_children's lookup of parents by customer id);
     tables not in ``keep`` are not held (memory), and are empty. ``session``: see ``_engine.pull``."""
     wanted = _args.customer_ids(ids)
@@ -228,12 +230,12 @@ async def pull_customers(
         unit_words="customer ids",
         session=session,
     )
-    parts = pulled.parts
+    chunks = pulled.chunks
     failed_ids = [cast(int, i) for request, _ in pulled.failed for i in request]
     if pulled.unanswered:
-        parts.append(_failed(cast(list[int], pulled.unanswered), _NOT_RETURNED))
+        chunks.append(_failed(cast(list[int], pulled.unanswered), _NOT_RETURNED))
     for request, exc in pulled.failed:
-        parts.append(_failed(cast(tuple[int, ...], request), f"the request failed: {exc.reason}"))
+        chunks.append(_failed(cast(tuple[int, ...], request), f"the request failed: {exc.reason}"))
     provenance = Provenance(
         pulled.first_fetched_at,
         host,
@@ -247,7 +249,7 @@ async def pull_customers(
         sent=pulled.sent,
     )
     notices = pulled.notices
-    bundle = _bundle(parts, wanted, notices, provenance, keep)
+    bundle = _bundle(chunks, wanted, notices, provenance, keep)
     error: CapframeError | None = None
     if pulled.failed:
         failed = pulled.failed

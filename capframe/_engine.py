@@ -12,6 +12,8 @@ Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe
               made 90,000 files for a million ids and doubled the pull's time).
     part      what one group added to a snapshot: a parquet file per table, and its index rows.
               A hierarchy part holds one walk: its rows do not say which walk they belong to.
+    chunk     tidied tables held in memory (``Tidied``): a group's, several merged, or what was read
+              back from the snapshot. Never a part: a part is on disk.
     tables    table name -> DataFrame: what tidying gives, what a bundle holds.
 
 The engine schedules the requests, asks once more for units an answer left out, records failures,
@@ -48,9 +50,9 @@ from capframe._tables import describe_run
 from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
 
 __all__ = [
+    "Delivery",
     "Endpoint",
     "Notice",
-    "Outcome",
     "Pulled",
     "Reply",
     "Unit",
@@ -67,7 +69,7 @@ log = logging.getLogger("capframe")
 Unit = Hashable  # int (customer id) or str (a parent's walk key)
 T = TypeVar("T")
 # A public function's result, the warnings to give at its caller's line, and the error to raise after.
-Outcome = tuple[T, list[Notice], CapframeError | None]
+Delivery = tuple[T, list[Notice], CapframeError | None]
 
 # Requests tidied together: 20 bound the memory held. The last 20 requests are grouped by 5: their
 # answers come in last, and what is tidied after the last answer waits for it.
@@ -130,7 +132,7 @@ def in_progress_limit(session: Session) -> int:
 class Pulled:
     """What a pull gives back to its endpoint's public function."""
 
-    parts: list[Tidied]  # tidied tables, in unit order (snapshot) or request order
+    chunks: list[Tidied]  # tidied tables, in unit order (snapshot) or request order
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]]
     unanswered: list[Unit]  # asked twice, in no answer
     refused: dict[Unit, tuple[int | None, str]]
@@ -143,11 +145,11 @@ class Pulled:
     snapshot_error: SnapshotError | None = None
 
 
-def deliver(outcome: Outcome[T], stacklevel: int) -> T:
+def deliver(delivery: Delivery[T], stacklevel: int) -> T:
     """Give a pull's warnings at its caller's line (``stacklevel`` as for warnings.warn, counted from
     the public function), then its result or its error. The async core collects them: warned from
     inside, they would point at asyncio's event loop."""
-    result, notices, error = outcome
+    result, notices, error = delivery
     for message, category in notices:
         warnings.warn(message, category, stacklevel=stacklevel + 1)
     if error is not None:
@@ -187,8 +189,14 @@ def scan(cache_dir: object, endpoint: str, table: str, source: str | None) -> pl
             units = units.filter(pl.col("source") == source)
         # Checked now: a LazyFrame over a damaged file fails only when collected, with polars' error;
         # a part the file list lacks this table of is damage too, not rows left out.
+        store.foreign = units.filter(~store.current()).height
         damaged = [*store.unreadable, *store.damaged(units, files, [table])]
         units = units.join(files.filter(pl.col("table") == table).select("part"), on="part", how="semi")
+    if store.foreign:
+        raise SnapshotError(
+            f"{store.written_elsewhere()}: scan it with the capframe version that wrote it, or run the fetch "
+            "that wrote it again, with this cache_dir and credentials (it fetches them again), then scan it again"
+        )
     if damaged:
         raise SnapshotError(
             f"{damaged_or_missing(damaged)} in the snapshot {snapshot.root}: run the fetch that wrote it again, with this cache_dir and credentials (it fetches "
@@ -230,7 +238,7 @@ class _Run:
     store: Store | None
     bar: Progress
     keep: tuple[str, ...]
-    parts: list[Tidied] = field(default_factory=list)
+    chunks: list[Tidied] = field(default_factory=list)
     noticed: list[Tidied] = field(default_factory=list)  # what stored parts' reading noticed (no tables)
     answered: list[Unit] = field(default_factory=list)
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]] = field(default_factory=list)
@@ -240,9 +248,9 @@ class _Run:
     _group_of: list[int] = field(default_factory=list)  # request index -> group, across both rounds of asking
     _group_size: Counter[int] = field(default_factory=Counter)
     _waiting: dict[int, dict[int, Reply | None]] = field(default_factory=dict)  # group -> request -> reply
-    _part_groups: list[int] = field(default_factory=list)  # the group of each kept part: their order
+    _chunk_groups: list[int] = field(default_factory=list)  # the group of each kept chunk: their order
     _done: set[int] = field(default_factory=set)  # groups tidied (or with nothing to tidy)
-    _first_undone: int = 0  # every group before it is done: parts of those groups are final
+    _first_undone: int = 0  # every group before it is done: chunks of those groups are final
     _in_progress: asyncio.Semaphore | None = None
 
     async def fetch(self, session: Session, requests: list[tuple[Unit, ...]]) -> None:
@@ -316,22 +324,22 @@ class _Run:
         """Keep tidied tables in group order, the order rows tied to no unit keep; now and then merge
         those of the groups before the first one not done (a group still to come never goes before them)."""
         tidied.tables = {name: t if name in self.keep else t.clear() for name, t in tidied.tables.items()}
-        at = bisect.bisect(self._part_groups, group)
-        self._part_groups.insert(at, group)
-        self.parts.insert(at, tidied)
-        final = bisect.bisect_left(self._part_groups, self._first_undone)
-        if len(self.parts) >= MERGE_EVERY and final > 1:
-            self.parts[:final] = [merge(self.parts[:final], self.endpoint.tables)]
-            self._part_groups[:final] = [self._part_groups[final - 1]]
+        at = bisect.bisect(self._chunk_groups, group)
+        self._chunk_groups.insert(at, group)
+        self.chunks.insert(at, tidied)
+        final = bisect.bisect_left(self._chunk_groups, self._first_undone)
+        if len(self.chunks) >= MERGE_EVERY and final > 1:
+            self.chunks[:final] = [merge(self.chunks[:final], self.endpoint.tables)]
+            self._chunk_groups[:final] = [self._chunk_groups[final - 1]]
 
 
-def merge(parts: Sequence[Tidied], names: Sequence[str]) -> Tidied:
-    """Tidied tables concatenated into one, in order (parts holding no tables, only warnings, too)."""
-    with_tables = [p for p in parts if p.tables]
+def merge(chunks: Sequence[Tidied], names: Sequence[str]) -> Tidied:
+    """Tidied tables concatenated into one, in order (chunks holding no tables, only warnings, too)."""
+    with_tables = [c for c in chunks if c.tables]
     tables = (
         {name: pl.concat([p.tables[name] for p in with_tables], rechunk=True) for name in names} if with_tables else {}
     )
-    return Tidied(tables, [i for p in parts for i in p.unexpected], {path for p in parts for path in p.drift})
+    return Tidied(tables, [i for c in chunks for i in c.unexpected], {path for c in chunks for path in c.drift})
 
 
 def _cannot_write_error(store: Store, exc: OSError) -> SnapshotError:
@@ -377,6 +385,11 @@ async def pull(
         store.notices = []
     missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
     if missing and client is None:
+        if store is not None and store.foreign:
+            raise SnapshotError(
+                f"{store.written_elsewhere()}: read it with the capframe version that wrote it, or fetch them "
+                f"again: {_TO_FETCH}"
+            )
         where = f" {snapshot.root}" if snapshot is not None else ""
         if damaged:  # damage made them missing: say which files
             raise SnapshotError(
@@ -428,9 +441,9 @@ async def pull(
     read = held.height
     if store is None:
         now = _now()
-        parts, first, last = [*run.parts, *run.noticed], now, now
+        chunks, first, last = [*run.chunks, *run.noticed], now, now
     else:
-        parts, first, last = await asyncio.to_thread(
+        chunks, first, last = await asyncio.to_thread(
             _read_back, run, store, units, [*failed_units, *unanswered], dtype, notices
         )
     # Reading back finds again the damage the lookup found (a lost index, say): said once.
@@ -438,7 +451,7 @@ async def pull(
     fetched = len(set(run.answered))
     log.info("%s from %s: %s", source, host, describe_run(read, fetched, sent, unit_words))
     return Pulled(
-        parts,
+        chunks,
         sorted(run.failed, key=lambda f: str(f[0])),
         unanswered,
         run.refused,
@@ -489,7 +502,7 @@ def _read_back(
     # Only the columns read back, and no sort of every row: at a million units the index, the
     # matched rows and a sorted copy alive at once were the pull's peak.
     rows = (
-        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source))
+        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
         .select("unit", "part", "fetched_at", "code", "message")
         .join(wanted.to_frame().with_row_index("_position"), on="unit", how="inner")
     )
@@ -506,8 +519,8 @@ def _read_back(
     )
     read = {name: frame for name, frame in tables.items() if frame is not None}
     # Tables kept in memory when the snapshot could not be written come after those read back.
-    parts = [Tidied(read)] if len(read) == len(tables) else []
-    parts += [*run.parts, *run.noticed]
+    chunks = [Tidied(read)] if len(read) == len(tables) else []
+    chunks += [*run.chunks, *run.noticed]
     assert isinstance(first, datetime)
     assert isinstance(last, datetime)
-    return parts, first, last
+    return chunks, first, last

@@ -1,17 +1,20 @@
-"""fetch_customers, fetch_customer_tables and lookup_customer_ids: the public functions over two endpoints.
+"""The public fetch functions: fetch_customers, fetch_customer_tables, lookup_customer_ids and
+fetch_children(_tables), each composing the endpoints it needs.
 
 Customer ids go straight to Get Customers Bulk (:mod:`capframe._customers`). Identifiers (mobiles,
 emails, external ids, card numbers) are looked up first (:mod:`capframe._lookup`, one request a
 value), then the customer ids found are fetched like any others. The two pulls share one session,
 so one pacer and one concurrency limit spend the rate budget across both; each keeps its units in
-the same snapshot. Neither endpoint module imports the other: they are composed here.
+the same snapshot. The hierarchy (:mod:`capframe._children`) is given Get Customers Bulk to look up
+parents given as customer ids. No endpoint module imports another: they are composed here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -19,19 +22,24 @@ from typing import Any, TypeVar
 import polars as pl
 
 from capframe import _args, _sync
+from capframe._children import Parent, pull_children
 from capframe._client import Client
 from capframe._customers import TABLES, pull_customers
-from capframe._engine import Outcome, connect, deliver, snapshot_of
+from capframe._engine import Delivery, connect, deliver, snapshot_of
 from capframe._http import Session, advice
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
-from capframe._tables import CustomerLookupTables, CustomerTables, Provenance
+from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables, Provenance
 from capframe.errors import CapframeError, CapframeWarning, FetchError, SnapshotError
 
 __all__ = [
+    "afetch_children",
+    "afetch_children_tables",
     "afetch_customer_tables",
     "afetch_customers",
     "alookup_customer_ids",
+    "fetch_children",
+    "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
     "lookup_customer_ids",
@@ -120,12 +128,12 @@ async def _pull_by_identifier(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     """Look the values up, then fetch the customers found; the map joins their tables."""
     if batch_size is not None:
         _args.count("batch_size", batch_size, _args.MAX_BATCH)
 
-    async def customers(looked: LookedUp, checked: Client | None, session: Session | None) -> Outcome[CustomerTables]:
+    async def customers(looked: LookedUp, checked: Client | None, session: Session | None) -> Delivery[CustomerTables]:
         ids = looked.lookups["customer_id"].drop_nulls().unique(maintain_order=True).to_list()
         if not ids:
             return CustomerTables.empty(), [], None
@@ -133,9 +141,9 @@ async def _pull_by_identifier(
             ids, looked.pulled_source, checked, batch_size, progress, cache_dir, max_age, keep=keep, session=session
         )
 
-    looked, outcome = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
-    assert outcome is not None
-    tables, notices, error = outcome
+    looked, delivery = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
+    assert delivery is not None
+    tables, notices, error = delivery
     lookups = looked.lookups
     unique = lookups.unique(["identifier_type", "identifier_value"], keep="first")
     returned = set(tables.customers.filter("success")["customer_id"])
@@ -190,7 +198,7 @@ async def _pull(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-) -> Outcome[CustomerTables]:
+) -> Delivery[CustomerTables]:
     given, by_identifier = _by_identifier(ids, identifier)
     if by_identifier:
         return await _pull_by_identifier(
@@ -207,7 +215,7 @@ async def _lookup_only(
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
-) -> Outcome[pl.DataFrame]:
+) -> Delivery[pl.DataFrame]:
     given = list(values) if isinstance(values, Iterator) else values
     looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age)
     asked = looked.lookups.unique(["identifier_type", "identifier_value"]).height
@@ -226,8 +234,8 @@ async def afetch_customer_tables(
     max_age: timedelta | float | None = None,
 ) -> CustomerTables:
     """The async twin of :func:`fetch_customer_tables`."""
-    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
-    return deliver(outcome, 2)
+    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
+    return deliver(delivery, 2)
 
 
 async def afetch_customers(
@@ -243,8 +251,8 @@ async def afetch_customers(
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_customers`."""
     keep = ("customers",)
-    outcome = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
-    return deliver(outcome, 2).customers
+    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
+    return deliver(delivery, 2).customers
 
 
 def fetch_customer_tables(
@@ -276,8 +284,8 @@ def fetch_customer_tables(
     >>> found.lookups.select("value_number", "customer_id", "error_code").rows()
     [(1, 565338404, None), (2, None, 8015)]
     """
-    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
-    return deliver(outcome, 2)
+    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
+    return deliver(delivery, 2)
 
 
 def fetch_customers(
@@ -307,8 +315,8 @@ def fetch_customers(
     [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
     """
     keep = ("customers",)
-    outcome = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
-    return deliver(outcome, 2).customers
+    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
+    return deliver(delivery, 2).customers
 
 
 async def alookup_customer_ids(
@@ -348,3 +356,99 @@ def lookup_customer_ids(
     [('mobile', 565338404, True)]
     """
     return deliver(_sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age)), 2)
+
+
+async def _customers_by_id(
+    ids: list[int], source: str, client: Client | None, cache_dir: Any
+) -> Delivery[CustomerTables]:
+    """Parents given as customer ids, looked up with Get Customers Bulk (through the same snapshot)."""
+    return await pull_customers(ids, source, client, None, False, cache_dir, None)
+
+
+_children = functools.partial(pull_children, customers_by_id=_customers_by_id)
+
+
+async def afetch_children_tables(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> ChildrenTables:
+    """The async twin of :func:`fetch_children_tables`."""
+    delivery = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(delivery, 2)
+
+
+def fetch_children_tables(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> ChildrenTables:
+    """The children of ``parent`` -> :class:`ChildrenTables` (children and their child tables).
+
+    ``parent`` is an ``(identifier_type, value)`` pair such as ``("mobile", "917799889933")``, a
+    customer id (looked up first with Get Customers Bulk, then addressed by its mobile, email or
+    externalId, in that order; ``parent_customer_id`` says which), or a list of those, fetched
+    concurrently into one bundle. With ``cache_dir``, each parent's complete walk is kept in that
+    snapshot (docs/snapshots.md) and a rerun asks only for walks it lacks or holds from longer
+    than ``max_age`` ago.
+    """
+    delivery = _sync.run(
+        _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    )
+    return deliver(delivery, 2)
+
+
+async def afetch_children(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The async twin of :func:`fetch_children`."""
+    delivery = await _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    return deliver(delivery, 2).children
+
+
+def fetch_children(
+    parent: Parent | Sequence[Parent],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.DataFrame:
+    """The child customers of ``parent``, one row per (parent, child), every page.
+
+    >>> import capframe
+    >>> children = capframe.fetch_children(("mobile", "917799889933"), client=capframe.Client.sandbox())
+    >>> children.select("first_name", "role_code").rows()
+    [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
+    """
+    delivery = _sync.run(
+        _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    )
+    return deliver(delivery, 2).children

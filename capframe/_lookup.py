@@ -46,7 +46,12 @@ TABLE = "customer_ids"  # what the snapshot stores of a found value: its unit an
 STORED = pl.Schema({"lookup": pl.String(), "customer_id": pl.Int64()})
 
 
-register(ENDPOINT, EndpointFacts(pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}))
+register(
+    ENDPOINT,
+    EndpointFacts(
+        pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}, lambda: _wire.WIRE_VERSION
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ async def pull_lookups(
         session=session,
     )
     failed = {str(unit): exc for request, exc in pulled.failed for unit in request}
-    tables = [p.tables[TABLE] for p in pulled.parts if TABLE in p.tables]
+    tables = [p.tables[TABLE] for p in pulled.chunks if TABLE in p.tables]
     found = pl.concat(tables) if tables else pl.DataFrame(schema=STORED)
     return LookedUp(
         lookup_table(values, found, pulled.refused, failed),

@@ -7,7 +7,7 @@ relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the
 
     capframe-snapshot.json             {"format": 2, "capframe": <the version that wrote it>}: what this folder is
     .lock                              held (fcntl) while the index is read or changed
-    <endpoint>/index.parquet           one row per unit: host, source, unit, part, fetched_at, wire_version,
+    <endpoint>/index.parquet           one row per unit: host, source, unit, part, fetched_at, fingerprint,
                                        code and message (the API's refusal of a unit that has no rows)
     <endpoint>/files.parquet           one row per file: part, table, sha256, bytes
     <endpoint>/journal/<part>.json     a part written but not yet in the index (a run going on, or killed)
@@ -52,9 +52,9 @@ from pathlib import Path
 
 import polars as pl
 
+from capframe import _wire
 from capframe._inert import visible
 from capframe._tables import ChildrenTables, CustomerTables, _Bundle
-from capframe._wire import WIRE_VERSION
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
 __all__ = [
@@ -107,10 +107,29 @@ class EndpointFacts:
     columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
     rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
     table_schemas: Callable[[], Mapping[str, Mapping[str, pl.DataType]]]  # table -> its stored columns
+    # How answers are read into those tables, as far as no stored schema shows it (the page schema, the
+    # wire's reading rules): part of the fingerprint.
+    reading: Callable[[], object] = lambda: None
 
     @property
     def main(self) -> str:
         return self.tables[0]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short sha256 of the stored tables' schemas (names, columns, dtypes), the columns in front,
+        the unit's dtype and ``reading`` (for customers and children: the page schema, the wire's
+        reading rules and the models' checks): a part written under another one was written by a
+        capframe version whose tables differ, and is not read. Derived, never bumped by hand: adding a
+        column to a model, or changing a check, changes it."""
+        described = {
+            "unit": str(self.unit_dtype),
+            "unit_column": self.unit_column,
+            "columns": list(self.columns),
+            "tables": {t: [[c, str(d)] for c, d in self.table_schemas()[t].items()] for t in self.tables},
+            "reading": str(self.reading()),
+        }
+        return _sha256(json.dumps(described, sort_keys=True).encode())[:16]
 
 
 def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -> dict[str, dict[str, pl.DataType]]:
@@ -123,6 +142,17 @@ def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -
     }
 
 
+def _model_rules(bundle: type[_Bundle]) -> list[object]:
+    """Each stored table's rules from its model (nullable, unique, checks): a check changed since a part
+    was written changes the fingerprint too, so the part is fetched again, not refused by validation."""
+    rules: list[object] = []
+    for table in bundle.stored():
+        schema = bundle.MODELS[table].to_schema()
+        columns = [[name, c.nullable, c.unique, [repr(k) for k in c.checks]] for name, c in schema.columns.items()]
+        rules.append([table, columns, [repr(k) for k in schema.checks]])
+    return rules
+
+
 ENDPOINTS: dict[str, EndpointFacts] = {
     "customers": EndpointFacts(
         pl.Int64(),
@@ -131,6 +161,7 @@ ENDPOINTS: dict[str, EndpointFacts] = {
         ("host", "pull_source"),
         1_000,
         functools.partial(_model_schemas, CustomerTables),
+        lambda: (_wire.CUSTOMERS_PAGE, _wire.WIRE_VERSION, _model_rules(CustomerTables)),
     ),
     "children": EndpointFacts(
         pl.String(),
@@ -139,6 +170,7 @@ ENDPOINTS: dict[str, EndpointFacts] = {
         ("host", "pull_source", "association"),
         1_000_000,
         functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
+        lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION, _model_rules(ChildrenTables)),
     ),
 }
 
@@ -166,7 +198,7 @@ def _index_schema(endpoint: str) -> pl.Schema:
             "unit": ENDPOINTS[endpoint].unit_dtype,
             "part": pl.String,
             "fetched_at": TIME,
-            "wire_version": pl.Int64,
+            "fingerprint": pl.String,
             "code": pl.Int64,
             "message": pl.String,
         }
@@ -522,6 +554,11 @@ class Snapshot:
     def _write_marker(self) -> None:
         self.layout.write(self.layout.marker, json.dumps({"format": FORMAT, "capframe": _capframe_version()}).encode())
 
+    def written_by(self) -> str | None:
+        """The capframe version the marker names, made visible (it is the folder's own text)."""
+        found = self._marker().get("capframe")
+        return visible(found)[:40] if isinstance(found, str) else None
+
     def writable(self) -> bool:
         return os.access(self.root, os.W_OK | os.X_OK)
 
@@ -616,7 +653,8 @@ class Snapshot:
             store = Store(self, endpoint)
             with self.lock(exclusive=False):
                 units, files = store.view()
-                damaged += [self.layout.relative(p) for p in store.damaged(units, files)]
+                # Parts of another version are not damaged: their schema is not this version's to check.
+                damaged += [self.layout.relative(p) for p in store.damaged(units.filter(store.current()), files)]
                 damaged += [self.layout.relative(p) for p in store.unreadable]
         return sorted(set(damaged))
 
@@ -662,6 +700,7 @@ class Store:
         self.schema = _index_schema(endpoint)
         self.unreadable: list[Path] = []  # index or journal files that could not be read (found by view())
         self.damaged_parts: set[str] = set()  # parts found damaged by held(): dropped at the next commit
+        self.foreign = 0  # units held() found written under another fingerprint: not read
         self.why: dict[Path, str] = {}  # a damaged file -> what is wrong with it
         self.notices: list[Notice] = []  # warnings for the public function to give, at its caller's line
         # part -> units it was written with (index and journal, before folding): bounds its files' rows
@@ -711,7 +750,10 @@ class Store:
             size = self.layout.checked(path).st_size
             if (rows := self.layout.rows(path)) > _ROWS_PER_BYTE * size + _ROWS_SLACK:
                 raise Refused(path, f"states {rows:,} rows in {size:,} bytes: not a file capframe wrote")
-            frame = pl.read_parquet(path, glob=False).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+            frame = pl.read_parquet(path, glob=False)
+            if "fingerprint" in schema and "fingerprint" not in frame.columns:  # an index written before fingerprints
+                frame = frame.with_columns(fingerprint=pl.lit(None, pl.String))
+            frame = frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
             if not frame.select(check.all()).item():
                 raise ValueError("it names parts or tables capframe does not write")
             return frame
@@ -741,7 +783,7 @@ class Store:
                         "unit": entry["units"],
                         "part": part,
                         "fetched_at": datetime.fromisoformat(entry["fetched_at"]),
-                        "wire_version": entry["wire_version"],
+                        "fingerprint": entry.get("fingerprint"),  # None: written before fingerprints
                         "code": [notes.get(str(u), [None, None])[0] for u in entry["units"]],
                         "message": [notes.get(str(u), [None, None])[1] for u in entry["units"]],
                     },
@@ -930,14 +972,18 @@ class Store:
         too). Damaged parts are warned about once."""
         with self.snapshot.lock(exclusive=False):
             index, files = self.view()
-            rows = index.filter(
-                (pl.col("host") == host) & (pl.col("source") == source) & (pl.col("wire_version") == WIRE_VERSION)
-            ).join(pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi")
+            rows = index.filter((pl.col("host") == host) & (pl.col("source") == source)).join(
+                pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi"
+            )
             if max_age is not None:
                 # The precise time, not _now()'s whole second: max_age=0 fetches again what came a moment ago.
                 rows = rows.filter(pl.col("fetched_at") > datetime.now(UTC) - max_age)
+            self.foreign = rows.filter(~self.current()).height
+            rows = rows.filter(self.current())
             # Every unit of a needed part, not only those asked: the part is checked against all of them.
             bad = self.damaged(index.join(rows.select("part").unique(), on="part", how="semi"), files)
+        if self.foreign:
+            self.notices.append((f"{self.written_elsewhere()}; they are fetched again", SnapshotDamagedWarning))
         if bad:
             self.damaged_parts |= {p.stem for p in bad}
             self.notices.append(
@@ -948,6 +994,23 @@ class Store:
             )
             rows = rows.filter(~pl.col("part").is_in(list(self.damaged_parts)))
         return rows, [*self.unreadable, *bad]
+
+    def current(self) -> pl.Expr:
+        """Index rows written under this version's fingerprint: the only ones read. Identical, not
+        "compatible": a part stores tidied tables, not the answers, so a column added since cannot be
+        filled from it, and one whose type or reading changed would be read as something it is not.
+        A row with none was written before fingerprints (an index with ``wire_version``): another version
+        too, since what schema wrote it cannot be told."""
+        return pl.col("fingerprint").fill_null("") == self.facts.fingerprint
+
+    def written_elsewhere(self) -> str:
+        """Why ``self.foreign`` units of the last ``held`` are not read (a sentence without its remedy)."""
+        written_by = self.snapshot.written_by()
+        made = f" (the folder was made by capframe {written_by})" if written_by else ""
+        return (
+            f"{self.foreign:,} unit(s) of {self.endpoint} in the snapshot {self.snapshot.root} were written by another "
+            f"capframe version{made}, whose {self.endpoint} tables differ from this version's"
+        )
 
     def _explained(self, paths: Sequence[Path]) -> str:
         return named([f"{p} ({self.why[p]})" if p in self.why else str(p) for p in paths])
@@ -983,7 +1046,7 @@ class Store:
                 "source": source,
                 "units": list(units),
                 "fetched_at": fetched_at.isoformat(),
-                "wire_version": WIRE_VERSION,
+                "fingerprint": self.facts.fingerprint,
                 "notes": {str(unit): list(note) for unit, note in notes.items()},
                 "files": written,
             }
@@ -1024,6 +1087,10 @@ class Store:
             pl.col("kept").fill_null(0) < pl.col("stored")
         )
         retired = set(parts["part"])  # parts no index will name: their files go once the index switched
+        # A part of another version is not written again without some units: its tables are not this
+        # version's. Its other units go too, and are fetched again when asked.
+        foreign = units.filter(~self.current()).join(parts, on="part", how="semi")
+        units = units.join(foreign.select("part").unique(), on="part", how="anti")
         if self.unit_column is not None:
             shrunk = units.join(parts.filter(pl.col("kept").is_not_null()), on="part", how="semi")
             renamed: dict[str, str] = {}

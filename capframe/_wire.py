@@ -36,9 +36,10 @@ __all__ = [
     "recover_unknown",
 ]
 
-# Bump when the schemas below, or the tables read from them, change: cached batches of another
-# version are fetched again. 2: JSON text with keys sorted and null members left out; a number
-# where a boolean is documented, or an object or array where text is, refused.
+# Part of each snapshot part's fingerprint, which is otherwise derived from the schemas (a changed
+# page schema or stored table needs no bump). Bump only when how values are read changes while no
+# schema does. 2: JSON text with keys sorted and null members left out; a number where a boolean is
+# documented, or an object or array where text is, refused.
 WIRE_VERSION = 2
 
 RAW = pl.String()  # an open-ended JSON value, kept as its JSON text

@@ -28,9 +28,9 @@ from typing import AnyStr, TextIO
 import polars as pl
 
 from capframe import __version__, _args, _export
-from capframe._children import ASSOCIATIONS, SORT_ORDERS, fetch_children_tables
+from capframe._children import ASSOCIATIONS, SORT_ORDERS
 from capframe._client import Client
-from capframe._fetch import fetch_customer_tables
+from capframe._fetch import fetch_children_tables, fetch_customer_tables
 from capframe._inert import visible, visible_table
 from capframe._snapshot import MOST_DAYS, Snapshot
 from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import subprocess
@@ -136,8 +137,8 @@ def test_tidy_customers_reads_saved_response_bodies_the_same_way() -> None:
 
 
 def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages read in separate groups (here one page per group) still give one answer per customer."""
-    monkeypatch.setattr("capframe._customers._GROUP_BYTES", 1)
+    """Pages read in separate reads (here one page per read) still give one answer per customer."""
+    monkeypatch.setattr("capframe._customers._READ_BYTES", 1)
 
     def page(name: str, mobile: str) -> bytes:
         profile = {"firstName": name, "identifiers": [{"type": "mobile", "value": mobile}]}
@@ -253,9 +254,12 @@ def test_batches_cached_by_another_wire_version_are_fetched_again(
     client = sandbox()
     ids = client.sandbox_org.customer_ids(100)  # type: ignore[union-attr]
     capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
-    monkeypatch.setattr("capframe._snapshot.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
+    monkeypatch.setattr("capframe._wire.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
+    facts = capframe._snapshot.ENDPOINTS["customers"]
+    monkeypatch.setitem(capframe._snapshot.ENDPOINTS, "customers", dataclasses.replace(facts))  # fingerprint anew
     before = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
-    capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
+    with pytest.warns(capframe.SnapshotDamagedWarning, match="written by another capframe version"):
+        capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
     assert len(client.sandbox_org.request_log) - before == 2  # type: ignore[union-attr]
 
 

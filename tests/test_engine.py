@@ -74,7 +74,7 @@ def run(
 
 
 def main_table(pulled: _engine.Pulled) -> pl.DataFrame:
-    return pl.concat([p.tables["main"] for p in pulled.parts if p.tables])
+    return pl.concat([p.tables["main"] for p in pulled.chunks if p.tables])
 
 
 def test_groups_are_consecutive_requests_with_a_smaller_tail() -> None:

@@ -469,3 +469,36 @@ def test_report_outcome_shares_add_up_to_100_percent_when_the_ids_file_repeats_i
     assert outcomes["ids"].sum() == len(unique)
     # Each share is rounded to hundredths: their sum is 100 within half a hundredth per row.
     assert outcomes["percent"].sum() == pytest.approx(100, abs=0.005 * outcomes.height)
+
+
+def test_report_takes_a_file_of_mobiles_and_shows_no_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IDENTIFIER = "mobile": the ids file holds mobiles, looked up first; the lookups table is written
+    with every value, and the notebook's outputs count them without showing one."""
+    import papermill  # type: ignore[import-untyped]
+
+    monkeypatch.setenv("CAPFRAME_REPORT_DIR", str(tmp_path))
+    org = Sandbox(customers=10_000, seed=0)
+    identifiers = org.identifiers(200)
+    in_instore = {customer for customer, source, _, _ in identifiers if source == "INSTORE"}
+    mobiles = [(customer, value) for customer, _, kind, value in identifiers if kind == "mobile"]
+    here = [value for customer, value in mobiles if customer in in_instore][:8]
+    elsewhere = next(value for customer, value in mobiles if customer not in in_instore)  # not in INSTORE
+    values = [*here, elsewhere, "910000000009", here[0]]  # one unknown, one repeated
+    (tmp_path / "mobiles.txt").write_text("# campaign export\n" + "\n".join(values) + "\n")
+    shutil.copy(REPORT_PARENTS, tmp_path)
+    parameters = {"IDS_FILE": "mobiles.txt", "IDENTIFIER": "mobile"}
+    papermill.execute_notebook(
+        str(REPORT), str(tmp_path / "out.ipynb"), parameters=parameters, cwd=str(tmp_path),
+        kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    printed = (tmp_path / "out.ipynb").read_text()
+    assert f"{len(values)} mobile values in mobiles.txt (1 repeated" in printed
+    assert not [value for value in set(values) if value in printed]
+    output = tmp_path / "report-output"
+    lookups = pl.read_parquet(output / "lookups.parquet")
+    assert lookups["identifier_value"].to_list() == values
+    assert lookups["found"].to_list()[-3:] == [False, False, True]  # another source's, unknown, repeated
+    outcomes = pl.read_parquet(output / "lookup_outcomes.parquet")
+    assert outcomes["values"].sum() == len(values)
+    found = lookups.filter("found")["customer_id"].n_unique()
+    assert 0 < found == pl.read_parquet(output / "customers.parquet").height

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandera.polars as pa
 import polars as pl
 import pytest
 
 import capframe
+from capframe import schemas
 from capframe.sandbox import Sandbox
 
 CUSTOMERS = 3_000
@@ -300,6 +303,70 @@ def test_a_damaged_or_unusable_snapshot_is_healed_or_refused_with_a_capframe_err
     ) as refused:
         capframe.fetch_customer_tables(ids, "INSTORE", cache_dir=root)
     assert "fetched again" not in str(refused.value)  # what a pull with credentials does, not this one
+
+
+def _written_by_another_version(root: Path, how: str) -> None:
+    """Parts as another capframe version leaves them: its fingerprint, or (capframe 0.2) none but a wire_version."""
+    path = root / "customers" / "index.parquet"
+    index = pl.read_parquet(path)
+    if how == "another fingerprint":
+        index = index.with_columns(fingerprint=pl.lit("0123456789abcdef"))
+    else:
+        index = index.drop("fingerprint").with_columns(wire_version=pl.lit(2, pl.Int64))
+    index.write_parquet(path)
+
+
+@pytest.mark.parametrize("how", ["another fingerprint", "no fingerprint"])
+def test_parts_written_by_another_version_are_fetched_again_online_and_refused_offline(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part records the fingerprint of the schemas that wrote it: one of another capframe version
+    (a column added since, say) is never read into this version's tables, nor called damaged."""
+    ids = IDS[:30]
+    root = tmp_path / "snap"
+    clean = capframe.fetch_customer_tables(ids, "INSTORE", client=sandbox(), cache_dir=root)
+    _written_by_another_version(root, how)
+    assert capframe.Snapshot(root).verify() == []  # not damaged: another version's
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(
+        capframe.SnapshotError,
+        match=r"30 unit\(s\) of customers in the snapshot .* written by another capframe version .*: read it with the capframe "
+        r"version that wrote it, or fetch them again: set CAPILLARY_HOST",
+    ):
+        capframe.fetch_customer_tables(ids, "INSTORE", cache_dir=root)
+    with pytest.raises(capframe.SnapshotError, match="written by another capframe version"):
+        capframe.scan_customers(root)
+    client = sandbox()
+    with pytest.warns(capframe.SnapshotDamagedWarning, match="written by another capframe version.* fetched again"):
+        healed = capframe.fetch_customer_tables(ids[:20], "INSTORE", client=client, cache_dir=root)
+    assert_same(healed, clean_of(ids[:20]))
+    assert sent(client) == 1
+    # The 10 others shared the refetched units' part: gone with it, fetched again when asked.
+    assert capframe.Snapshot(root).info().units["customers"] == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same(capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=root), clean)
+    assert sent(client) == 2
+
+
+def test_a_fingerprint_is_derived_from_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a column to a stored table, or a check to its model, changes the fingerprint: no number
+    to bump by hand."""
+    facts = capframe._snapshot.ENDPOINTS["customers"]
+    stored = facts.table_schemas()
+    added = dataclasses.replace(
+        facts, table_schemas=lambda: {**stored, "customers": {**stored["customers"], "x": pl.String()}}
+    )
+    assert added.fingerprint != facts.fingerprint
+    assert dataclasses.replace(facts).fingerprint == facts.fingerprint
+
+    class Tighter(schemas.Segments):  # a check added: parts validated by the old rules are another version's
+        segment: pl.String = pa.Field(isin=["Activity segment"])
+
+    monkeypatch.setitem(capframe.CustomerTables.MODELS, "segments", Tighter)
+    assert dataclasses.replace(facts).fingerprint != facts.fingerprint
+    assert len({f.fingerprint for f in capframe._snapshot.ENDPOINTS.values()}) == len(capframe._snapshot.ENDPOINTS)
 
 
 def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(
