@@ -8,7 +8,7 @@ not name is kept in ``fields`` (``unrecognised``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -16,7 +16,19 @@ import polars as pl
 from capframe import _tidy, _wire
 from capframe.errors import SchemaDriftWarning, UnexpectedEntitiesWarning
 
-__all__ = ["NO_UNKNOWN", "Answer", "Tidied", "answer", "combine", "in_order", "synthetic_entities", "tidy_answers"]
+__all__ = [
+    "NO_UNKNOWN",
+    "Answer",
+    "GroupRead",
+    "Tidied",
+    "Unread",
+    "answer",
+    "combine",
+    "in_order",
+    "read_group",
+    "synthetic_entities",
+    "tidy_answers",
+]
 
 NO_UNKNOWN = pl.DataFrame(schema={"customer_id": pl.Int64, "name": pl.String, "value": pl.String})
 
@@ -50,6 +62,75 @@ def answer(
         asked = entities.get_column("customer_id").implode()
         unknown = unknown.filter(pl.col("customer_id").is_null() | pl.col("customer_id").is_in(asked))
     return Answer(entities, request_level, unknown)
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A Get Customers Bulk body that passed the check at arrival, left to be read with its group's.
+
+    ``alone`` reads it by itself (today's read, raising WireFormatError); ``again`` asks its request
+    once more, its body read at arrival as before (retries and all; RetriesExhausted when it fails).
+    """
+
+    body: bytes
+    asked: tuple[int, ...]
+    alone: Callable[[bytes], Answer]
+    again: Callable[[], Awaitable[Answer]]
+
+
+@dataclass
+class GroupRead:
+    """A group's bodies, read: answers, and for each body (in order) the ids it answered for, or why
+    it could not be read (its request is asked again, or failed when asking again gets the same)."""
+
+    answers: list[Answer]
+    outcomes: list[list[int] | _wire.WireFormatError]
+
+
+def read_group(unread: Sequence[Unread]) -> GroupRead:
+    """Bodies read together, in one answer: polars' per-call costs paid once, not per body. Where
+    that cannot vouch for every body (a body unreadable, a key the prototype lacks, an entity not
+    asked for or sent twice), each body is read alone, exactly as at arrival."""
+    together = _read_together(unread)
+    if together is not None:
+        return together
+    read = GroupRead([], [])
+    for one in unread:
+        try:
+            answered = one.alone(one.body)
+        except _wire.WireFormatError as exc:
+            read.outcomes.append(exc)
+            continue
+        read.answers.append(answered)
+        read.outcomes.append(answered.entities["customer_id"].to_list())
+    return read
+
+
+def _read_together(unread: Sequence[Unread]) -> GroupRead | None:
+    read = _wire.customer_entities_together([one.body for one in unread])
+    if read is None:
+        return None
+    entities, request_level = read
+    asked = pl.DataFrame(
+        {
+            "_body": [body for body, one in enumerate(unread) for _ in one.asked],
+            "customer_id": [i for one in unread for i in one.asked],
+        },
+        schema={"_body": pl.UInt32, "customer_id": pl.Int64},
+    )
+    answered = entities.select("_body", "customer_id")
+    # Rare, and handled by the reader of one body (dropped, with a warning; the first kept): read alone.
+    if (
+        answered.join(asked, on=["_body", "customer_id"], how="anti").height
+        or answered["customer_id"].is_duplicated().any()
+    ):
+        return None
+    ids = answered.group_by("_body").agg("customer_id")
+    by_body: dict[int, list[int]] = dict(zip(ids["_body"].to_list(), ids["customer_id"].to_list(), strict=True))
+    return GroupRead(
+        [Answer(entities.drop("_body"), request_level, NO_UNKNOWN)],
+        [by_body.get(body, []) for body in range(len(unread))],
+    )
 
 
 def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Tidied:

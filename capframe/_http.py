@@ -32,7 +32,7 @@ from capframe._pacing import Pacer
 from capframe._retry import SLOW_DOWN, UNDOCUMENTED_TYPES, RetriesExhausted, RetryPolicy, advice
 from capframe._wire import WireFormatError, WireTypeError
 
-__all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "advice", "call", "dumps"]
+__all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "advice", "call", "dumps", "lasting"]
 
 log = logging.getLogger("capframe")
 
@@ -160,11 +160,16 @@ async def call(
         try:
             return await asyncio.to_thread(read, verdict.body)
         except WireTypeError as exc:
-            raise RetriesExhausted(f"an unreadable body: {exc}", None, lasting=True) from None
+            raise lasting(exc) from None
         except WireFormatError as exc:
             unreadable = Retry(f"an unreadable body: {exc}")  # the 200 said nothing true
         if not await again(unreadable):
             raise RetriesExhausted(f"{unreadable.failure} after {attempt} attempts", None)
+
+
+def lasting(exc: WireTypeError) -> RetriesExhausted:
+    """A request failed by a body of the documented shape with values of other types: not asked again."""
+    return RetriesExhausted(f"an unreadable body: {exc}", None, lasting=True)
 
 
 async def _exchange(session: Session, request: httpx.Request, what: str, slot: Slot) -> Verdict:
