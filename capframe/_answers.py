@@ -68,14 +68,15 @@ def answer(
 class Unread:
     """A Get Customers Bulk body that passed the check at arrival, left to be read with its group's.
 
-    ``alone`` reads it by itself (today's read, raising WireFormatError); ``again`` asks its request
-    once more, its body read at arrival as before (retries and all; RetriesExhausted when it fails).
+    ``alone`` reads it by itself (raising WireFormatError, as a read at arrival does); ``again``, given
+    why it could not be read, is its request's retry: the request is asked again as when a body read
+    at arrival is unreadable (the same count of attempts, the same wait), its new body read at arrival.
     """
 
     body: bytes
     asked: tuple[int, ...]
     alone: Callable[[bytes], Answer]
-    again: Callable[[], Awaitable[Answer]]
+    again: Callable[[_wire.WireFormatError], Awaitable[Answer]]
 
 
 @dataclass

@@ -79,8 +79,16 @@ def read_answer(body: bytes, asked: tuple[int, ...]) -> Answer:
     return read_customers([body], asked)
 
 
-async def ask(session: Session, source: str, ids: tuple[int, ...], what: str, read: Callable[[bytes], T]) -> T:
-    """One Get Customers Bulk request for ``ids`` (a bare JSON array), retried as _http.call does."""
+async def ask(
+    session: Session,
+    source: str,
+    ids: tuple[int, ...],
+    what: str,
+    read: Callable[[bytes], T],
+    unreadable: _wire.WireFormatError | None = None,
+) -> T:
+    """One Get Customers Bulk request for ``ids`` (a bare JSON array), retried as _http.call does
+    (``unreadable``: the retry of an attempt whose body could not be read)."""
     return await call(
         session,
         "POST",
@@ -89,6 +97,7 @@ async def ask(session: Session, source: str, ids: tuple[int, ...], what: str, re
         content=dumps(ids),
         what=what,
         read=read,
+        unreadable=unreadable,
     )
 
 

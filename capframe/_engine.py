@@ -303,7 +303,7 @@ class _Run:
         read = await asyncio.to_thread(read_group, unread) if unread else None
         outcomes = iter(read.outcomes if read is not None else [])
         replies: list[Reply] = []
-        again: list[tuple[tuple[Unit, ...], Unread]] = []
+        again: list[tuple[tuple[Unit, ...], Unread, _wire.WireFormatError]] = []
         for units, reply in asked:
             if reply is None or reply.unread is None:
                 replies += [reply] if reply is not None else []
@@ -312,13 +312,12 @@ class _Run:
             if isinstance(outcome, _wire.WireTypeError):  # asking again gets the same
                 self.failed.append((units, lasting(outcome)))
             elif isinstance(outcome, _wire.WireFormatError):
-                again.append((units, reply.unread))
+                again.append((units, reply.unread, outcome))
             else:
                 replies.append(Reply([], outcome))
         answers = [a for r in replies for a in r.answers] + (read.answers if read is not None else [])
-        for (units, _), answered in zip(
-            again, await asyncio.gather(*(one.again() for _, one in again), return_exceptions=True), strict=True
-        ):
+        retried = await asyncio.gather(*(one.again(why) for _, one, why in again), return_exceptions=True)
+        for (units, _, _), answered in zip(again, retried, strict=True):
             if isinstance(answered, RetriesExhausted):
                 self.failed.append((units, answered))
             elif isinstance(answered, BaseException):

@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe import CapframeError
+from capframe import CapframeError, _answers, _engine, _wire
 from capframe.sandbox import FAULT_KINDS, Faults, Sandbox
 
 CUSTOMERS = 2_000
@@ -148,6 +148,49 @@ def test_three_failures_in_a_row_still_give_the_whole_tables(kind: str, referenc
     tables = pull(client)
     assert faults_seen(client) == [kind] * 3
     assert bulk_requests(client) == BATCHES + 3
+    assert_same_tables(tables, reference)
+
+
+def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
+    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that passes the check at arrival (a JSON object's first and last bytes) but is not JSON
+    is found when its group's bodies are read together: that request, and only it, is asked again,
+    and the tables lose nothing."""
+    org = Sandbox(CUSTOMERS, seed=SEED)
+    member = IDS[BATCH + 3]
+    asked: list[tuple[int, ...]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = org.handle(request)
+        if request.url.path != BULK_PATH:
+            return response
+        ids = tuple(json.loads(request.content))
+        asked.append(ids)
+        if member in ids and asked.count(ids) == 1:  # cut in the middle, closed by a brace
+            return httpx.Response(200, content=response.content[: len(response.content) // 2] + b"}")
+        return response
+
+    outcomes: list[object] = []
+
+    def read_group(unread: Any) -> _answers.GroupRead:
+        read = _answers.read_group(unread)
+        outcomes.extend(read.outcomes)
+        return read
+
+    monkeypatch.setattr(_engine, "read_group", read_group)
+    client = capframe.Client(
+        Sandbox.BASE_URL, username=Sandbox.USERNAME, password=Sandbox.PASSWORD,
+        transport=httpx.MockTransport(handle), **FAST,
+    )  # fmt: skip
+    tables = pull(client)
+    # Found by the group's read, not at arrival: one unreadable body among the requests' bodies.
+    assert len(outcomes) == BATCHES
+    assert [type(o) for o in outcomes if not isinstance(o, list)] == [_wire.WireFormatError]
+    again = [ids for ids in set(asked) if asked.count(ids) > 1]
+    assert len(asked) == BATCHES + 1
+    assert again == [tuple(sorted(IDS[BATCH : 2 * BATCH]))]
+    assert_every_id_once(tables)
     assert_same_tables(tables, reference)
 
 
