@@ -1,9 +1,26 @@
 """Response bodies -> answers (read and checked) -> tidy tables -> one bundle's tables.
 
-Both endpoints go through here (the words are those of :mod:`capframe._engine`). An answer is read
-as soon as it arrives (a body that cannot be read is retried); answers are tidied together, since a
-tidy step has fixed costs that one request's 100 entities would pay alone. What the wire schema does
-not name is kept in ``fields`` (``unrecognised``).
+Both endpoints go through here (the words are those of :mod:`capframe._engine`). Answers are tidied
+together, since a tidy step has fixed costs that one request's 100 entities would pay alone. What the
+wire schema does not name is kept in ``fields`` (``unrecognised``).
+
+Reading has fixed costs too (polars' per call, an answer's frames, their concatenation): a Get
+Customers Bulk body is read with its group's (:func:`read_group`), in one call of the prototype
+reader on arrays of about 500 kB, into one answer; read one by one as they arrived, the same bodies
+cost a pull twice the CPU. A hierarchy page is read as it arrives (the next page's request needs it).
+The guarantee of a read at arrival is kept: a request is answered only by a body that was read.
+
+- At arrival a body is checked cheaply (:func:`capframe._wire.whole_object`: a JSON object's first
+  and last bytes): one cut short, empty or HTML is asked again at once, as before.
+- The group's bodies are read together only where the prototype reader vouches for every one and
+  each entity is one its request asked for, once (so a group read gives the rows reads one by one
+  give: the inferred reader is never used on a group, since inferring one schema for all the bodies
+  would give one body's open-ended values another's types). Otherwise each body is read alone,
+  exactly as at arrival (unknown keys, entities not asked for or sent twice are handled there).
+- A body that cannot be read alone (not JSON after all, hostile) fails its request only: the
+  engine asks that request again, alone, as its retry (the same count of attempts and the same
+  wait as a body found unreadable at arrival), and its new body is read at arrival. A body of the
+  documented shape with values of other types fails its request at once, as at arrival.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe
 The engine schedules the requests, asks once more for units an answer left out, records failures,
 keeps the snapshot, and hands back tidied tables in an order that depends on the units asked, never
 on the order answers arrive in. The machinery for speed and memory lives here: groups are
-consecutive requests (never the first to arrive), tidied tables are kept in group order and merged
-now and then (thousands of small frames cost far more memory than their rows), and with a snapshot
-finished groups live on disk only and are read back once, at the end.
+consecutive requests (never the first to arrive), whose bodies are read together when the endpoint
+leaves them unread (``Reply.unread``: :func:`capframe._answers.read_group`), tidied tables are kept
+in group order and merged now and then (thousands of small frames cost far more memory than their
+rows), and with a snapshot finished groups live on disk only and are read back once, at the end.
 """
 
 from __future__ import annotations
