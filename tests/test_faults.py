@@ -151,14 +151,12 @@ def test_three_failures_in_a_row_still_give_the_whole_tables(kind: str, referenc
     assert_same_tables(tables, reference)
 
 
-def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
-    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A body that passes the check at arrival (a JSON object's first and last bytes) but is not JSON
-    is found when its group's bodies are read together: that request, and only it, is asked again,
-    and the tables lose nothing."""
+def bent_in_its_group(
+    bend: Callable[[bytes], bytes], monkeypatch: pytest.MonkeyPatch
+) -> tuple[capframe.Client, list[tuple[int, ...]], list[object]]:
+    """A client whose first answer to the second batch is bent by ``bend``, in a form that passes the
+    check at arrival; the requests sent, and what the read of each group said of each body."""
     org = Sandbox(CUSTOMERS, seed=SEED)
-    member = IDS[BATCH + 3]
     asked: list[tuple[int, ...]] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -167,8 +165,8 @@ def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
             return response
         ids = tuple(json.loads(request.content))
         asked.append(ids)
-        if member in ids and asked.count(ids) == 1:  # cut in the middle, closed by a brace
-            return httpx.Response(200, content=response.content[: len(response.content) // 2] + b"}")
+        if IDS[BATCH + 3] in ids and asked.count(ids) == 1:
+            return httpx.Response(200, content=bend(response.content))
         return response
 
     outcomes: list[object] = []
@@ -183,15 +181,44 @@ def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
         Sandbox.BASE_URL, username=Sandbox.USERNAME, password=Sandbox.PASSWORD,
         transport=httpx.MockTransport(handle), **FAST,
     )  # fmt: skip
+    return client, asked, outcomes
+
+
+def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
+    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that passes the check at arrival (a JSON object's first and last bytes) but is not JSON
+    is found when its group's bodies are read together: that request, and only it, is asked again,
+    and the tables lose nothing."""
+    client, asked, outcomes = bent_in_its_group(lambda body: body[: len(body) // 2] + b"}", monkeypatch)
     tables = pull(client)
     # Found by the group's read, not at arrival: one unreadable body among the requests' bodies.
     assert len(outcomes) == BATCHES
     assert [type(o) for o in outcomes if not isinstance(o, list)] == [_wire.WireFormatError]
-    again = [ids for ids in set(asked) if asked.count(ids) > 1]
     assert len(asked) == BATCHES + 1
-    assert again == [tuple(sorted(IDS[BATCH : 2 * BATCH]))]
+    assert [ids for ids in set(asked) if asked.count(ids) > 1] == [tuple(sorted(IDS[BATCH : 2 * BATCH]))]
     assert_every_id_once(tables)
     assert_same_tables(tables, reference)
+
+
+def test_a_body_of_undocumented_types_in_a_group_fails_its_request_only(
+    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id sent as a float, found when the group is read: its request fails at once (asking again
+    gets the same), every other request's rows are as a fault-free pull has them."""
+    client, asked, outcomes = bent_in_its_group(
+        lambda body: re.sub(rb'("id":\d+)', rb"\1.5", body, count=1), monkeypatch
+    )
+    with pytest.raises(capframe.FetchError) as info, only_capframe_errors():
+        pull(client)
+    assert [type(o) for o in outcomes if not isinstance(o, list)] == [_wire.WireTypeError]
+    assert len(asked) == BATCHES  # not asked again
+    failed = tuple(sorted(IDS[BATCH : 2 * BATCH]))
+    assert info.value.ids == failed
+    partial = info.value.partial
+    assert isinstance(partial, capframe.CustomerTables)
+    keep = ~pl.col("customer_id").is_in(list(failed))
+    assert partial.customers.filter(keep).equals(reference.customers.filter(keep))
 
 
 def test_a_wrong_content_type_on_a_json_body_is_read_as_json(reference: capframe.CustomerTables) -> None:
