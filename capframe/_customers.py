@@ -9,18 +9,28 @@ Get Customers Bulk adapter (a unit is a customer id) and the public functions.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from importlib.metadata import version
-from typing import cast
+from typing import TypeVar, cast
 
 import polars as pl
 
 from capframe import _args, _tidy, _wire
-from capframe._answers import NO_UNKNOWN, Answer, Tidied, answer, combine, in_order, synthetic_entities, tidy_answers
+from capframe._answers import (
+    NO_UNKNOWN,
+    Answer,
+    Tidied,
+    Unread,
+    answer,
+    combine,
+    in_order,
+    synthetic_entities,
+    tidy_answers,
+)
 from capframe._client import Client
 from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, advice, call, dumps
@@ -38,6 +48,7 @@ __all__ = [
     "tidy_customers",
 ]
 
+T = TypeVar("T")
 _NOT_RETURNED = "not in the API's answer, though asked twice"
 # The main table last: a snapshot writes it last.
 TABLES = (*CustomerTables.NAMES[1:], "customers")
@@ -68,8 +79,16 @@ def read_answer(body: bytes, asked: tuple[int, ...]) -> Answer:
     return read_customers([body], asked)
 
 
-async def ask(session: Session, source: str, ids: tuple[int, ...], what: str) -> Answer:
-    """One Get Customers Bulk request for ``ids`` (a bare JSON array), retried as _http.call does."""
+async def ask(
+    session: Session,
+    source: str,
+    ids: tuple[int, ...],
+    what: str,
+    read: Callable[[bytes], T],
+    unreadable: _wire.WireFormatError | None = None,
+) -> T:
+    """One Get Customers Bulk request for ``ids`` (a bare JSON array), retried as _http.call does
+    (``unreadable``: the retry of an attempt whose body could not be read)."""
     return await call(
         session,
         "POST",
@@ -77,7 +96,8 @@ async def ask(session: Session, source: str, ids: tuple[int, ...], what: str) ->
         params={"source": source},
         content=dumps(ids),
         what=what,
-        read=partial(read_answer, asked=ids),
+        read=read,
+        unreadable=unreadable,
     )
 
 
@@ -183,8 +203,11 @@ class _Customers:
 
     async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
         ids = cast(tuple[int, ...], units)
-        read = await ask(session, self.source, ids, f"a request for {len(ids)} customer ids")
-        return Reply([read], read.entities["customer_id"].to_list())
+        what = f"a request for {len(ids)} customer ids"
+        # Read with its group's bodies (capframe._answers.read_group); checked now, cheaply.
+        body = await ask(session, self.source, ids, what, _wire.whole_object)
+        alone = partial(read_answer, asked=ids)
+        return Reply([], (), unread=Unread(body, ids, alone, partial(ask, session, self.source, ids, what, alone)))
 
     def tidy(self, answers: Sequence[Answer]) -> Tidied:
         return tidy_customer_answers(answers)

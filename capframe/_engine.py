@@ -19,9 +19,10 @@ Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe
 The engine schedules the requests, asks once more for units an answer left out, records failures,
 keeps the snapshot, and hands back tidied tables in an order that depends on the units asked, never
 on the order answers arrive in. The machinery for speed and memory lives here: groups are
-consecutive requests (never the first to arrive), tidied tables are kept in group order and merged
-now and then (thousands of small frames cost far more memory than their rows), and with a snapshot
-finished groups live on disk only and are read back once, at the end.
+consecutive requests (never the first to arrive), whose bodies are read together when the endpoint
+leaves them unread (``Reply.unread``: :func:`capframe._answers.read_group`), tidied tables are kept
+in group order and merged now and then (thousands of small frames cost far more memory than their
+rows), and with a snapshot finished groups live on disk only and are read back once, at the end.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from typing import Protocol, TypeVar
 
 import polars as pl
 
-from capframe import _args
-from capframe._answers import Answer, Tidied
+from capframe import _args, _wire
+from capframe._answers import Answer, Tidied, Unread, read_group
 from capframe._client import Client, resolve_host
-from capframe._http import RetriesExhausted, Session
+from capframe._http import RetriesExhausted, Session, lasting
 from capframe._progress import Progress
 from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
 from capframe._tables import describe_run
@@ -87,11 +88,13 @@ _TO_FETCH = (
 @dataclass
 class Reply:
     """A request's answers, the units they answer for, and units the API refused without rows
-    (unit -> (its code, its message): a parent the hierarchy does not know)."""
+    (unit -> (its code, its message): a parent the hierarchy does not know). ``unread``: a body
+    left to be read with its group's (then no answers or units yet)."""
 
     answers: list[Answer]
     units: Sequence[Unit]
     refused: dict[Unit, tuple[int | None, str]] = field(default_factory=dict)
+    unread: Unread | None = None
 
 
 class Endpoint(Protocol):
@@ -247,7 +250,8 @@ class _Run:
     snapshot_error: SnapshotError | None = None
     _group_of: list[int] = field(default_factory=list)  # request index -> group, across both rounds of asking
     _group_size: Counter[int] = field(default_factory=Counter)
-    _waiting: dict[int, dict[int, Reply | None]] = field(default_factory=dict)  # group -> request -> reply
+    # group -> request -> (its units, its reply or None when it failed)
+    _waiting: dict[int, dict[int, tuple[tuple[Unit, ...], Reply | None]]] = field(default_factory=dict)
     _chunk_groups: list[int] = field(default_factory=list)  # the group of each kept chunk: their order
     _done: set[int] = field(default_factory=set)  # groups tidied (or with nothing to tidy)
     _first_undone: int = 0  # every group before it is done: chunks of those groups are final
@@ -272,22 +276,23 @@ class _Run:
                 self.failed.append((units, exc))
                 reply = None
             if reply is not None:
-                self.answered += list(reply.units)
-                self.refused |= reply.refused
                 self.bar.update()
-            await self._group_done(index, reply)
+            await self._group_done(index, units, reply)
 
-    async def _group_done(self, index: int, reply: Reply | None) -> None:
-        """Record a request's reply (None: it failed); once its group is complete, tidy the group's
-        answers in request order, and store them as one part of the snapshot or keep them."""
+    async def _group_done(self, index: int, units: tuple[Unit, ...], reply: Reply | None) -> None:
+        """Record a request's reply (None: it failed); once its group is complete, read the bodies
+        left unread, tidy the group's answers in request order, and store them as one part of the
+        snapshot or keep them."""
         group = self._group_of[index]
         waiting = self._waiting.setdefault(group, {})
-        waiting[index] = reply
+        waiting[index] = (units, reply)
         if len(waiting) < self._group_size[group]:
             return
         del self._waiting[group]
-        replies = [r for _, r in sorted(waiting.items()) if r is not None]
-        answers = [a for r in replies for a in r.answers]
+        replies, answers = await self._read([waiting[i] for i in sorted(waiting)])
+        for read in replies:
+            self.answered += list(read.units)
+            self.refused |= read.refused
         tidied = await asyncio.to_thread(self.endpoint.tidy, answers) if answers else None
         stored = (
             replies and self.store is not None and self.snapshot_error is None and await self._store(replies, tidied)
@@ -297,6 +302,39 @@ class _Run:
         self._done.add(group)
         while self._first_undone in self._done:
             self._first_undone += 1
+
+    async def _read(self, asked: list[tuple[tuple[Unit, ...], Reply | None]]) -> tuple[list[Reply], list[Answer]]:
+        """A group's replies and answers, their bodies read: those left unread at arrival together,
+        in one worker thread (:func:`capframe._answers.read_group`). A request whose body cannot be
+        read is asked again, alone, its body read at arrival as before; it fails when asking again
+        cannot help (values of undocumented types) or its retries run out."""
+        unread = [reply.unread for _, reply in asked if reply is not None and reply.unread is not None]
+        read = await asyncio.to_thread(read_group, unread) if unread else None
+        outcomes = iter(read.outcomes if read is not None else [])
+        replies: list[Reply] = []
+        again: list[tuple[tuple[Unit, ...], Unread, _wire.WireFormatError]] = []
+        for units, reply in asked:
+            if reply is None or reply.unread is None:
+                replies += [reply] if reply is not None else []
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, _wire.WireTypeError):  # asking again gets the same
+                self.failed.append((units, lasting(outcome)))
+            elif isinstance(outcome, _wire.WireFormatError):
+                again.append((units, reply.unread, outcome))
+            else:
+                replies.append(Reply([], outcome))
+        answers = [a for r in replies for a in r.answers] + (read.answers if read is not None else [])
+        retried = await asyncio.gather(*(one.again(why) for _, one, why in again), return_exceptions=True)
+        for (units, _, _), answered in zip(again, retried, strict=True):
+            if isinstance(answered, RetriesExhausted):
+                self.failed.append((units, answered))
+            elif isinstance(answered, BaseException):
+                raise answered
+            else:
+                replies.append(Reply([answered], answered.entities["customer_id"].to_list()))
+                answers.append(answered)
+        return replies, answers
 
     async def _store(self, replies: list[Reply], tidied: Tidied | None) -> bool:
         """A group's part in the snapshot: only its warnings stay in memory. False when the snapshot

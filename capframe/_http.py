@@ -32,7 +32,7 @@ from capframe._pacing import Pacer
 from capframe._retry import SLOW_DOWN, UNDOCUMENTED_TYPES, RetriesExhausted, RetryPolicy, advice
 from capframe._wire import WireFormatError, WireTypeError
 
-__all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "advice", "call", "dumps"]
+__all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "advice", "call", "dumps", "lasting"]
 
 log = logging.getLogger("capframe")
 
@@ -122,6 +122,7 @@ async def call(
     what: str,
     read: Callable[[bytes], T],
     content: bytes | None = None,
+    unreadable: WireFormatError | None = None,
 ) -> T:
     """Send one request and read its body with ``read`` (in a worker thread), asking again as the
     classifier and the retry policy say.
@@ -129,7 +130,8 @@ async def call(
     ``read`` raises WireFormatError for a body that is not the documented JSON; that is asked again,
     unless it is a WireTypeError (the documented shape, other types), which asking again does not change.
     A request keeps its concurrency slot while it waits to retry (a failing API is not asked
-    harder), but not while its body is read.
+    harder), but not while its body is read. ``unreadable``: why the body of this request's first
+    attempt, read after it was answered (with its group's), could not be read; this call is its retry.
     """
     headers = {"Content-Type": "application/json"} if content is not None else {}
     request = session.http.build_request(method, path, params=params, content=content, headers=headers)
@@ -150,7 +152,10 @@ async def call(
         await asyncio.sleep(wait)
         return True
 
+    failed = None if unreadable is None else Retry(f"an unreadable body: {unreadable}")
     while True:
+        if failed is not None and not await again(failed):
+            raise RetriesExhausted(f"{failed.failure} after {attempt} attempts", None)
         async with session.limit.slot() as slot:  # the one place a request takes a concurrency slot
             while not isinstance(verdict := await _exchange(session, request, what, slot), Done):
                 if isinstance(verdict, Refuse):
@@ -160,11 +165,14 @@ async def call(
         try:
             return await asyncio.to_thread(read, verdict.body)
         except WireTypeError as exc:
-            raise RetriesExhausted(f"an unreadable body: {exc}", None, lasting=True) from None
+            raise lasting(exc) from None
         except WireFormatError as exc:
-            unreadable = Retry(f"an unreadable body: {exc}")  # the 200 said nothing true
-        if not await again(unreadable):
-            raise RetriesExhausted(f"{unreadable.failure} after {attempt} attempts", None)
+            failed = Retry(f"an unreadable body: {exc}")  # the 200 said nothing true
+
+
+def lasting(exc: WireTypeError) -> RetriesExhausted:
+    """A request failed by a body of the documented shape with values of other types: not asked again."""
+    return RetriesExhausted(f"an unreadable body: {exc}", None, lasting=True)
 
 
 async def _exchange(session: Session, request: httpx.Request, what: str, slot: Slot) -> Verdict:

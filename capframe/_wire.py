@@ -31,9 +31,11 @@ __all__ = [
     "WireTypeError",
     "children_entities",
     "customer_entities",
+    "customer_entities_together",
     "json_text",
     "loads",
     "recover_unknown",
+    "whole_object",
 ]
 
 # Part of each snapshot part's fingerprint, which is otherwise derived from the schemas (a changed
@@ -466,16 +468,51 @@ def _wrong_type(value: Any, dtype: DType, path: str) -> WireTypeError:
     return WireTypeError(f"a JSON {kinds.get(type(value), 'value')} at {path} where {documented} is documented")
 
 
+def whole_object(body: bytes) -> bytes:
+    """``body``, if it may be a JSON object: a cheap check at arrival for a body read later (one cut
+    short, empty or HTML is asked again at once); the read finds the rest."""
+    if not (body.lstrip()[:1] == b"{" and body.rstrip()[-1:] == b"}"):
+        raise WireFormatError("the body is not a JSON object (truncated, or not JSON at all)")
+    return body
+
+
 def customer_entities(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
     """Get Customers Bulk responses -> (entity frame, request-level errors and warnings, drift)."""
     page, drift = _read_pages(bodies, CUSTOMERS_PAGE)
+    return _customer_items(page), _request_level(page), drift
+
+
+def customer_entities_together(bodies: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Get Customers Bulk responses of several requests read in one call -> (entity frame with the
+    ``_body`` each entity came from, request-level errors and warnings); None where the prototype
+    reader cannot vouch for them (the caller reads each body alone, as :func:`customer_entities`).
+
+    The prototype reader only: the inferred reader would infer one schema for all the bodies, and a
+    body's open-ended values would take types of another's (5 written 5.0 beside a float).
+    """
+    if not all(body.lstrip().startswith(b"{") for body in bodies):
+        return None
+    page = _PROTOTYPES[id(CUSTOMERS_PAGE)].read([escape_lone_surrogates(body) for body in bodies])
+    if page is None:
+        return None
+    try:
+        return _customer_items(page, numbered=True), _request_level(page)
+    except WireFormatError:
+        return None
+
+
+def _customer_items(page: pl.DataFrame, *, numbered: bool = False) -> pl.DataFrame:
+    """A page frame's items as entity rows (``numbered``: with the ``_body`` each came from)."""
     if page["data"].null_count():
         raise WireFormatError('the body has no "data" array')
-    items = page.select("data").explode("data", empty_as_null=False, keep_nulls=False)
+    keep = ["_body"] if numbered else []
+    if numbered:
+        page = page.with_row_index("_body")
+    items = page.select(*keep, "data").explode("data", empty_as_null=False, keep_nulls=False)
     entities = items.unnest("data").unnest("entity").rename({"id": "customer_id"})
     if entities["customer_id"].null_count():
         raise WireFormatError("an entity in the body has no id")
-    return entities.select(ENTITY_COLUMNS.names()), _request_level(page), drift
+    return entities.select(*keep, *ENTITY_COLUMNS.names())
 
 
 def children_entities(body: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool, bool]:

@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe import CapframeError
+from capframe import CapframeError, _answers, _engine, _wire
 from capframe.sandbox import FAULT_KINDS, Faults, Sandbox
 
 CUSTOMERS = 2_000
@@ -149,6 +149,76 @@ def test_three_failures_in_a_row_still_give_the_whole_tables(kind: str, referenc
     assert faults_seen(client) == [kind] * 3
     assert bulk_requests(client) == BATCHES + 3
     assert_same_tables(tables, reference)
+
+
+def bent_in_its_group(
+    bend: Callable[[bytes], bytes], monkeypatch: pytest.MonkeyPatch
+) -> tuple[capframe.Client, list[tuple[int, ...]], list[object]]:
+    """A client whose first answer to the second batch is bent by ``bend``, in a form that passes the
+    check at arrival; the requests sent, and what the read of each group said of each body."""
+    org = Sandbox(CUSTOMERS, seed=SEED)
+    asked: list[tuple[int, ...]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = org.handle(request)
+        if request.url.path != BULK_PATH:
+            return response
+        ids = tuple(json.loads(request.content))
+        asked.append(ids)
+        if IDS[BATCH + 3] in ids and asked.count(ids) == 1:
+            return httpx.Response(200, content=bend(response.content))
+        return response
+
+    outcomes: list[object] = []
+
+    def read_group(unread: Any) -> _answers.GroupRead:
+        read = _answers.read_group(unread)
+        outcomes.extend(read.outcomes)
+        return read
+
+    monkeypatch.setattr(_engine, "read_group", read_group)
+    client = capframe.Client(
+        Sandbox.BASE_URL, username=Sandbox.USERNAME, password=Sandbox.PASSWORD,
+        transport=httpx.MockTransport(handle), **FAST,
+    )  # fmt: skip
+    return client, asked, outcomes
+
+
+def test_a_body_found_unreadable_with_its_group_asks_that_request_again_alone(
+    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that passes the check at arrival (a JSON object's first and last bytes) but is not JSON
+    is found when its group's bodies are read together: that request, and only it, is asked again,
+    and the tables lose nothing."""
+    client, asked, outcomes = bent_in_its_group(lambda body: body[: len(body) // 2] + b"}", monkeypatch)
+    tables = pull(client)
+    # Found by the group's read, not at arrival: one unreadable body among the requests' bodies.
+    assert len(outcomes) == BATCHES
+    assert [type(o) for o in outcomes if not isinstance(o, list)] == [_wire.WireFormatError]
+    assert len(asked) == BATCHES + 1
+    assert [ids for ids in set(asked) if asked.count(ids) > 1] == [tuple(sorted(IDS[BATCH : 2 * BATCH]))]
+    assert_every_id_once(tables)
+    assert_same_tables(tables, reference)
+
+
+def test_a_body_of_undocumented_types_in_a_group_fails_its_request_only(
+    reference: capframe.CustomerTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id sent as a float, found when the group is read: its request fails at once (asking again
+    gets the same), every other request's rows are as a fault-free pull has them."""
+    client, asked, outcomes = bent_in_its_group(
+        lambda body: re.sub(rb'("id":\d+)', rb"\1.5", body, count=1), monkeypatch
+    )
+    with pytest.raises(capframe.FetchError) as info, only_capframe_errors():
+        pull(client)
+    assert [type(o) for o in outcomes if not isinstance(o, list)] == [_wire.WireTypeError]
+    assert len(asked) == BATCHES  # not asked again
+    failed = tuple(sorted(IDS[BATCH : 2 * BATCH]))
+    assert info.value.ids == failed
+    partial = info.value.partial
+    assert isinstance(partial, capframe.CustomerTables)
+    keep = ~pl.col("customer_id").is_in(list(failed))
+    assert partial.customers.filter(keep).equals(reference.customers.filter(keep))
 
 
 def test_a_wrong_content_type_on_a_json_body_is_read_as_json(reference: capframe.CustomerTables) -> None:
