@@ -138,12 +138,18 @@ map_text = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_ch
 _ints = st.integers(-(10**12), 10**12)
 
 
+# Built once: a strategy built inside a draw is validated again at every draw (most of this module's time).
+_map_parts = [
+    st.dictionaries(st.from_regex(rf"{prefix}[a-z_]{{0,3}}", fullmatch=True), st.none() | values, max_size=2)
+    for prefix, values in (("fi", _ints), ("fb", st.booleans()), ("ft", map_text), ("fm", _ints | map_text))
+]
+
+
 @st.composite
 def maps(draw: st.DrawFn) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for prefix, values in (("fi", _ints), ("fb", st.booleans()), ("ft", map_text), ("fm", _ints | map_text)):
-        keys = st.from_regex(rf"{prefix}[a-z_]{{0,3}}", fullmatch=True)
-        result |= draw(st.dictionaries(keys, st.none() | values, max_size=2))
+    for part in _map_parts:
+        result |= draw(part)
     return result
 
 
@@ -159,6 +165,9 @@ def timestamps(draw: st.DrawFn) -> tuple[str, datetime]:
     return written, local.replace(tzinfo=OFFSETS[suffix]).astimezone(UTC)
 
 
+_unknown_name_lists = st.lists(unknown_names, max_size=2, unique=True)
+
+
 class Drift:
     """The unknown keys put into one body: (customer id or None, JSON path, value)."""
 
@@ -166,7 +175,7 @@ class Drift:
         self.added: list[tuple[int | None, str, str]] = []
 
     def maybe_add(self, draw: st.DrawFn, obj: dict[str, Any], customer_id: int | None, path: str) -> None:
-        for name in draw(st.lists(unknown_names, max_size=2, unique=True)):
+        for name in draw(_unknown_name_lists):
             if name in obj:
                 continue
             value = draw(json_values)

@@ -7,6 +7,7 @@ A first name is whatever a store clerk or a sign-up form typed: text that a spre
 from __future__ import annotations
 
 import io
+from functools import cache
 from pathlib import Path
 
 import openpyxl
@@ -69,8 +70,15 @@ def _ids_file(tmp_path: Path, client: capframe.Client, count: int = 200) -> Path
     return ids
 
 
+@cache
+def _book(path: Path) -> openpyxl.Workbook:
+    """A workbook read once (each file here is written once, then only read): openpyxl takes a third
+    of a second to read one."""
+    return openpyxl.load_workbook(path)
+
+
 def _cells(path: Path, sheet: str, column: str) -> list[openpyxl.cell.Cell]:
-    rows = list(openpyxl.load_workbook(path)[sheet].iter_rows())
+    rows = list(_book(path)[sheet].iter_rows())
     index = [cell.value for cell in rows[0]].index(column)
     return [row[index] for row in rows[1:]]
 
@@ -81,7 +89,7 @@ def _text(cell: openpyxl.cell.Cell) -> object:
 
 
 def _no_formula_and_no_link(path: Path) -> None:
-    for sheet in openpyxl.load_workbook(path):
+    for sheet in _book(path):
         for row in sheet.iter_rows():
             for cell in row:
                 assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
@@ -259,7 +267,7 @@ def test_the_workbook_shows_ids_and_codes_as_digits_and_quantities_with_separato
     workbook: tuple[capframe.CustomerTables, Path],
 ) -> None:
     tables, path = workbook
-    book = openpyxl.load_workbook(path)
+    book = _book(path)
     seen = set()
     for name, frame in tables.tables().items():
         header, *rows = book[name].iter_rows()
@@ -304,7 +312,7 @@ def test_the_workbook_freezes_every_header_and_keeps_one_filtered_table_per_shee
     workbook: tuple[capframe.CustomerTables, Path],
 ) -> None:
     tables, path = workbook
-    book = openpyxl.load_workbook(path)
+    book = _book(path)
     assert book.sheetnames == [*tables.tables(), "columns", "provenance"]
     for sheet in book:
         assert sheet.freeze_panes == "A2", sheet.title
@@ -314,7 +322,7 @@ def test_the_workbook_freezes_every_header_and_keeps_one_filtered_table_per_shee
 
 def test_the_workbook_describes_every_column_written(workbook: tuple[capframe.CustomerTables, Path]) -> None:
     tables, path = workbook
-    rows = [[cell.value for cell in row] for row in openpyxl.load_workbook(path)["columns"].iter_rows()]
+    rows = [[cell.value for cell in row] for row in _book(path)["columns"].iter_rows()]
     assert rows[0] == ["table", "column", "dtype", "nullable", "description"]
     assert [(table, column) for table, column, *_ in rows[1:]] == [
         (name, column) for name, frame in tables.tables().items() for column in frame.columns
@@ -328,7 +336,7 @@ def test_the_workbook_describes_every_column_written(workbook: tuple[capframe.Cu
 def test_the_workbook_states_the_provenance(workbook: tuple[capframe.CustomerTables, Path]) -> None:
     tables, path = workbook
     assert tables.provenance is not None
-    rows = [[cell.value for cell in row] for row in openpyxl.load_workbook(path)["provenance"].iter_rows()]
+    rows = [[cell.value for cell in row] for row in _book(path)["provenance"].iter_rows()]
     assert rows[0] == ["field", "value"]
     assert dict(rows[1:]) == {field: str(value) for field, value in tables.provenance.as_dict().items()}
     assert dict(rows[1:])["source"] == "INSTORE"
@@ -340,7 +348,7 @@ def test_the_cli_workbook_shows_customer_ids_as_digits_and_describes_its_columns
     code, _ = run("customers", "--ids", str(_ids_file(tmp_path, client)), "--sandbox", "-o", str(tmp_path / "r.xlsx"))
     assert code == 0
     assert {cell.number_format for cell in _cells(tmp_path / "r.xlsx", "customers", "customer_id")} == {"0"}
-    assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames[-2:] == ["columns", "provenance"]
+    assert _book(tmp_path / "r.xlsx").sheetnames[-2:] == ["columns", "provenance"]
 
 
 # --- options that contradict each other are refused, before anything is read or fetched -------------
