@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from capframe._fetch import fetch_children_tables, fetch_customer_tables
 from capframe._inert import visible, visible_table
 from capframe._snapshot import MOST_DAYS, Snapshot
 from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables
-from capframe.errors import CapframeError, InvalidArgumentError
+from capframe.errors import CapframeError, CapframeWarning, InvalidArgumentError
 
 __all__ = ["main"]
 
@@ -63,6 +64,25 @@ def _for_the_command_line(exc: CapframeError) -> str:
     if "USERNAME" not in remedy.group().upper():  # only the host is in question: a snapshot of several
         return f"{what}: set CAPILLARY_HOST to say which one"
     return f"{what}: {remedy['lead'] or ''}{_CONFIGURE}"
+
+
+# The library's warnings point at a Python accessor; the command line's table of the same rows.
+_ACCESSOR = re.compile(r"fetch_\w+_tables\(\.\.\.\)\.failed_(?P<table>parents|lookups)")
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, *_: object, **__: object
+) -> None:
+    """capframe's warnings as a command line says things: no file and line of capframe's code, a
+    remedy in options, control characters from data shown as escapes; other warnings as Python shows them."""
+    if not issubclass(category, CapframeWarning):
+        _python_show_warning(message, category, filename, lineno)
+        return
+    text = _ACCESSOR.sub(lambda m: f"--table {m['table']} (or the {m['table']} sheet of -o FILE.xlsx)", str(message))
+    print(f"capframe: warning: {visible(text)}", file=sys.stderr)
+
+
+_python_show_warning = warnings.showwarning
 
 
 # An ids file is untrusted input, read whole: bounded so that /dev/zero, an endless pipe or a runaway
@@ -630,7 +650,9 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        code: int = args.run(args, out or sys.stdout)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code: int = args.run(args, out or sys.stdout)
     except CapframeError as exc:
         print(f"capframe: error: {visible(_for_the_command_line(exc))}", file=sys.stderr)
         return 2

@@ -525,3 +525,15 @@ def test_the_version_is_pyprojects_wherever_a_user_sees_it(capsys: pytest.Captur
     client = capframe.Client.sandbox(100)
     tables = capframe.fetch_customer_tables([565338404], "INSTORE", client=client, progress=False)
     assert tables.provenance.capframe_version == declared
+
+
+def test_a_warning_is_said_in_the_command_lines_terms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No file and line of capframe's code, and the table to write rather than a Python accessor."""
+    mobiles = tmp_path / "campaign.txt"
+    mobiles.write_text("912726093529\n910000000000\n")
+    code = main(["customers", "--sandbox", "--ids", str(mobiles), "--identifier", "mobile", "--no-progress"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "capframe: warning: 1 of 2 identifier values have no customer in INSTORE: --table lookups" in err
+    assert "cli.py" not in err
+    assert "failed_lookups" not in err
