@@ -23,6 +23,7 @@ __all__ = [
     "count",
     "customer_ids",
     "id_of_text",
+    "identifier_type",
     "seconds",
     "source",
 ]
@@ -42,6 +43,22 @@ MAX_BATCH = 1000  # ids per Get Customers Bulk request: the sandbox's limit, and
 IDENTIFIER_TYPES = {
     t.lower(): t for t in ("mobile", "email", "externalId", "cardnumber", "wechat", "martjackId", "fbId")
 }
+
+
+def identifier_type(kind: object, where: str) -> str:
+    """An identifier type in any case -> as the API writes it. ``where`` names what gave it ("parent #3").
+    A type that is not one is shown only when it looks like a type's name: a value given in the type's
+    place (a pair written the wrong way round) is personal data, never repeated in a message."""
+    if isinstance(kind, str) and kind.lower() in IDENTIFIER_TYPES:
+        return IDENTIFIER_TYPES[kind.lower()]
+    shown = (
+        repr(kind)
+        if isinstance(kind, str) and kind.isalpha() and len(kind) <= 40
+        else f"(a {type(kind).__name__}, not shown: it may be a value)"
+    )
+    raise InvalidArgumentError(
+        f"{where} names an unknown identifier type {shown}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
+    )
 
 
 def client(value: Any) -> Client:

@@ -61,7 +61,6 @@ __all__ = [
 # The API documents neither a maximum nor a default; 100 keeps pages small enough that a server
 # cap below it is noticed by the walk, and a family of 1,000 costs 11 requests.
 DEFAULT_PAGE_SIZE = 100
-IDENTIFIER_TYPES = _args.IDENTIFIER_TYPES
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
@@ -103,16 +102,13 @@ def _parent(value: Any, position: int) -> _Parent:
             f"parent #{position + 1} must be an (identifier_type, value) pair such as ('mobile', '917799889933') "
             f"or a customer id, not {type(value).__name__}"
         )
-    kind, text = value
-    if not isinstance(kind, str) or kind.lower() not in IDENTIFIER_TYPES:
-        raise InvalidArgumentError(
-            f"parent #{position + 1} has identifier type {kind!r}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
-        )
+    given, text = value
+    kind = _args.identifier_type(given, f"parent #{position + 1}")
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgumentError(f"parent #{position + 1} has an empty {kind} value")
-    return _Parent(position, IDENTIFIER_TYPES[kind.lower()], text.strip())
+    return _Parent(position, kind, text.strip())
 
 
 def _parents(parent: Parent | Sequence[Parent]) -> tuple[list[_Parent], bool]:

@@ -29,10 +29,9 @@ from capframe._progress import progress_bar
 from capframe._snapshot import EndpointFacts, Snapshot, register
 from capframe.errors import ArgumentTypeError, InvalidArgumentError, RequestRejectedError
 
-__all__ = ["IDENTIFIER_TYPES", "LookedUp", "Value", "lookup_table", "pull_lookups", "read_lookup", "values_of"]
+__all__ = ["LookedUp", "Value", "lookup_table", "pull_lookups", "read_lookup", "values_of"]
 
 PATH = "/v2/customers/lookup"
-IDENTIFIER_TYPES = _args.IDENTIFIER_TYPES
 # The codes the API answers for one value (documented): a row of the map, never an error of the pull.
 CODES = {
     8015: "no customer found with the given identifier",
@@ -71,15 +70,6 @@ class Value:
         return json.dumps([self.type, self.text])
 
 
-def _type(kind: object, where: str) -> str:
-    if not isinstance(kind, str) or kind.lower() not in IDENTIFIER_TYPES:
-        shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else type(kind).__name__
-        raise InvalidArgumentError(
-            f"{where} names an unknown identifier type {shown}: use one of {', '.join(IDENTIFIER_TYPES.values())}"
-        )
-    return IDENTIFIER_TYPES[kind.lower()]
-
-
 def _value(item: object, position: int, kind: str | None) -> Value:
     if kind is None:
         if not (isinstance(item, tuple) and len(item) == 2):
@@ -87,7 +77,7 @@ def _value(item: object, position: int, kind: str | None) -> Value:
                 f"value #{position + 1} must be an (identifier_type, value) pair such as ('mobile', '917799889933'), "
                 f"not {type(item).__name__}; or pass identifier='mobile' (email, externalId, cardnumber) with plain values"
             )
-        kind, item = _type(item[0], f"value #{position + 1}"), item[1]
+        kind, item = _args.identifier_type(item[0], f"value #{position + 1}"), item[1]
     label = f"value #{position + 1} ({kind})"
     if item is None or (isinstance(item, float) and item != item):
         raise InvalidArgumentError(f"{label} is missing: drop it, or give its value")
@@ -105,7 +95,7 @@ def values_of(given: Any, identifier: str | None) -> list[Value]:
     """Values asked, in order, repeats too: with ``identifier``, plain values of that type; without,
     (identifier_type, value) pairs. Text is kept as written (leading zeros, ``+``), but for
     surrounding whitespace; an int is its digits."""
-    kind = None if identifier is None else _type(identifier, "identifier")
+    kind = None if identifier is None else _args.identifier_type(identifier, "identifier")
     if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         raise ArgumentTypeError(
             f"identifiers must be a list of values, not {type(given).__name__}: e.g. ['917799889933'] with "

@@ -259,3 +259,15 @@ def test_fetch_customers_by_identifier_warns_of_values_without_a_customer() -> N
     with pytest.warns(capframe.CapframeWarning, match=r"1 of 2 identifier values have no customer.*failed_lookups"):
         customers = capframe.fetch_customers(["0000000", known], "INSTORE", identifier="mobile", client=client)
     assert customers.height == 1
+
+
+def test_a_pair_written_the_wrong_way_round_does_not_repeat_the_value() -> None:
+    """A value in the type's place is personal data: the error names the position, never the value."""
+    client = capframe.Client.sandbox()
+    for call in (
+        lambda: capframe.lookup_customer_ids([("917799889933", "mobile")], "INSTORE", client=client),
+        lambda: capframe.fetch_children(("917799889933", "mobile"), client=client),
+    ):
+        with pytest.raises(capframe.InvalidArgumentError, match=r"#1 names an unknown identifier type") as raised:
+            call()
+        assert "917799889933" not in str(raised.value)

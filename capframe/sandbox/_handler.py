@@ -29,7 +29,7 @@ from typing import ClassVar, Final
 import httpx
 
 from ._lookup import LOOKUP_PATH, lookup
-from ._org import ALL_SOURCES, IDENTIFIER_TYPES, Family, Org
+from ._org import ALL_SOURCES, IDENTIFIER_NAMES, Family, Org
 
 __all__ = ["FAULT_KINDS", "Faults", "RequestRecord", "Sandbox"]
 
@@ -44,7 +44,6 @@ BULK_PATH: Final = "/v2/bulk/getCustomers"
 CHILDREN_PATH: Final = "/v2/customers/bulk"
 
 _ENTITY_TYPES: Final = frozenset({"parentCustomer", "company", "parentChildCustomer"})
-_ID_TYPES: Final = {t.lower(): t for t in IDENTIFIER_TYPES}
 _MAX_BATCH: Final = 1000
 _WINDOW: Final = 60.0
 
@@ -617,7 +616,7 @@ class Sandbox:
                 400,
                 _children_error(400, f"Invalid associationEntityType: {entity_type}"),
             ), 0
-        canonical = _ID_TYPES.get(id_type.lower())
+        canonical = IDENTIFIER_NAMES.get(id_type.lower())
         if canonical is None:
             return _Reply(
                 400,

@@ -20,12 +20,11 @@ from typing import Any, Final
 
 import httpx
 
-from ._org import _SEED_PII_ID, ALL_SOURCES, IDENTIFIER_TYPES, Org
+from ._org import _SEED_PII_ID, ALL_SOURCES, IDENTIFIER_NAMES, Org
 
 __all__ = ["LOOKUP_PATH", "lookup"]
 
 LOOKUP_PATH: Final = "/v2/customers/lookup"
-_NAMES: Final = {t.lower(): t for t in IDENTIFIER_TYPES}
 # Sources with several accounts: a lookup there names the account. The org's WeChat account is wx-1.
 _ACCOUNTS: Final = {"WECHAT": {"wx-1"}, "FACEBOOK": set[str](), "MARTJACK": set[str]()}
 _MOBILE: Final = re.compile(r"91(\d{10})")
@@ -55,7 +54,7 @@ def lookup(org: Org, request: httpx.Request) -> tuple[int, bytes]:
             return 400, _body(8045, "Account id is not passed")
         if account not in _ACCOUNTS[source]:
             return 400, _body(8011, "Invalid source account")
-    name = _NAMES.get((q.get("identifierName") or "").lower())
+    name = IDENTIFIER_NAMES.get((q.get("identifierName") or "").lower())
     if name is None:
         return 400, _body(8013, "Customer identifier is invalid")
     value = q.get("identifierValue")

@@ -19,6 +19,7 @@ from typing import Any, Final
 __all__ = [
     "ALL_SOURCES",
     "DOCUMENTED_PARENT",
+    "IDENTIFIER_NAMES",
     "IDENTIFIER_TYPES",
     "MAX_CUSTOMERS",
     "SEED_IDS",
@@ -45,6 +46,8 @@ IDENTIFIER_TYPES: Final = (
     "martjackId",
     "fbId",
 )
+# Lower case -> canonical spelling: the API reads an identifier name in any case.
+IDENTIFIER_NAMES: Final = {t.lower(): t for t in IDENTIFIER_TYPES}
 
 _ID_BASE: Final = 700_000_000
 _ID_STRIDE: Final = 7  # each customer owns a block of 7 ids: no collisions, and gaps for unknown ids
