@@ -20,13 +20,13 @@ API's refusal of a parent it does not know), so a rerun from a snapshot gives th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from importlib.metadata import version
 from typing import Any
 
 import polars as pl
@@ -35,19 +35,18 @@ from capframe import _args, _tidy, _wire
 from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
 from capframe._classify import server_text
 from capframe._client import Client
+from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
 from capframe._engine import Delivery, Notice, Reply, Unit, connect, pull, scan, snapshot_of
-from capframe._http import RetriesExhausted, Session, advice, call
+from capframe._http import Session, call
 from capframe._progress import progress_bar
-from capframe._snapshot import _now, max_age_of
+from capframe._snapshot import max_age_of
 from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
     ArgumentTypeError,
-    CapframeError,
     CapframeWarning,
     FetchError,
     InvalidArgumentError,
     ParentNotFoundError,
-    SnapshotError,
 )
 
 __all__ = [
@@ -64,8 +63,26 @@ DEFAULT_PAGE_SIZE = 100
 ASSOCIATIONS = ("parentCustomer", "company", "parentChildCustomer")
 SORT_ORDERS = ("ASC", "DESC")
 _RESOLVE_ORDER = ("mobile", "email", "externalId")  # the identifier a customer id is looked up by
-# The tables a walk gives (``parents`` is made from them), the main table last: a snapshot writes it last.
-TABLES = (*ChildrenTables.stored()[1:], "children")
+# The association's identifier value is a mobile or an email: personal data, in the URL.
+_PERSONAL = {"associationEntityIdentifierValue": "associationEntityIdentifierType"}
+
+SPEC = register(
+    Spec(
+        "children",
+        "GET",
+        "/v2/customers/bulk",
+        pl.String(),  # a walk's key: its association, identifier type and value, as JSON
+        None,  # a part holds one walk: its rows do not say which
+        ChildrenTables.stored(),  # ``parents`` is made from them after a pull
+        ("host", "pull_source", "association"),
+        1_000_000,
+        functools.partial(model_schemas, ChildrenTables, ("parent_customer_id",)),
+        Words("parents", "fetched", "the fetch failed", "failed parents as rows of errors and parents"),
+        personal=_PERSONAL,
+        reading=lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION, model_rules(ChildrenTables)),
+    )
+)
+TABLES = SPEC.write_order
 # Children added while a walk goes on may push it past the count its first page reported: this much.
 _COUNT_SLACK = 0.1
 
@@ -203,8 +220,7 @@ class _Children:
     sort_order: str
     parents: dict[str, _Parent]  # unit -> the parent it walks
     notices: list[Notice] = field(default_factory=list)
-    name: str = "children"
-    tables: tuple[str, ...] = TABLES
+    spec: Spec = SPEC
 
     async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
         (unit,) = units
@@ -226,8 +242,8 @@ class _Children:
         while True:
             page = await call(
                 session,
-                "GET",
-                "/v2/customers/bulk",
+                SPEC.method,
+                SPEC.path,
                 params={
                     "source": self.source,
                     "associationEntityType": self.association,
@@ -286,22 +302,25 @@ class _Children:
     def tidy(self, answers: Sequence[Answer]) -> Tidied:
         return tidy_answers(answers, main="children", main_table=_tidy.child_table)
 
+    def failed(self, units: Sequence[Unit], why: str) -> None:
+        """A failed walk's rows are made with the parents table (:func:`_error_rows`): one per parent
+        asked, and two parents may share a walk."""
+
     def columns(self) -> dict[str, str]:
         return {"host": self.host, "pull_source": self.source, "association": self.association}
 
 
-def _failed_parent(parent: _Parent, code: int | None, what: str, reason: str) -> pl.DataFrame:
-    """An errors row for a parent with no children to show: its label (never its value) and why."""
-    return pl.DataFrame(
-        {
-            "customer_id": [parent.customer_id],
-            "level": ["error"],
-            "origin": ["api" if code is not None else "capframe"],
-            "code": [code],
-            "message": [f"{parent.label()}: {what}: {reason}"],
-        },
-        schema=_tidy.ERRORS,
-    )
+def _error_rows(parents: list[_Parent], outcomes: dict[int, tuple[bool | None, int | None, str]]) -> pl.DataFrame:
+    """An errors row for each parent with no children to show: its label (never its value) and why;
+    those not found first, then those whose walk failed (``found`` null), each in the order asked."""
+    rows = []
+    for p in sorted((p for p in parents if p.position in outcomes), key=lambda p: outcomes[p.position][0] is None):
+        found, code, why = outcomes[p.position]
+        origin = "api" if code is not None else "capframe"
+        rows.append(
+            (p.customer_id, "error", origin, code, f"{p.label()}: {'not found: ' if found is False else ''}{why}")
+        )
+    return pl.DataFrame(rows, schema=_tidy.ERRORS, orient="row")
 
 
 async def _resolve(
@@ -371,77 +390,50 @@ async def pull_children(
     checked, host = connect(client, snapshot)
     notices: list[Notice] = []
     resolved = await _resolve(parents, source, checked, cache_dir, notices, customers_by_id)
-    not_found: list[tuple[_Parent, int | None, str]] = []
-    ready: list[_Parent] = []
-    walked: dict[int, _Parent] = {}  # position -> the parent as walked (a customer id by its identifier)
+    # position -> the parent as walked (a customer id by its identifier), or why it has no walk
+    walked: dict[int, _Parent | tuple[int | None, str]] = {}
     for p in parents:
         target = resolved.get(p.customer_id, p) if p.customer_id is not None else p
-        if isinstance(target, tuple):
-            not_found.append((p, *target))
-        else:
-            walked[p.position] = _Parent(p.position, target.type, target.value, p.customer_id)
-    ready = list(walked.values())
+        walked[p.position] = (
+            target if isinstance(target, tuple) else _Parent(p.position, target.type, target.value, p.customer_id)
+        )
+    ready = [p for p in walked.values() if isinstance(p, _Parent)]
     walks = {p.unit(association): p for p in reversed(ready)}  # two parents of one identifier: one walk, the first's
     adapter = _Children(host, source, association, size, sort_order, walks)
-    units = list(dict.fromkeys(p.unit(association) for p in ready))
-    tables: list[Tidied] = []
-    failures: list[tuple[_Parent, RetriesExhausted]] = []
-    pulled = None
-    if units:
-        pulled = await pull(
-            adapter,
-            units,
-            host=host,
-            source=source,
-            client=checked,
-            per_request=1,
-            ask_again=False,
-            snapshot=snapshot,
-            max_age=age,
-            bar=lambda n: progress_bar(n, "children", progress),
-            keep=TABLES,
-            unit_words="parents",
-        )
-        notices += adapter.notices + pulled.notices
-        tables = pulled.chunks
-        refused = pulled.refused
-        failed_units = {str(unit): exc for request, exc in pulled.failed for unit in request}
-        for p in ready:
-            key = p.unit(association)
-            if key in refused:
-                code, message = refused[key]
-                not_found.append((p, code, message))
-            elif key in failed_units:
-                failures.append((p, failed_units[key]))
-    not_found.sort(key=lambda n: n[0].position)
+    pulled = await pull(
+        adapter,
+        list(dict.fromkeys(p.unit(association) for p in ready)),
+        host=host,
+        source=source,
+        client=checked,
+        snapshot=snapshot,
+        max_age=age,
+        bar=lambda n: progress_bar(n, "children", progress),
+        keep=TABLES,
+    )
+    notices += adapter.notices + pulled.notices
+    # position -> (found, code, message) of a parent without children to show
+    outcomes: dict[int, tuple[bool | None, int | None, str]] = {}
+    failures = pulled.failures
+    for position, walk in walked.items():
+        if isinstance(walk, tuple):
+            outcomes[position] = (False, *walk)
+        elif (unit := walk.unit(association)) in pulled.refused:
+            outcomes[position] = (False, *pulled.refused[unit])
+        elif unit in failures:
+            outcomes[position] = (None, None, failures[unit])
+    not_found = sorted(position for position, outcome in outcomes.items() if outcome[0] is False)
     if single and not_found:
-        p, code, reason = not_found[0]
+        _, code, reason = outcomes[not_found[0]]
         raise ParentNotFoundError(
-            f"the API does not know {p.label()} as a {association} in source {source}: {reason}"
+            f"the API does not know {parents[0].label()} as a {association} in source {source}: {reason}"
             + (f" (code {code})" if code is not None else "")
             + ". Check the identifier type and value, the source, and the association type.",
             code=code,
         )
-    provenance = Provenance(
-        pulled.first_fetched_at if pulled else _now(),
-        host,
-        source,
-        version("capframe"),
-        len(parents),
-        len(not_found) + len(failures),
-        last_fetched_at=pulled.last_fetched_at if pulled else None,
-        read=pulled.read if pulled else 0,
-        fetched=pulled.fetched if pulled else 0,
-        sent=pulled.sent if pulled else 0,
-    )
-    errors = [_failed_parent(p, code, "not found", reason) for p, code, reason in not_found]
-    errors += [_failed_parent(p, None, "the fetch failed", e.reason) for p, e in failures]
-    outcomes: dict[int, tuple[bool | None, int | None, str]] = {
-        p.position: (False, code, reason) for p, code, reason in not_found
-    }
-    outcomes |= {p.position: (None, None, f"the fetch failed: {e.reason}") for p, e in failures}
-    asked_rows = _asked(asked, parents, walked, outcomes)
-    bundle = _bundle(tables, errors, ready, asked_rows, provenance, notices)
+    provenance = pulled.provenance(host, source, len(parents), len(outcomes))
+    errors = _error_rows(parents, outcomes)
+    bundle = _bundle(pulled.chunks, errors, ready, _asked(asked, parents, walked, outcomes), provenance, notices)
     if not_found:
         notices.append(
             (
@@ -450,28 +442,14 @@ async def pull_children(
                 CapframeWarning,
             )
         )
-    error: CapframeError | None = None
-    if failures:
-        error = FetchError(
-            f"the children of {len(failures)} of {len(parents)} parent(s) could not be fetched "
-            f"({failures[0][1].reason}). "
-            + advice(exc for _, exc in failures)
-            + " What was fetched is in .partial"
-            + ("; with the same cache_dir a new run fetches only what is missing." if snapshot else "."),
-            status=failures[0][1].status,
-            partial=bundle,
-        )
-    elif pulled is not None and pulled.snapshot_error is not None:
-        error = SnapshotError(
-            f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=bundle
-        )
+    error = pulled.error(len(parents), bundle, cached=snapshot is not None, label=lambda u: walks[str(u)].label())
     return bundle, notices, error
 
 
 def _asked(
     asked: list[_Parent],
     parents: list[_Parent],
-    walked: dict[int, _Parent],
+    walked: dict[int, _Parent | tuple[int | None, str]],
     outcomes: dict[int, tuple[bool | None, int | None, str]],
 ) -> pl.DataFrame:
     """One row per parent asked, in order: how it was given, the walk that lists its children
@@ -482,6 +460,7 @@ def _asked(
     for p in asked:
         position = first[(p.type, p.value, p.customer_id)]
         walk = walked.get(position)
+        walk = walk if isinstance(walk, _Parent) else None
         found, code, message = outcomes.get(position, (True, None, None))
         rows.append(
             (
@@ -537,7 +516,7 @@ def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
 
 def _bundle(
     chunks: list[Tidied],
-    errors: list[pl.DataFrame],
+    errors: pl.DataFrame,
     parents: list[_Parent],
     asked: pl.DataFrame,
     provenance: Provenance,
@@ -556,7 +535,7 @@ def _bundle(
         {name: frame for name, frame in tables.items() if name != "children"},
         tables["children"]["customer_id"].unique(maintain_order=True),
     )
-    tables["errors"] = pl.concat([tables["errors"], *errors])
+    tables["errors"] = pl.concat([tables["errors"], errors])
     tables["parents"] = _parents_table(asked, tables["children"])
     bundle = ChildrenTables.of(tables, provenance)
     return bundle.checked()

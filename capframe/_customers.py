@@ -8,13 +8,13 @@ Get Customers Bulk adapter (a unit is a customer id) and the public functions.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
-from importlib.metadata import version
 from typing import TypeVar, cast
 
 import polars as pl
@@ -32,12 +32,13 @@ from capframe._answers import (
     tidy_answers,
 )
 from capframe._client import Client
+from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
 from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
-from capframe._http import Session, advice, call, dumps
+from capframe._http import Session, call, dumps
 from capframe._progress import progress_bar
 from capframe._snapshot import max_age_of
 from capframe._tables import CustomerTables, Provenance
-from capframe.errors import CapframeError, FetchError, InvalidArgumentError, SnapshotError
+from capframe.errors import InvalidArgumentError
 
 __all__ = [
     "TABLES",
@@ -49,9 +50,25 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_NOT_RETURNED = "not in the API's answer, though asked twice"
-# The main table last: a snapshot writes it last.
-TABLES = (*CustomerTables.NAMES[1:], "customers")
+
+SPEC = register(
+    Spec(
+        "customers",
+        "POST",
+        "/v2/bulk/getCustomers",
+        pl.Int64(),
+        "customer_id",
+        CustomerTables.stored(),
+        ("host", "pull_source"),
+        1_000,
+        functools.partial(model_schemas, CustomerTables),
+        Words("customer ids", "fetched", "the request failed", "failed ids as rows with success=False"),
+        units_per_request=None,
+        ask_again=True,
+        reading=lambda: (_wire.CUSTOMERS_PAGE, _wire.WIRE_VERSION, model_rules(CustomerTables)),
+    )
+)
+TABLES = SPEC.write_order
 
 
 def read_customers(bodies: Sequence[bytes], asked: tuple[int, ...] | None = None) -> Answer:
@@ -91,8 +108,8 @@ async def ask(
     (``unreadable``: the retry of an attempt whose body could not be read)."""
     return await call(
         session,
-        "POST",
-        "/v2/bulk/getCustomers",
+        SPEC.method,
+        SPEC.path,
         params={"source": source},
         content=dumps(ids),
         what=what,
@@ -127,17 +144,17 @@ def _bundle(
     provenance: Provenance | None = None,
     keep: tuple[str, ...] = TABLES,
 ) -> CustomerTables:
-    """Tidied chunks -> one validated bundle; tables not in ``keep`` were emptied as they came (memory): not validated."""
+    """Tidied chunks -> one validated bundle; tables not in ``keep`` were emptied as they came (memory):
+    not validated. ``provenance`` gets the count of failed ids (and says, when a table fails its
+    checks, whether it was read from a snapshot)."""
     if not any(chunk.tables for chunk in chunks):
         return CustomerTables.empty()
     tables = combine(chunks, TABLES, "customers", notices)
     # Request order for a fetch (however the requests went, re-asked ids too); page order for saved pages.
     tables = in_order(tables, order if order is not None else tables["customers"]["customer_id"])
     if provenance is not None:
-        failed = tables["customers"].height - int(tables["customers"]["success"].sum())
-        provenance = replace(provenance, failed=failed)
-    bundle = CustomerTables.of(tables, provenance)
-    return bundle.checked(keep)
+        provenance = replace(provenance, failed=tables["customers"].height - int(tables["customers"]["success"].sum()))
+    return CustomerTables.of(tables, provenance).checked(keep)
 
 
 def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
@@ -198,8 +215,7 @@ class _Customers:
 
     host: str
     source: str
-    name: str = "customers"
-    tables: tuple[str, ...] = TABLES
+    spec: Spec = SPEC
 
     async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
         ids = cast(tuple[int, ...], units)
@@ -211,6 +227,9 @@ class _Customers:
 
     def tidy(self, answers: Sequence[Answer]) -> Tidied:
         return tidy_customer_answers(answers)
+
+    def failed(self, units: Sequence[Unit], why: str) -> Tidied:
+        return _failed(cast(Sequence[int], units), why)
 
     def columns(self) -> dict[str, str]:
         return {"host": self.host, "pull_source": self.source}
@@ -244,55 +263,18 @@ async def pull_customers(
         host=host,
         source=source,
         client=checked,
-        per_request=size or (checked.batch_size if checked else 100),
-        ask_again=True,
         snapshot=snapshot,
         max_age=age,
         bar=lambda n: progress_bar(n, f"customers ({source})", progress),
         keep=keep,
-        unit_words="customer ids",
+        per_request=size,
         session=session,
     )
-    chunks = pulled.chunks
-    failed_ids = [cast(int, i) for request, _ in pulled.failed for i in request]
-    if pulled.unanswered:
-        chunks.append(_failed(cast(list[int], pulled.unanswered), _NOT_RETURNED))
-    for request, exc in pulled.failed:
-        chunks.append(_failed(cast(tuple[int, ...], request), f"the request failed: {exc.reason}"))
-    provenance = Provenance(
-        pulled.first_fetched_at,
-        host,
-        source,
-        version("capframe"),
-        len(wanted),
-        0,
-        last_fetched_at=pulled.last_fetched_at,
-        read=pulled.read,
-        fetched=pulled.fetched,
-        sent=pulled.sent,
-    )
-    notices = pulled.notices
-    bundle = _bundle(chunks, wanted, notices, provenance, keep)
-    error: CapframeError | None = None
-    if pulled.failed:
-        failed = pulled.failed
-        statuses = sorted({exc.status for _, exc in failed if exc.status is not None})
-        reason = failed[0][1].reason
-        error = FetchError(
-            f"{len(failed_ids)} of {len(wanted)} ids could not be fetched ({len(failed)} request(s); first: {reason}"
-            f"{'; statuses ' + ', '.join(map(str, statuses)) if statuses else ''}). "
-            + advice(exc for _, exc in failed)
-            + " Everything fetched is in .partial (failed ids as rows with success=False)"
-            + ("; with the same cache_dir a new run fetches only what is missing." if snapshot else "."),
-            status=statuses[-1] if statuses else None,
-            ids=tuple(sorted(failed_ids)),
-            partial=bundle,
-        )
-    elif pulled.snapshot_error is not None:
-        error = SnapshotError(
-            f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=bundle
-        )
-    return bundle, notices, error
+    provenance = pulled.provenance(host, source, len(wanted), 0)
+    bundle = _bundle(pulled.chunks, wanted, pulled.notices, provenance, keep)
+    failed_ids = tuple(sorted(i for request, _ in pulled.failed for i in cast(tuple[int, ...], request)))
+    error = pulled.error(len(wanted), bundle, cached=snapshot is not None, ids=failed_ids)
+    return bundle, pulled.notices, error
 
 
 def scan_customers(

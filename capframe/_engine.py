@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -44,11 +45,19 @@ import polars as pl
 from capframe import _args, _wire
 from capframe._answers import Answer, Tidied, Unread, read_group
 from capframe._client import Client, resolve_host
-from capframe._http import RetriesExhausted, Session, lasting
+from capframe._endpoints import Spec
+from capframe._http import RetriesExhausted, Session, advice, lasting
 from capframe._progress import Progress
 from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
-from capframe._tables import describe_run
-from capframe.errors import ArgumentTypeError, CapframeError, ConfigurationError, InvalidArgumentError, SnapshotError
+from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run
+from capframe.errors import (
+    ArgumentTypeError,
+    CapframeError,
+    ConfigurationError,
+    FetchError,
+    InvalidArgumentError,
+    SnapshotError,
+)
 
 __all__ = [
     "Delivery",
@@ -77,6 +86,8 @@ Delivery = tuple[T, list[Notice], CapframeError | None]
 GROUP = 20
 LAST_GROUP = 5
 MERGE_EVERY = 200  # tidied tables kept before they are merged into one
+# Why a unit asked twice has no row: the API left it out of both answers.
+_NOT_RETURNED = "not in the API's answer, though asked twice"
 # What a pull with no credentials says would fetch what the snapshot lacks.
 # A whole sentence's end: the remedy closes every message it is in (the CLI puts its own in its place).
 _TO_FETCH = (
@@ -98,16 +109,22 @@ class Reply:
 
 
 class Endpoint(Protocol):
-    """What is specific to an endpoint."""
+    """An endpoint's adapter for one pull: its spec (what is declared of the endpoint), and the
+    pull's own doings (its host, source and units' values)."""
 
-    name: str  # the snapshot folder: "customers" or "children"
-    tables: tuple[str, ...]  # the main table last: the snapshot writes it last
+    spec: Spec
 
     async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
         """One request for ``units``; raises RetriesExhausted when it fails."""
         ...
 
     def tidy(self, answers: Sequence[Answer]) -> Tidied: ...
+
+    def failed(self, units: Sequence[Unit], why: str) -> Tidied | None:
+        """Rows of the endpoint's tables for units no answer accounts for (``why``: the engine's
+        reason, in the spec's words); None where the rows are made after the pull (the map of
+        lookups, the hierarchy's parents), from :attr:`Pulled.failures`."""
+        ...
 
     def columns(self) -> dict[str, str]:
         """Columns every snapshot file of this pull carries (host, source, ...)."""
@@ -135,7 +152,8 @@ def in_progress_limit(session: Session) -> int:
 class Pulled:
     """What a pull gives back to its endpoint's public function."""
 
-    chunks: list[Tidied]  # tidied tables, in unit order (snapshot) or request order
+    spec: Spec
+    chunks: list[Tidied]  # tidied tables, in unit order (snapshot) or request order, then failure rows
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]]
     unanswered: list[Unit]  # asked twice, in no answer
     refused: dict[Unit, tuple[int | None, str]]
@@ -146,6 +164,67 @@ class Pulled:
     last_fetched_at: datetime
     notices: list[Notice]
     snapshot_error: SnapshotError | None = None
+
+    @property
+    def failures(self) -> dict[Unit, str]:
+        """Every unit asked that no answer accounts for -> why, in the spec's words: those of failed
+        requests, and those left out of their answers twice."""
+        why = {u: f"{self.spec.words.failed}: {exc.reason}" for units, exc in self.failed for u in units}
+        return why | dict.fromkeys(self.unanswered, _NOT_RETURNED)
+
+    def provenance(
+        self, host: str, source: str, asked: int, failed: int, after: Provenance | None = None
+    ) -> Provenance:
+        """What a bundle states of this pull (``asked`` and ``failed``: in the bundle's terms), and of
+        the pull ``after`` it whose tables it holds too (the customers found by a lookup): one span,
+        each pull's units counted apart."""
+        first, last = self.first_fetched_at, self.last_fetched_at
+        if after is not None:
+            first, last = min(first, after.fetched_at), max(last, after.last_fetched_at or after.fetched_at)
+        return Provenance(
+            first,
+            host,
+            source,
+            version("capframe"),
+            asked,
+            failed,
+            last_fetched_at=last,
+            counts=(RunCount(self.spec.words.units, self.read, self.fetched), *(after.counts if after else ())),
+            sent=self.sent + (after.sent if after else 0),
+        )
+
+    def error(
+        self,
+        asked: int,
+        partial: CustomerTables | ChildrenTables | pl.DataFrame,
+        *,
+        cached: bool,
+        label: Callable[[Unit], str] | None = None,
+        ids: tuple[int, ...] | None = None,
+    ) -> CapframeError | None:
+        """The pull's error, with what it got in ``.partial``: its failed requests (the first named by
+        ``label``, never by a unit's value), or else a snapshot it could not write; None."""
+        words = self.spec.words
+        if self.failed:
+            units, exc = self.failed[0]
+            statuses = sorted({e.status for _, e in self.failed if e.status is not None})
+            requests = f"{len(self.failed)} request(s); " if self.spec.units_per_request != 1 else ""
+            return FetchError(
+                f"{sum(len(u) for u, _ in self.failed)} of {asked} {words.units} could not be {words.done} "
+                f"({requests}first: {label(units[0]) + ', ' if label else ''}{exc.reason}"
+                f"{'; statuses ' + ', '.join(map(str, statuses)) if statuses else ''}). "
+                + advice(e for _, e in self.failed)
+                + f" Everything fetched is in .partial ({words.failed_rows})"
+                + ("; with the same cache_dir a new run fetches only what is missing." if cached else "."),
+                status=statuses[-1] if statuses else None,
+                ids=ids or (),
+                partial=partial,
+            )
+        if self.snapshot_error is not None:
+            return SnapshotError(
+                f"{self.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=partial
+            )
+        return None
 
 
 def deliver(delivery: Delivery[T], stacklevel: int) -> T:
@@ -367,7 +446,7 @@ class _Run:
         self.chunks.insert(at, tidied)
         final = bisect.bisect_left(self._chunk_groups, self._first_undone)
         if len(self.chunks) >= MERGE_EVERY and final > 1:
-            self.chunks[:final] = [merge(self.chunks[:final], self.endpoint.tables)]
+            self.chunks[:final] = [merge(self.chunks[:final], self.endpoint.spec.write_order)]
             self._chunk_groups[:final] = [self._chunk_groups[final - 1]]
 
 
@@ -397,27 +476,34 @@ async def pull(
     host: str,
     source: str,
     client: Client | None,
-    per_request: int,
-    ask_again: bool,
     snapshot: Snapshot | None,
     max_age: timedelta | None,
     bar: Callable[[int], Progress],
     keep: tuple[str, ...],
-    unit_words: str,
+    per_request: int | None = None,
     session: Session | None = None,
 ) -> Pulled:
-    """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered.
+    """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered, and
+    rows for every unit no answer accounts for (the endpoint's ``failed``).
 
-    ``session``: one already open, shared with the pulls before and after this one (the lookups of
-    identifiers, then Get Customers Bulk): one pacer and one concurrency limit for all their requests."""
+    ``per_request``: units a request takes, where the spec leaves it to the caller (a batch size);
+    else the spec's, or the client's batch_size. ``session``: one already open, shared with the pulls
+    before and after this one (the lookups of identifiers, then Get Customers Bulk): one pacer and
+    one concurrency limit for all their requests."""
+    spec = endpoint.spec
+    words, ask_again = spec.words.units, spec.ask_again
+    per_request = per_request or spec.units_per_request or (client.batch_size if client is not None else 100)
     notices: list[Notice] = []
     store: Store | None = None
-    dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
+    dtype = spec.unit_dtype
+    if not units:
+        now = _now()
+        return Pulled(spec, [], [], [], {}, 0, 0, 0, now, now, notices)
     held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
     damaged: list[Path] = []
     if snapshot is not None:
         snapshot.check(create=client is not None, notices=notices)
-        store = Store(snapshot, endpoint.name)
+        store = Store(snapshot, spec.name)
         held, damaged = await asyncio.to_thread(store.held, pl.Series(units, dtype=dtype), host, source, max_age)
         notices += store.notices
         store.notices = []
@@ -431,18 +517,18 @@ async def pull(
         where = f" {snapshot.root}" if snapshot is not None else ""
         if damaged:  # damage made them missing: say which files
             raise SnapshotError(
-                f"{damaged_or_missing(damaged)}: {len(missing)} of {len(units)} {unit_words} are not in the "
+                f"{damaged_or_missing(damaged)}: {len(missing)} of {len(units)} {words} are not in the "
                 f"snapshot{where} and there are no credentials to fetch them again: {_TO_FETCH}"
             )
         raise ConfigurationError(
-            f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot{where}"
+            f"{len(missing)} of {len(units)} {words} are not in the snapshot{where}"
             f"{_held_instead(store, host, source) if not held.height else f' for {host} and source {source}'}: "
             f"to fetch them, {_TO_FETCH}"
         )
     if missing and store is not None:
-        if not snapshot.writable() or not store.can_write(endpoint.tables):  # type: ignore[union-attr]
+        if not snapshot.writable() or not store.can_write(spec.write_order):  # type: ignore[union-attr]
             raise SnapshotError(
-                f"{len(missing)} of {len(units)} {unit_words} are not in the snapshot {store.snapshot.root}, which "
+                f"{len(missing)} of {len(units)} {words} are not in the snapshot {store.snapshot.root}, which "
                 "is read-only: make it writable, or pass another cache_dir (or none) to fetch them"
             )
         with snapshot.lock(exclusive=True):  # type: ignore[union-attr]
@@ -487,10 +573,16 @@ async def pull(
     # Reading back finds again the damage the lookup found (a lost index, say): said once.
     notices += [notice for notice in (store.notices if store is not None else []) if notice not in notices]
     fetched = len(set(run.answered))
-    log.info("%s from %s: %s", source, host, describe_run(read, fetched, sent, unit_words))
+    log.info("%s from %s: %s", source, host, describe_run((RunCount(words, read, fetched),), sent))
+    failed = _in_unit_order(run.failed, units)
+    for request, exc in failed:
+        chunks += filter(None, [endpoint.failed(request, f"{spec.words.failed}: {exc.reason}")])
+    if unanswered:
+        chunks += filter(None, [endpoint.failed(unanswered, _NOT_RETURNED)])
     return Pulled(
+        spec,
         chunks,
-        sorted(run.failed, key=lambda f: str(f[0])),
+        failed,
         unanswered,
         run.refused,
         read,
@@ -501,6 +593,16 @@ async def pull(
         notices,
         run.snapshot_error,
     )
+
+
+def _in_unit_order(
+    failed: list[tuple[tuple[Unit, ...], RetriesExhausted]], units: Sequence[Unit]
+) -> list[tuple[tuple[Unit, ...], RetriesExhausted]]:
+    """Failed requests in the order of their first unit asked: the first is the one a message names."""
+    if not failed:
+        return failed
+    position = {u: i for i, u in enumerate(units)}
+    return sorted(failed, key=lambda f: min(position[u] for u in f[0]))
 
 
 def _held_instead(store: Store | None, host: str, source: str) -> str:
@@ -553,7 +655,12 @@ def _read_back(
     part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
     files = files.filter(pl.col("part").is_in(part_order))
     tables = store.read(
-        rows.select("unit", "part"), part_order, files, run.endpoint.tables, run.keep, list(run.endpoint.columns())
+        rows.select("unit", "part"),
+        part_order,
+        files,
+        run.endpoint.spec.write_order,
+        run.keep,
+        list(run.endpoint.columns()),
     )
     read = {name: frame for name, frame in tables.items() if frame is not None}
     # Tables kept in memory when the snapshot could not be written come after those read back.

@@ -16,7 +16,6 @@ import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
-from importlib.metadata import version
 from typing import Any, TypeVar
 
 import polars as pl
@@ -26,11 +25,11 @@ from capframe._children import Parent, pull_children
 from capframe._client import Client
 from capframe._customers import TABLES, pull_customers
 from capframe._engine import Delivery, connect, deliver, snapshot_of
-from capframe._http import Session, advice
+from capframe._http import Session
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
-from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables, Provenance
-from capframe.errors import CapframeError, CapframeWarning, FetchError, SnapshotError
+from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables
+from capframe.errors import CapframeWarning, FetchError, SnapshotError
 
 __all__ = [
     "afetch_children",
@@ -95,28 +94,6 @@ async def _looked_up(
         return looked, (await then(looked, checked, session) if then is not None else None)
 
 
-def _lookup_error(looked: LookedUp, asked: int, cached: bool, partial: Any) -> CapframeError | None:
-    """The lookups' own error: values whose lookup failed (named by number and type), or the snapshot's."""
-    if looked.failed:
-        failures = sorted(looked.failed, key=lambda f: f[0].position)
-        exc = failures[0][1]
-        statuses = sorted({e.status for _, e in failures if e.status is not None})
-        return FetchError(
-            f"{len(failures)} of {asked} identifier values could not be looked up (first: {failures[0][0].label()}, "
-            f"{exc.reason}). "
-            + advice(e for _, e in failures)
-            + " Everything fetched is in .partial (those values as rows of lookups with found null)"
-            + ("; with the same cache_dir a new run fetches only what is missing." if cached else "."),
-            status=statuses[-1] if statuses else None,
-            partial=partial,
-        )
-    if looked.pulled.snapshot_error is not None:
-        return SnapshotError(
-            f"{looked.pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=partial
-        )
-    return None
-
-
 async def _pull_by_identifier(
     given: Any,
     identifier: str | None,
@@ -147,10 +124,9 @@ async def _pull_by_identifier(
     lookups = looked.lookups
     unique = lookups.unique(["identifier_type", "identifier_value"], keep="first")
     returned = set(tables.customers.filter("success")["customer_id"])
-    bundle = CustomerLookupTables.of(
-        {**tables.tables(), "lookups": lookups},
-        _provenance(looked, tables.provenance, unique.height, sum(i not in returned for i in unique["customer_id"])),
-    )
+    failed = sum(i not in returned for i in unique["customer_id"])
+    provenance = looked.pulled.provenance(looked.host, looked.pulled_source, unique.height, failed, tables.provenance)
+    bundle = CustomerLookupTables.of({**tables.tables(), "lookups": lookups}, provenance)
     bundle.checked(("lookups",))
     if missing := unique.filter(pl.col("found").not_()).height:
         # fetch_customers returns no row for them: said, never silently fewer rows.
@@ -161,30 +137,10 @@ async def _pull_by_identifier(
                 CapframeWarning,
             )
         )
-    lookup_error = _lookup_error(looked, unique.height, cache_dir is not None, bundle)
+    lookup_error = looked.error(bundle, cached=cache_dir is not None)
     if lookup_error is None and isinstance(error, (FetchError, SnapshotError)):
         error.partial = bundle  # what failed is the customers' fetch: its message stands, with every table
     return bundle, [*looked.pulled.notices, *notices], lookup_error or error
-
-
-def _provenance(looked: LookedUp, customers: Provenance | None, asked: int, failed: int) -> Provenance:
-    """The lookups' and the customers' pulls as one: the span of both, what both did."""
-    pulled = looked.pulled
-    first, last = pulled.first_fetched_at, pulled.last_fetched_at
-    if customers is not None:
-        first, last = min(first, customers.fetched_at), max(last, customers.last_fetched_at or customers.fetched_at)
-    return Provenance(
-        first,
-        looked.host,
-        looked.pulled_source,
-        version("capframe"),
-        asked,
-        failed,
-        last_fetched_at=last,
-        read=pulled.read + (customers.read if customers else 0),
-        fetched=pulled.fetched + (customers.fetched if customers else 0),
-        sent=pulled.sent + (customers.sent if customers else 0),
-    )
 
 
 async def _pull(
@@ -218,8 +174,7 @@ async def _lookup_only(
 ) -> Delivery[pl.DataFrame]:
     given = list(values) if isinstance(values, Iterator) else values
     looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age)
-    asked = looked.lookups.unique(["identifier_type", "identifier_value"]).height
-    return looked.lookups, looked.pulled.notices, _lookup_error(looked, asked, cache_dir is not None, looked.lookups)
+    return looked.lookups, looked.pulled.notices, looked.error(looked.lookups, cached=cache_dir is not None)
 
 
 async def afetch_customer_tables(

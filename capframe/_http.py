@@ -28,6 +28,7 @@ from capframe._auth import Credentials, TokenUnavailable
 from capframe._classify import Done, Refuse, Retry, Verdict, classify, classify_failure, server_text
 from capframe._client import Client
 from capframe._concurrency import AdaptiveLimit, Outcome, Slot
+from capframe._endpoints import personal_parameters
 from capframe._pacing import Pacer
 from capframe._retry import SLOW_DOWN, UNDOCUMENTED_TYPES, RetriesExhausted, RetryPolicy, advice
 from capframe._wire import WireFormatError, WireTypeError
@@ -38,20 +39,27 @@ log = logging.getLogger("capframe")
 
 
 class _Redact(logging.Filter):
-    """Log records of httpx and httpcore hold what the wire held: a hierarchy request's URL holds the
-    parent's mobile or email (associationEntityIdentifierValue, personal data), a lookup's its identifierValue, and httpcore's DEBUG
-    lines hold response headers, where a hostile server may repeat a credential. This blanks the
-    first, and the credentials of every session open (each registers its redaction in ``active``)."""
+    """Log records of httpx and httpcore hold what the wire held: a request's URL may hold personal
+    data (a hierarchy parent's mobile or email, a lookup's identifier value: the query parameters
+    each endpoint's spec names ``personal``), and httpcore's DEBUG lines hold response headers, where
+    a hostile server may repeat a credential. This blanks the first, and the credentials of every
+    session open (each registers its redaction in ``active``)."""
 
-    _VALUE = re.compile(r"((?:associationEntityIdentifierValue|identifierValue)=)[^&\s\"']*")
     active: list[Callable[[str], str]] = []  # noqa: RUF012 - shared by every session, on purpose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = self._VALUE.sub(r"\1***", record.getMessage())
+        message = _personal_values(tuple(personal_parameters())).sub(r"\1***", record.getMessage())
         for redact in list(self.active):
             message = redact(message)
         record.msg, record.args = message, ()
         return True
+
+
+@functools.cache
+def _personal_values(parameters: tuple[str, ...]) -> re.Pattern[str]:
+    """``name=value`` of these query parameters, the value up to the next parameter or quote."""
+    names = "|".join(re.escape(name) for name in sorted(parameters, key=len, reverse=True)) or "(?!)"
+    return re.compile(rf"((?:{names})=)[^&\s\"']*")
 
 
 _REDACT = _Redact()

@@ -23,15 +23,16 @@ import polars as pl
 from capframe import _args, _wire
 from capframe._answers import NO_UNKNOWN, Answer, Tidied
 from capframe._client import Client
+from capframe._endpoints import Spec, Words, register
 from capframe._engine import Pulled, Reply, Unit, pull
-from capframe._http import RetriesExhausted, Session, call
+from capframe._http import Session, call
 from capframe._progress import progress_bar
-from capframe._snapshot import EndpointFacts, Snapshot, register
-from capframe.errors import ArgumentTypeError, InvalidArgumentError, RequestRejectedError
+from capframe._snapshot import Snapshot
+from capframe._tables import CustomerTables
+from capframe.errors import ArgumentTypeError, CapframeError, InvalidArgumentError, RequestRejectedError
 
 __all__ = ["LookedUp", "Value", "lookup_table", "pull_lookups", "read_lookup", "values_of"]
 
-PATH = "/v2/customers/lookup"
 # The codes the API answers for one value (documented): a row of the map, never an error of the pull.
 CODES = {
     8015: "no customer found with the given identifier",
@@ -40,16 +41,24 @@ CODES = {
     8013: "customer identifier is invalid",
     8011: "invalid source account",
 }
-ENDPOINT = "lookups"
 TABLE = "customer_ids"  # what the snapshot stores of a found value: its unit and its customer id
 STORED = pl.Schema({"lookup": pl.String(), "customer_id": pl.Int64()})
 
-
-register(
-    ENDPOINT,
-    EndpointFacts(
-        pl.String(), "lookup", (TABLE,), ("host", "pull_source"), 1, lambda: {TABLE: STORED}, lambda: _wire.WIRE_VERSION
-    ),
+SPEC = register(
+    Spec(
+        "lookups",
+        "GET",
+        "/v2/customers/lookup",
+        pl.String(),  # (identifier type, value) as JSON
+        "lookup",
+        (TABLE,),
+        ("host", "pull_source"),
+        1,
+        lambda: {TABLE: STORED},
+        Words("identifier values", "looked up", "the lookup failed", "those values as rows of lookups with found null"),
+        personal={"identifierValue": "identifierName"},
+        reading=lambda: _wire.WIRE_VERSION,
+    )
 )
 
 
@@ -140,8 +149,7 @@ class _Lookups:
     host: str
     source: str
     values: dict[str, Value]  # unit -> the first value asked of it
-    name: str = ENDPOINT
-    tables: tuple[str, ...] = (TABLE,)
+    spec: Spec = SPEC
 
     async def ask(self, session: Session, units: tuple[Unit, ...]) -> Reply:
         (unit,) = units
@@ -149,7 +157,7 @@ class _Lookups:
         params = {"source": self.source, "identifierName": value.type, "identifierValue": value.text}
         try:
             customer_id, code, message = await call(
-                session, "GET", PATH, params=params, what=f"the lookup of {value.label()}", read=read_lookup
+                session, SPEC.method, SPEC.path, params=params, what=f"the lookup of {value.label()}", read=read_lookup
             )
         except RequestRejectedError as exc:  # a 4xx with one of the codes the API answers for one value
             if exc.code not in CODES:
@@ -163,6 +171,9 @@ class _Lookups:
     def tidy(self, answers: Sequence[Answer]) -> Tidied:
         return Tidied({TABLE: pl.concat([a.entities for a in answers])})
 
+    def failed(self, units: Sequence[Unit], why: str) -> None:
+        """A failed lookup's row is made with the map (:func:`lookup_table`): one per value asked."""
+
     def columns(self) -> dict[str, str]:
         return {"host": self.host, "pull_source": self.source}
 
@@ -173,9 +184,14 @@ class LookedUp:
 
     lookups: pl.DataFrame
     pulled: Pulled
-    failed: list[tuple[Value, RetriesExhausted]]
+    first: dict[str, Value]  # unit -> the first value asked of it: how messages name a unit
     host: str
     pulled_source: str  # the source as checked (upper case)
+
+    def error(self, partial: CustomerTables | pl.DataFrame, *, cached: bool) -> CapframeError | None:
+        """The lookups' own error: values whose lookup failed (named by number and type), or the snapshot's."""
+        asked = len(self.first)
+        return self.pulled.error(asked, partial, cached=cached, label=lambda unit: self.first[str(unit)].label())
 
 
 async def pull_lookups(
@@ -191,39 +207,28 @@ async def pull_lookups(
 ) -> LookedUp:
     """Each distinct value looked up once (through the snapshot), then the map of every value asked."""
     first = {v.unit(): v for v in reversed(values)}  # a value asked twice: one lookup, the first's
-    units = list(dict.fromkeys(v.unit() for v in values))
     pulled = await pull(
         _Lookups(host, source, first),
-        units,
+        list(dict.fromkeys(v.unit() for v in values)),
         host=host,
         source=source,
         client=client,
-        per_request=1,
-        ask_again=False,
         snapshot=snapshot,
         max_age=max_age,
         bar=lambda n: progress_bar(n, f"lookups ({source})", progress),
         keep=(TABLE,),
-        unit_words="identifier values",
         session=session,
     )
-    failed = {str(unit): exc for request, exc in pulled.failed for unit in request}
     tables = [p.tables[TABLE] for p in pulled.chunks if TABLE in p.tables]
     found = pl.concat(tables) if tables else pl.DataFrame(schema=STORED)
-    return LookedUp(
-        lookup_table(values, found, pulled.refused, failed),
-        pulled,
-        [(first[unit], exc) for unit, exc in failed.items()],
-        host,
-        source,
-    )
+    return LookedUp(lookup_table(values, found, pulled.refused, pulled.failures), pulled, first, host, source)
 
 
 def lookup_table(
     values: Sequence[Value],
     found: pl.DataFrame,
     refused: dict[Unit, tuple[int | None, str]],
-    failed: dict[str, RetriesExhausted],
+    failed: dict[Unit, str],
 ) -> pl.DataFrame:
     """The map: one row per value asked, in order, with its customer id or why it has none."""
     ids = dict(found.unique("lookup", keep="last").iter_rows())
@@ -235,7 +240,7 @@ def lookup_table(
         elif unit in refused:
             outcome = (None, False, *refused[unit])
         elif unit in failed:
-            outcome = (None, None, None, f"the lookup failed: {failed[unit].reason}")
+            outcome = (None, None, None, failed[unit])
         else:  # the engine accounts for every unit asked: this is no answer it gave
             outcome = (None, None, None, "the lookup has no answer")
         rows.append((v.position + 1, v.type, v.text, *outcome))

@@ -13,8 +13,8 @@ relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the
     <endpoint>/journal/<part>.json     a part written but not yet in the index (a run going on, or killed)
     <endpoint>/<table>/<part>.parquet  one part's tables (a group of requests), every row with ``host`` and ``source``
 
-``<endpoint>`` is ``customers`` (a unit is a customer id) or ``children`` (a unit is one parent's
-walk). A part's files are written to temporary names and renamed, then its journal entry: a run
+``<endpoint>`` is a registered endpoint's name (:data:`capframe._endpoints.SPECS`, each declared in
+its own module: a customer id, one parent's walk, one lookup of an identifier). A part's files are written to temporary names and renamed, then its journal entry: a run
 killed at any point leaves whole parts or files no index names. Index changes are made under an
 exclusive lock, by folding journal entries in; a unit fetched again replaces the old one, and the old
 part is written again, under a new name, without it, so the files hold each (host, source, unit) once.
@@ -44,7 +44,7 @@ import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -52,13 +52,11 @@ from pathlib import Path
 
 import polars as pl
 
-from capframe import _wire
+from capframe._endpoints import SPECS, Spec
 from capframe._inert import visible
-from capframe._tables import ChildrenTables, CustomerTables, _Bundle
 from capframe.errors import InvalidArgumentError, SnapshotDamagedWarning, SnapshotError
 
 __all__ = [
-    "ENDPOINTS",
     "MOST_DAYS",
     "Layout",
     "Notice",
@@ -71,7 +69,6 @@ __all__ = [
     "damaged_or_missing",
     "max_age_of",
     "named",
-    "register",
 ]
 
 Notice = tuple[str, type[Warning]]
@@ -97,95 +94,12 @@ _PART_PATTERN = f"^{_PART.pattern}$"
 _TEMPORARY = re.compile(r"\..+\.tmp")  # what _write_atomically's mkstemp names
 
 
-@dataclass(frozen=True)
-class EndpointFacts:
-    """What a snapshot knows of an endpoint's units and tables."""
-
-    unit_dtype: pl.DataType
-    unit_column: str | None  # the table column that holds a row's unit; None: one unit per part
-    tables: tuple[str, ...]  # main first
-    columns: tuple[str, ...]  # what every stored row carries in front of its table's columns
-    rows_per_unit: int  # most rows one unit may have in one table: more is a bomb, not an answer
-    table_schemas: Callable[[], Mapping[str, Mapping[str, pl.DataType]]]  # table -> its stored columns
-    # How answers are read into those tables, as far as no stored schema shows it (the page schema, the
-    # wire's reading rules): part of the fingerprint.
-    reading: Callable[[], object] = lambda: None
-
-    @property
-    def main(self) -> str:
-        return self.tables[0]
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """A short sha256 of the stored tables' schemas (names, columns, dtypes), the columns in front,
-        the unit's dtype and ``reading`` (for customers and children: the page schema, the wire's
-        reading rules and the models' checks): a part written under another one was written by a
-        capframe version whose tables differ, and is not read. Derived, never bumped by hand: adding a
-        column to a model, or changing a check, changes it."""
-        described = {
-            "unit": str(self.unit_dtype),
-            "unit_column": self.unit_column,
-            "columns": list(self.columns),
-            "tables": {t: [[c, str(d)] for c, d in self.table_schemas()[t].items()] for t in self.tables},
-            "reading": str(self.reading()),
-        }
-        return _sha256(json.dumps(described, sort_keys=True).encode())[:16]
-
-
-def _model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -> dict[str, dict[str, pl.DataType]]:
-    """Table -> column -> dtype, from the models (imports pandera), but for the columns an endpoint
-    adds to its tables after reading them back."""
-    return {
-        table: {name: dtype for name, dtype in frame.schema.items() if name not in added_on_read}
-        for table, frame in bundle.empty().tables().items()
-        if table in bundle.stored()
-    }
-
-
-def _model_rules(bundle: type[_Bundle]) -> list[object]:
-    """Each stored table's rules from its model (nullable, unique, checks): a check changed since a part
-    was written changes the fingerprint too, so the part is fetched again, not refused by validation."""
-    rules: list[object] = []
-    for table in bundle.stored():
-        schema = bundle.MODELS[table].to_schema()
-        columns = [[name, c.nullable, c.unique, [repr(k) for k in c.checks]] for name, c in schema.columns.items()]
-        rules.append([table, columns, [repr(k) for k in schema.checks]])
-    return rules
-
-
-ENDPOINTS: dict[str, EndpointFacts] = {
-    "customers": EndpointFacts(
-        pl.Int64(),
-        "customer_id",
-        CustomerTables.stored(),
-        ("host", "pull_source"),
-        1_000,
-        functools.partial(_model_schemas, CustomerTables),
-        lambda: (_wire.CUSTOMERS_PAGE, _wire.WIRE_VERSION, _model_rules(CustomerTables)),
-    ),
-    "children": EndpointFacts(
-        pl.String(),
-        None,
-        ChildrenTables.stored(),
-        ("host", "pull_source", "association"),
-        1_000_000,
-        functools.partial(_model_schemas, ChildrenTables, ("parent_customer_id",)),
-        lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION, _model_rules(ChildrenTables)),
-    ),
-}
-
-
-def register(endpoint: str, facts: EndpointFacts) -> None:
-    """An endpoint whose module states its own facts (the lookup): the snapshot then lists, checks and counts it."""
-    ENDPOINTS[endpoint] = facts
-
-
 TIME = pl.Datetime("us", "UTC")
 FILES = pl.Schema({"part": pl.String, "table": pl.String, "sha256": pl.String, "bytes": pl.Int64})
 
 
 @functools.cache
-def _stored_schema(facts: EndpointFacts, table: str) -> dict[str, pl.DataType]:
+def _stored_schema(facts: Spec, table: str) -> dict[str, pl.DataType]:
     """Column -> dtype of a stored table file: the columns in front, then the table's (made once)."""
     return {**dict.fromkeys(facts.columns, pl.String()), **facts.table_schemas()[table]}
 
@@ -195,7 +109,7 @@ def _index_schema(endpoint: str) -> pl.Schema:
         {  # type: ignore[arg-type]  # mypy widens a dict of mixed dtypes to object
             "host": pl.String,
             "source": pl.String,
-            "unit": ENDPOINTS[endpoint].unit_dtype,
+            "unit": SPECS[endpoint].unit_dtype,
             "part": pl.String,
             "fetched_at": TIME,
             "fingerprint": pl.String,
@@ -325,7 +239,7 @@ class Layout:
 
     @staticmethod
     def table_name(endpoint: str, name: object) -> str:
-        if name not in ENDPOINTS[endpoint].tables:
+        if name not in SPECS[endpoint].tables:
             raise ValueError(f"{visible(name)[:80]!r} is not a {endpoint} table")
         return str(name)
 
@@ -587,7 +501,7 @@ class Snapshot:
 
     def endpoints(self) -> list[str]:
         """The endpoints the folder holds anything of (a link in place of the folder is damage, said so)."""
-        return [e for e in ENDPOINTS if self.layout.exists(self.layout.folder(e))]
+        return [e for e in SPECS if self.layout.exists(self.layout.folder(e))]
 
     def hosts(self) -> tuple[list[str], list[Path]]:
         """(the hosts the snapshot holds units of, index files that could not be read)."""
@@ -605,7 +519,7 @@ class Snapshot:
         folders = [self.root]
         for endpoint in self.endpoints():
             folder = self.layout.folder(endpoint)
-            tables = (self.layout.table(endpoint, t) for t in ENDPOINTS[endpoint].tables)
+            tables = (self.layout.table(endpoint, t) for t in SPECS[endpoint].tables)
             folders += [folder, self.layout.journal(endpoint), *tables]
         for folder in folders:
             for entry in self.layout.entries(folder, _TEMPORARY):
@@ -695,7 +609,7 @@ class Store:
         self.snapshot = snapshot
         self.layout = snapshot.layout
         self.endpoint = endpoint
-        self.facts = ENDPOINTS[endpoint]
+        self.facts = SPECS[endpoint]
         self.unit_dtype, self.unit_column = self.facts.unit_dtype, self.facts.unit_column
         self.schema = _index_schema(endpoint)
         self.unreadable: list[Path] = []  # index or journal files that could not be read (found by view())

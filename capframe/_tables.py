@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.polars as pa
 
-__all__ = ["ChildrenTables", "CustomerLookupTables", "CustomerTables", "Provenance", "schema_of"]
+__all__ = ["ChildrenTables", "CustomerLookupTables", "CustomerTables", "Provenance", "RunCount", "schema_of"]
+
+
+@dataclass(frozen=True)
+class RunCount:
+    """One pull's units in a run: how many it read from the snapshot, how many it fetched."""
+
+    units: str  # the endpoint's word for them: "customer ids", "parents", "identifier values"
+    read: int
+    fetched: int
 
 
 @dataclass(frozen=True)
@@ -32,22 +41,32 @@ class Provenance:
 
     ``fetched_at`` and ``last_fetched_at`` are the earliest and latest times the units a result uses
     left the API: for a pull served from a snapshot (``cache_dir``), the times recorded there, so
-    every rerun states the same. ``read`` and ``fetched`` say how many units this run read from the
-    snapshot and how many it asked the API for, ``sent`` how many HTTP requests it sent (every page,
-    retry and token request: 0 for a rerun the snapshot served): they describe the run, not the
-    data, so :meth:`as_dict` and ``==`` leave them out, and :meth:`run` states them.
+    every rerun states the same. ``counts`` say, for each pull of the run (the lookups of identifiers,
+    then the customers found: two), how many units it read from the snapshot and how many it asked
+    the API for; ``sent`` how many HTTP requests the run sent (every page, retry and token request: 0
+    for a rerun the snapshot served): they describe the run, not the data, so :meth:`as_dict` and
+    ``==`` leave them out, and :meth:`run` states them.
     """
 
     fetched_at: datetime
     host: str
     source: str
     capframe_version: str
-    asked: int  # ids (or parents) asked, after removing duplicates
+    asked: int  # ids (parents, identifier values) asked, after removing duplicates
     failed: int  # of those, how many failed
     last_fetched_at: datetime | None = None
-    read: int = field(default=0, compare=False)
-    fetched: int = field(default=0, compare=False)
+    counts: tuple[RunCount, ...] = field(default=(), compare=False)
     sent: int = field(default=0, compare=False)  # HTTP requests this run sent: pages, retries, tokens
+
+    @property
+    def read(self) -> int:
+        """Units this run read from the snapshot, every pull's."""
+        return sum(c.read for c in self.counts)
+
+    @property
+    def fetched(self) -> int:
+        """Units this run asked the API for and got an answer for, every pull's."""
+        return sum(c.fetched for c in self.counts)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k not in _OF_THE_RUN}
@@ -62,18 +81,26 @@ class Provenance:
         )
         return f"{self.source} from {self.host}, fetched {when} UTC"
 
-    def run(self, units: str = "units") -> str:
-        """What this run did: ``"30 ids from snapshot, 0 fetched, 0 requests sent"``."""
-        return describe_run(self.read, self.fetched, self.sent, units)
+    def run(self) -> str:
+        """What this run did: ``"30 customer ids from snapshot, 0 fetched, 0 requests sent"``."""
+        return describe_run(self.counts, self.sent)
 
 
-_OF_THE_RUN = ("read", "fetched", "sent")
+_OF_THE_RUN = ("counts", "sent")
 
 
-def describe_run(read: int, fetched: int, sent: int, units: str) -> str:
-    """A pull's own doings, as its repr, the CLI and the log say them (snapshot units only when any)."""
-    from_snapshot = f"{_counted(read, units)} from snapshot, {fetched:,} fetched" if read else None
-    return f"{from_snapshot or _counted(fetched, units) + ' fetched'}, {_counted(sent, 'requests')} sent"
+def describe_run(counts: Iterable[RunCount], sent: int) -> str:
+    """A run's own doings, as its repr, the CLI and the log say them (snapshot units only when any),
+    each pull's units apart: "3 identifier values and 2 customer ids from snapshot, 0 fetched, ..."."""
+    counts = list(counts)
+    read = " and ".join(_counted(c.read, c.units) for c in counts)
+    fetched = " and ".join(_counted(c.fetched, c.units) for c in counts)
+    if any(c.read for c in counts):
+        total = sum(c.fetched for c in counts)
+        done = f"{read} from snapshot, {fetched if len(counts) > 1 and total else f'{total:,}'} fetched"
+    else:
+        done = f"{fetched} fetched"
+    return f"{done}, {_counted(sent, 'requests')} sent"
 
 
 def _counted(count: int, plural: str) -> str:
@@ -92,7 +119,6 @@ class _Bundle:
     provenance: Provenance | None = None
 
     _MAIN: ClassVar[str]
-    UNITS: ClassVar[str]  # what one unit of the pull is called: "ids", "parents"
     NAMES: ClassVar[tuple[str, ...]]  # the tables, main first
     MADE: ClassVar[tuple[str, ...]] = ()  # tables made from the others after a pull: never stored
     MODELS: ClassVar[Any]  # table name -> pandera model (a _Models)
@@ -214,7 +240,7 @@ class _Bundle:
 
     def _origin(self) -> str:
         p = self.provenance
-        return f"; {p}; this run: {p.run(self.UNITS)}" if p else ""
+        return f"; {p}; this run: {p.run()}" if p else ""
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -268,7 +294,6 @@ class CustomerTables(_Bundle):
     customers: pl.DataFrame
 
     _MAIN: ClassVar[str] = "customers"
-    UNITS: ClassVar[str] = "ids"
     NAMES: ClassVar[tuple[str, ...]] = ("customers", *_SHARED)
 
 
@@ -281,7 +306,6 @@ class ChildrenTables(_Bundle):
     parents: pl.DataFrame
 
     _MAIN: ClassVar[str] = "children"
-    UNITS: ClassVar[str] = "parents"
     NAMES: ClassVar[tuple[str, ...]] = ("children", "parents", *_SHARED)
     MADE: ClassVar[tuple[str, ...]] = ("parents",)
 
@@ -309,7 +333,6 @@ class CustomerLookupTables(CustomerTables):
 
     lookups: pl.DataFrame
 
-    UNITS: ClassVar[str] = "units"  # lookups and customer ids
     NAMES: ClassVar[tuple[str, ...]] = ("customers", "lookups", *_SHARED)
 
     @property

@@ -342,7 +342,7 @@ def _summarise(tables: CustomerTables | ChildrenTables, written: str | None, out
         )
     print(file=out)
     if tables.provenance is not None:
-        print(f"This run: {tables.provenance.run(tables.UNITS)}", file=out)
+        print(f"This run: {tables.provenance.run()}", file=out)
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_cols=-1, fmt_str_lengths=24):
         print(visible_table(frame.select(_KEY_COLUMNS[main]).head(_SHOWN_ROWS)), file=out)
     more = f"{frame.height - _SHOWN_ROWS:,} more rows, " if frame.height > _SHOWN_ROWS else ""

@@ -76,6 +76,8 @@ from functools import partial
 from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from capframe._endpoints import personal_parameters
+
 __all__ = [
     "CREDENTIAL_HEADERS",
     "MATCH_ON",
@@ -142,11 +144,6 @@ _KEY_KINDS: Final[Mapping[str, str]] = {
 # {"type": ..., "value": ...} objects: the type says what the value is. Inside these lists any type
 # counts; elsewhere only the identifier types known here do (a type/value pair may be anything).
 _IDENTIFIER_LISTS: Final = frozenset({"identifiers", "identifiersall", "commchannels", "channels"})
-# Query parameters holding an identifier, with the parameter that names its type.
-_QUERY_VALUES: Final[Mapping[str, str]] = {
-    "associationEntityIdentifierValue": "associationEntityIdentifierType",
-    "identifierValue": "identifierName",
-}
 _PLACEHOLDER: Final = re.compile(
     r"910\d{9}|user-[0-9a-f]{12}@example\.invalid|Name-[0-9a-f]{10}|(?:ext|card|id|address)-[0-9a-f]{12}|" + REDACTED
 )
@@ -558,9 +555,10 @@ def _scrub_query(uri: str) -> str:
     names = dict(query)
     scrubber = _Scrubber(token_request=False, personal_data=True)
     new_query = []
+    personal = personal_parameters()  # each endpoint's spec names its own (capframe._endpoints)
     for name, value in query:
-        if name in _QUERY_VALUES:
-            kind = _type_kind(names.get(_QUERY_VALUES[name], ""), True) or "id"
+        if name in personal:
+            kind = _type_kind(names.get(personal[name], ""), True) or "id"
             value = scrubber.replace(value, partial(scrubber.placeholder, kind))
         new_query.append((name, value))
     if not scrubber.changed:

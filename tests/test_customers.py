@@ -255,8 +255,8 @@ def test_batches_cached_by_another_wire_version_are_fetched_again(
     ids = client.sandbox_org.customer_ids(100)  # type: ignore[union-attr]
     capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)
     monkeypatch.setattr("capframe._wire.WIRE_VERSION", capframe._wire.WIRE_VERSION + 1)
-    facts = capframe._snapshot.ENDPOINTS["customers"]
-    monkeypatch.setitem(capframe._snapshot.ENDPOINTS, "customers", dataclasses.replace(facts))  # fingerprint anew
+    facts = capframe._endpoints.SPECS["customers"]
+    monkeypatch.setitem(capframe._endpoints.SPECS, "customers", dataclasses.replace(facts))  # fingerprint anew
     before = len(client.sandbox_org.request_log)  # type: ignore[union-attr]
     with pytest.warns(capframe.SnapshotDamagedWarning, match="written by another capframe version"):
         capframe.fetch_customers(ids, "INSTORE", client=client, cache_dir=tmp_path, batch_size=50)

@@ -11,22 +11,37 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe import _engine, _snapshot
+from capframe import _engine
 from capframe._answers import NO_UNKNOWN, Answer, Tidied
+from capframe._endpoints import SPECS, Spec, Words
 from capframe._engine import Reply, Unit, group_numbers
 from capframe._http import RetriesExhausted, Session
 from capframe._progress import progress_bar
 from capframe._snapshot import Snapshot
 
 CLIENT = capframe.Client("eu", username="till", password="secret")
+# What the snapshot stores of the synthetic endpoint: each row's unit, and the request that answered it.
+STORED = {"main": {"customer_id": pl.Int64(), "request": pl.String()}}
+SPEC = Spec(
+    "customers",  # the snapshot's folder: the test puts this spec in the registry in its place
+    "GET",
+    "/synthetic",
+    pl.Int64(),
+    "customer_id",
+    ("main",),
+    ("host", "pull_source"),
+    10,
+    lambda: STORED,
+    Words("units", "fetched", "the request failed", "failed units as rows"),
+    ask_again=True,
+)
 
 
 class Synthetic:
     """An endpoint whose answers arrive after random delays: each unit answers with its own row,
     and every request with a row tied to no unit (as a response's own warnings are)."""
 
-    name = "customers"
-    tables = ("main",)
+    spec = SPEC
 
     def __init__(self, seed: int, *, left_out: frozenset[int] = frozenset(), failing: frozenset[int] = frozenset()):
         self.random = random.Random(seed)
@@ -48,6 +63,9 @@ class Synthetic:
     def tidy(self, answers: Sequence[Answer]) -> Tidied:
         return Tidied({"main": pl.concat([a.entities for a in answers])})
 
+    def failed(self, units: Sequence[Unit], why: str) -> Tidied:
+        return Tidied({"main": pl.DataFrame({"customer_id": units, "request": why}, schema=STORED["main"])})
+
     def columns(self) -> dict[str, str]:
         return {"host": CLIENT.base_url, "pull_source": "INSTORE"}
 
@@ -62,13 +80,11 @@ def run(
             host=CLIENT.base_url,
             source="INSTORE",
             client=CLIENT,
-            per_request=per_request,
-            ask_again=True,
             snapshot=snapshot,
             max_age=None,
             bar=lambda n: progress_bar(n, "test", False),
             keep=("main",),
-            unit_words="units",
+            per_request=per_request,
         )
     )
 
@@ -105,16 +121,21 @@ def test_units_left_out_are_asked_once_more_and_failures_recorded() -> None:
     assert endpoint.asked[-1] == (3, 8)  # the second round: only what the first answers left out
     assert [units for units, _ in pulled.failed] == [(9, 10, 11, 12)]
     assert pulled.unanswered == []
-    assert sorted(main_table(pulled)["customer_id"].drop_nulls()) == [1, 2, 3, 4, 5, 6, 7, 8]
+    rows = main_table(pulled).drop_nulls()
+    answered = rows.filter(pl.col("request").str.starts_with("("))
+    assert sorted(answered["customer_id"]) == [1, 2, 3, 4, 5, 6, 7, 8]
+    # The engine makes the failed request's units rows too, with its reason in the spec's words.
+    assert rows.filter(pl.col("customer_id") > 8).rows() == [
+        (unit, "the request failed: HTTP 503 after 1 attempts") for unit in (9, 10, 11, 12)
+    ]
+    assert pulled.failures == dict.fromkeys((9, 10, 11, 12), "the request failed: HTTP 503 after 1 attempts")
 
 
 def test_with_a_snapshot_parts_are_read_back_in_unit_order_whatever_order_they_were_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The snapshot checks stored files against what the endpoint writes: the synthetic one's table.
-    stored = {"main": {"customer_id": pl.Int64(), "request": pl.String()}}
-    facts = _snapshot.EndpointFacts(pl.Int64(), "customer_id", ("main",), ("host", "pull_source"), 10, lambda: stored)
-    monkeypatch.setitem(_snapshot.ENDPOINTS, "customers", facts)  # type: ignore[arg-type]
+    monkeypatch.setitem(SPECS, "customers", SPEC)
     """A part holds a group of requests: read back, parts come in the order of their first unit asked,
     rows in the order they were stored (the endpoint sorts rows by unit: customers' in_order)."""
     units = [9, 2, 7, 4, 5, 1]

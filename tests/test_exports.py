@@ -415,11 +415,11 @@ def test_a_rerun_says_in_its_repr_that_it_came_from_the_snapshot(tmp_path: Path)
     first = capframe.fetch_customer_tables(ids[1:], "INSTORE", client=client, cache_dir=tmp_path, progress=False)
     assert first.provenance is not None
     assert first.provenance.sent == len(org.request_log) == 2  # what the server saw
-    assert repr(first).endswith("; this run: 149 ids fetched, 2 requests sent)")
+    assert repr(first).endswith("; this run: 149 customer ids fetched, 2 requests sent)")
     again = capframe.fetch_customer_tables(ids[1:], "INSTORE", client=client, cache_dir=tmp_path, progress=False)
-    assert repr(again).endswith("; this run: 149 ids from snapshot, 0 fetched, 0 requests sent)")
+    assert repr(again).endswith("; this run: 149 customer ids from snapshot, 0 fetched, 0 requests sent)")
     grown = capframe.fetch_customer_tables(ids, "INSTORE", client=client, cache_dir=tmp_path, progress=False)
-    assert repr(grown).endswith("; this run: 149 ids from snapshot, 1 fetched, 1 request sent)")
+    assert repr(grown).endswith("; this run: 149 customer ids from snapshot, 1 fetched, 1 request sent)")
     assert len(org.request_log) == 3
     # What the data is stays the same on every rerun; what the run did is not part of it.
     assert again.provenance == first.provenance
@@ -428,7 +428,7 @@ def test_a_rerun_says_in_its_repr_that_it_came_from_the_snapshot(tmp_path: Path)
 
 def test_the_repr_of_a_pull_without_a_snapshot_stays_short(client: capframe.Client) -> None:
     tables = capframe.fetch_customer_tables([565338404], "INSTORE", client=client, progress=False)
-    assert repr(tables).endswith("UTC; this run: 1 id fetched, 1 request sent)")
+    assert repr(tables).endswith("UTC; this run: 1 customer id fetched, 1 request sent)")
 
 
 def test_a_rerun_of_children_says_it_came_from_the_snapshot(tmp_path: Path) -> None:
@@ -458,7 +458,7 @@ def test_the_cli_summary_of_a_rerun_says_it_came_from_the_snapshot(client: capfr
     options = ("customers", "--ids", str(ids), "--sandbox", "--cache-dir", str(tmp_path / "snapshot"), "--no-progress")
     code, first = run(*options)
     assert code == 0
-    assert "This run: 30 ids fetched, 1 request sent" in first
+    assert "This run: 30 customer ids fetched, 1 request sent" in first
     code, again = run(*options)
     assert code == 0
-    assert "This run: 30 ids from snapshot, 0 fetched, 0 requests sent" in again
+    assert "This run: 30 customer ids from snapshot, 0 fetched, 0 requests sent" in again

@@ -405,7 +405,7 @@ def test_retries_exhausted_raise_fetch_error_with_the_rest_in_partial(reference:
     exc = info.value
     message = str(exc)
     assert "503" in message
-    assert f"{BATCH} of {len(IDS)} ids" in message
+    assert f"{BATCH} of {len(IDS)} customer ids could not be fetched" in message
     assert "try again later" in message
     assert ".partial" in message
     assert exc.status == 503
@@ -445,7 +445,7 @@ def test_every_retried_fault_says_what_failed_when_retries_run_out(kind: str) ->
         assert f"HTTP {status}" in message
     else:
         assert {"reset": "connection", "timeout": "connection"}.get(kind, "unreadable body") in message
-    assert f"{BATCH} of {BATCH} ids" in message
+    assert f"{BATCH} of {BATCH} customer ids" in message
     assert info.value.partial is not None
     assert info.value.partial.failed_ids == ids
 

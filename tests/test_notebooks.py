@@ -65,7 +65,7 @@ def _requests_sent(nb: Any) -> int:
 
 
 def _run_unsaid(outputs: Any) -> str:
-    """Outputs without what a repr says of its run ("this run: 500 ids fetched, 6 requests sent"),
+    """Outputs without what a repr says of its run ("this run: 500 customer ids fetched, 6 requests sent"),
     which a rerun from the snapshot says otherwise."""
     return re.sub(r"this run: [^)<]*", "this run: ...", str(outputs))  # the text repr, and the HTML one
 
@@ -109,7 +109,7 @@ def test_report_rerun_offline_gives_byte_identical_tables_and_figures(
     # exactly what the first run showed.
     same = [(src, _run_unsaid(out)) for src, out in _outputs(first) if "requests sent by this run" not in str(out)]
     again = [(src, _run_unsaid(out)) for src, out in _outputs(second) if "requests sent by this run" not in str(out)]
-    assert "this run: 500 ids from snapshot, 0 fetched, 0 requests sent" in str(_outputs(second))
+    assert "this run: 500 customer ids from snapshot, 0 fetched, 0 requests sent" in str(_outputs(second))
     assert again == same
     assert not _stderr(first)
     assert not _stderr(second)

@@ -353,7 +353,7 @@ def test_parts_written_by_another_version_are_fetched_again_online_and_refused_o
 def test_a_fingerprint_is_derived_from_the_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
     """Adding a column to a stored table, or a check to its model, changes the fingerprint: no number
     to bump by hand."""
-    facts = capframe._snapshot.ENDPOINTS["customers"]
+    facts = capframe._endpoints.SPECS["customers"]
     stored = facts.table_schemas()
     added = dataclasses.replace(
         facts, table_schemas=lambda: {**stored, "customers": {**stored["customers"], "x": pl.String()}}
@@ -366,7 +366,7 @@ def test_a_fingerprint_is_derived_from_the_schemas(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setitem(capframe.CustomerTables.MODELS, "segments", Tighter)
     assert dataclasses.replace(facts).fingerprint != facts.fingerprint
-    assert len({f.fingerprint for f in capframe._snapshot.ENDPOINTS.values()}) == len(capframe._snapshot.ENDPOINTS)
+    assert len({f.fingerprint for f in capframe._endpoints.SPECS.values()}) == len(capframe._endpoints.SPECS)
 
 
 def test_a_disk_that_fills_mid_part_leaves_no_file_a_glob_would_count(

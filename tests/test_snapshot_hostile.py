@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 
 import capframe
-from capframe._snapshot import ENDPOINTS
+from capframe._endpoints import SPECS
 from capframe.sandbox import Sandbox
 
 CUSTOMERS = 200
@@ -132,7 +132,7 @@ def _journal(root: Path, part: str = "18ef0000000000aa-0badc0de", table: str = "
         "source": "INSTORE",
         "units": IDS[:5],
         "fetched_at": datetime.now(UTC).isoformat(),
-        "fingerprint": ENDPOINTS["customers"].fingerprint,
+        "fingerprint": SPECS["customers"].fingerprint,
         "notes": {},
         "files": {table: ["0" * 64, 4]},
     }
