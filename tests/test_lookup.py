@@ -17,6 +17,7 @@ import pytest
 from vcr.request import Request
 
 import capframe
+from capframe.cli import main
 from capframe.sandbox import Faults, Sandbox
 from capframe.testing import scrub_request
 
@@ -271,3 +272,31 @@ def test_a_pair_written_the_wrong_way_round_does_not_repeat_the_value() -> None:
         with pytest.raises(capframe.InvalidArgumentError, match=r"#1 names an unknown identifier type") as raised:
             call()
         assert "917799889933" not in str(raised.value)
+
+
+def test_this_run_counts_lookups_and_customers_apart(tmp_path: Path) -> None:
+    """The repr and the CLI summary of a pull by identifier say how many identifier values and how
+    many customer ids the run read and fetched: never the two added up as "units"."""
+    found = [v for _, v in of_type("mobile", "INSTORE")[:4]]
+    chosen = [*found[:3], "910000000001"]  # three found, one unknown: 4 lookups, 3 customers
+    first = capframe.fetch_customer_tables(chosen, "INSTORE", identifier="mobile", client=sandbox(), cache_dir=tmp_path)
+    assert repr(first).endswith("this run: 4 identifier values and 3 customer ids fetched, 5 requests sent)")
+    grown = capframe.fetch_customer_tables(
+        [*chosen, found[3]], "INSTORE", identifier="mobile", client=sandbox(), cache_dir=tmp_path
+    )
+    assert repr(grown).endswith(
+        "this run: 4 identifier values and 3 customer ids from snapshot, "
+        "1 identifier value and 1 customer id fetched, 2 requests sent)"
+    )
+    assert grown.provenance is not None
+    assert (grown.provenance.read, grown.provenance.fetched) == (7, 2)
+    ids = tmp_path / "mobiles.txt"
+    ids.write_text("\n".join(chosen))
+    out = io.StringIO()
+    code = main(
+        ["customers", "--sandbox", "--ids", str(ids), "--identifier", "mobile", "--cache-dir", str(tmp_path)], out
+    )
+    assert code == 0
+    assert (
+        "This run: 4 identifier values and 3 customer ids from snapshot, 0 fetched, 0 requests sent" in out.getvalue()
+    )
