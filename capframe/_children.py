@@ -24,7 +24,7 @@ import functools
 import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -36,9 +36,8 @@ from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_an
 from capframe._classify import server_text
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
-from capframe._engine import Delivery, Notice, Reply, Unit, connect, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, pull, scan, snapshot_of
 from capframe._http import Session, call
-from capframe._progress import progress_bar
 from capframe._snapshot import max_age_of
 from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
@@ -87,6 +86,7 @@ TABLES = SPEC.write_order
 _COUNT_SLACK = 0.1
 
 Parent = tuple[str, str] | int
+Refusal = tuple[int | None, str]  # why a parent has no walk: the API's code (if any), the reason
 # Get Customers Bulk for parents given as customer ids (ids, source, client, cache_dir): given by
 # the public layer (capframe._fetch), which composes the endpoints; none imports another.
 CustomersById = Callable[[list[int], str, Client | None, Any], Awaitable[Delivery[CustomerTables]]]
@@ -310,6 +310,23 @@ class _Children:
         return {"host": self.host, "pull_source": self.source, "association": self.association}
 
 
+def _outcomes(
+    walked: dict[int, _Parent | Refusal], association: str, pulled: Pulled
+) -> dict[int, tuple[bool | None, int | None, str]]:
+    """Position -> (found, code, message) of each parent without children to show: not found (by Get
+    Customers Bulk, or by the hierarchy API), or its walk failed (found null)."""
+    outcomes: dict[int, tuple[bool | None, int | None, str]] = {}
+    failures = pulled.failures
+    for position, walk in walked.items():
+        if isinstance(walk, tuple):
+            outcomes[position] = (False, *walk)
+        elif (unit := walk.unit(association)) in pulled.refused:
+            outcomes[position] = (False, *pulled.refused[unit])
+        elif unit in failures:
+            outcomes[position] = (None, None, failures[unit])
+    return outcomes
+
+
 def _error_rows(parents: list[_Parent], outcomes: dict[int, tuple[bool | None, int | None, str]]) -> pl.DataFrame:
     """An errors row for each parent with no children to show: its label (never its value) and why;
     those not found first, then those whose walk failed (``found`` null), each in the order asked."""
@@ -330,12 +347,30 @@ async def _resolve(
     cache_dir: Any,
     notices: list[Notice],
     customers_by_id: CustomersById,
-) -> dict[int, _Parent | tuple[int | None, str]]:
-    """Customer ids -> an identifier the hierarchy API takes, looked up with Get Customers Bulk
-    (through the same snapshot); instead, for one that cannot be, (the API's code, the reason)."""
+) -> dict[int, _Parent | Refusal]:
+    """Each parent's position -> the parent as walked: a customer id by an identifier the hierarchy
+    API takes, looked up with Get Customers Bulk (through the same snapshot); instead, for one that
+    cannot be, (the API's code, the reason)."""
     ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
-    if not ids:
-        return {}
+    found = await _identifiers_of(ids, source, client, cache_dir, notices, customers_by_id) if ids else {}
+    walked: dict[int, _Parent | Refusal] = {}
+    for p in parents:
+        target = (
+            p if p.customer_id is None else found.get(p.customer_id, (None, "Get Customers Bulk did not answer it"))
+        )
+        walked[p.position] = target if isinstance(target, tuple) else replace(target, position=p.position)
+    return walked
+
+
+async def _identifiers_of(
+    ids: list[int],
+    source: str,
+    client: Client | None,
+    cache_dir: Any,
+    notices: list[Notice],
+    customers_by_id: CustomersById,
+) -> dict[int, _Parent | Refusal]:
+    """Customer ids -> a parent by the first identifier of ``_RESOLVE_ORDER`` each has, or why none."""
     tables, lookup_notices, error = await customers_by_id(ids, source, client, cache_dir)
     notices += lookup_notices
     if isinstance(error, FetchError):
@@ -348,7 +383,7 @@ async def _resolve(
     if error is not None:
         raise error
     customers, identifiers = tables.customers, tables.identifiers.filter(pl.col("in_identifiers"))
-    found: dict[int, _Parent | tuple[int | None, str]] = {}
+    found: dict[int, _Parent | Refusal] = {}
     rows = customers.select("customer_id", "success", "error_code", "error_message").iter_rows()
     for customer_id, success, code, why in rows:
         if not success:
@@ -389,14 +424,7 @@ async def pull_children(
     snapshot = snapshot_of(cache_dir)
     checked, host = connect(client, snapshot)
     notices: list[Notice] = []
-    resolved = await _resolve(parents, source, checked, cache_dir, notices, customers_by_id)
-    # position -> the parent as walked (a customer id by its identifier), or why it has no walk
-    walked: dict[int, _Parent | tuple[int | None, str]] = {}
-    for p in parents:
-        target = resolved.get(p.customer_id, p) if p.customer_id is not None else p
-        walked[p.position] = (
-            target if isinstance(target, tuple) else _Parent(p.position, target.type, target.value, p.customer_id)
-        )
+    walked = await _resolve(parents, source, checked, cache_dir, notices, customers_by_id)
     ready = [p for p in walked.values() if isinstance(p, _Parent)]
     walks = {p.unit(association): p for p in reversed(ready)}  # two parents of one identifier: one walk, the first's
     adapter = _Children(host, source, association, size, sort_order, walks)
@@ -408,20 +436,11 @@ async def pull_children(
         client=checked,
         snapshot=snapshot,
         max_age=age,
-        bar=lambda n: progress_bar(n, "children", progress),
+        progress=progress,
         keep=TABLES,
     )
     notices += adapter.notices + pulled.notices
-    # position -> (found, code, message) of a parent without children to show
-    outcomes: dict[int, tuple[bool | None, int | None, str]] = {}
-    failures = pulled.failures
-    for position, walk in walked.items():
-        if isinstance(walk, tuple):
-            outcomes[position] = (False, *walk)
-        elif (unit := walk.unit(association)) in pulled.refused:
-            outcomes[position] = (False, *pulled.refused[unit])
-        elif unit in failures:
-            outcomes[position] = (None, None, failures[unit])
+    outcomes = _outcomes(walked, association, pulled)
     not_found = sorted(position for position, outcome in outcomes.items() if outcome[0] is False)
     if single and not_found:
         _, code, reason = outcomes[not_found[0]]
@@ -449,7 +468,7 @@ async def pull_children(
 def _asked(
     asked: list[_Parent],
     parents: list[_Parent],
-    walked: dict[int, _Parent | tuple[int | None, str]],
+    walked: dict[int, _Parent | Refusal],
     outcomes: dict[int, tuple[bool | None, int | None, str]],
 ) -> pl.DataFrame:
     """One row per parent asked, in order: how it was given, the walk that lists its children

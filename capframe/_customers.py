@@ -35,7 +35,6 @@ from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
 from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, call, dumps
-from capframe._progress import progress_bar
 from capframe._snapshot import max_age_of
 from capframe._tables import CustomerTables, Provenance
 from capframe.errors import InvalidArgumentError
@@ -265,7 +264,7 @@ async def pull_customers(
         client=checked,
         snapshot=snapshot,
         max_age=age,
-        bar=lambda n: progress_bar(n, f"customers ({source})", progress),
+        progress=progress,
         keep=keep,
         per_request=size,
         session=session,

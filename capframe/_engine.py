@@ -47,7 +47,7 @@ from capframe._answers import Answer, Tidied, Unread, read_group
 from capframe._client import Client, resolve_host
 from capframe._endpoints import Spec
 from capframe._http import RetriesExhausted, Session, advice, lasting
-from capframe._progress import Progress
+from capframe._progress import Progress, progress_bar
 from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
 from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run
 from capframe.errors import (
@@ -478,7 +478,7 @@ async def pull(
     client: Client | None,
     snapshot: Snapshot | None,
     max_age: timedelta | None,
-    bar: Callable[[int], Progress],
+    progress: bool | None,
     keep: tuple[str, ...],
     per_request: int | None = None,
     session: Session | None = None,
@@ -486,6 +486,7 @@ async def pull(
     """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered, and
     rows for every unit no answer accounts for (the endpoint's ``failed``).
 
+    ``progress``: a bar of requests (None: in a notebook or a terminal, for a long pull).
     ``per_request``: units a request takes, where the spec leaves it to the caller (a batch size);
     else the spec's, or the client's batch_size. ``session``: one already open, shared with the pulls
     before and after this one (the lookups of identifiers, then Get Customers Bulk): one pacer and
@@ -534,7 +535,8 @@ async def pull(
         with snapshot.lock(exclusive=True):  # type: ignore[union-attr]
             snapshot.clean_temporary()  # type: ignore[union-attr]
     requests = _requests(missing, per_request)
-    run = _Run(endpoint, host, source, store, bar(len(requests)), keep)
+    bar = progress_bar(len(requests), f"{spec.name} ({source})", progress)
+    run = _Run(endpoint, host, source, store, bar, keep)
     sent = 0
 
     async def count(request: object) -> None:

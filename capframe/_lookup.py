@@ -26,7 +26,6 @@ from capframe._client import Client
 from capframe._endpoints import Spec, Words, register
 from capframe._engine import Pulled, Reply, Unit, pull
 from capframe._http import Session, call
-from capframe._progress import progress_bar
 from capframe._snapshot import Snapshot
 from capframe._tables import CustomerTables
 from capframe.errors import ArgumentTypeError, CapframeError, InvalidArgumentError, RequestRejectedError
@@ -215,7 +214,7 @@ async def pull_lookups(
         client=client,
         snapshot=snapshot,
         max_age=max_age,
-        bar=lambda n: progress_bar(n, f"lookups ({source})", progress),
+        progress=progress,
         keep=(TABLE,),
         session=session,
     )

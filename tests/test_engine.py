@@ -16,7 +16,6 @@ from capframe._answers import NO_UNKNOWN, Answer, Tidied
 from capframe._endpoints import SPECS, Spec, Words
 from capframe._engine import Reply, Unit, group_numbers
 from capframe._http import RetriesExhausted, Session
-from capframe._progress import progress_bar
 from capframe._snapshot import Snapshot
 
 CLIENT = capframe.Client("eu", username="till", password="secret")
@@ -82,7 +81,7 @@ def run(
             client=CLIENT,
             snapshot=snapshot,
             max_age=None,
-            bar=lambda n: progress_bar(n, "test", False),
+            progress=False,
             keep=("main",),
             per_request=per_request,
         )
