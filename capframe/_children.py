@@ -1,7 +1,7 @@
 """The hierarchy endpoint: the child customers of one or many parents (GET /v2/customers/bulk), every page.
 
-This module is the pull engine's hierarchy adapter (:mod:`capframe._engine`): a unit is one
-parent's walk (its association, identifier type and value), a request walks every page of it.
+This module is the hierarchy's spec (:data:`SPEC`), its adapter for the pull engine
+(:mod:`capframe._engine`) and its pull: a unit is one parent's walk (its association, identifier type and value), a request walks every page of it.
 Pages are walked with limit/offset. The API documents no maximum page size and a server may cap
 it silently, so a short page alone does not end the walk. Where the children state their parent's
 ``noOfChildren`` (``parentCustomer``, asked for with includeNoOfChildren and
@@ -585,4 +585,4 @@ def scan_children(
     """
     if table not in TABLES:
         raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(sorted(TABLES))}")
-    return scan(cache_dir, "children", table, None if source is None else _args.source(source))
+    return scan(cache_dir, SPEC.name, table, None if source is None else _args.source(source))

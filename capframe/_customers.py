@@ -2,8 +2,8 @@
 
 ids -> checked, deduplicated -> the pull engine (:mod:`capframe._engine`: requests of up to
 batch_size ids, sorted inside, for the ids a snapshot lacks; ids an answer left out asked once more)
--> still missing ones become failed rows -> validated -> request order. This module is the engine's
-Get Customers Bulk adapter (a unit is a customer id) and the public functions.
+-> still missing ones become failed rows -> validated -> request order. This module is Get Customers
+Bulk's spec (:data:`SPEC`: a unit is a customer id), its adapter for the engine, and its pull.
 """
 
 from __future__ import annotations
@@ -286,4 +286,4 @@ def scan_customers(
     """
     if table not in TABLES:
         raise InvalidArgumentError(f"unknown table {table!r}: use one of {', '.join(TABLES)}")
-    return scan(cache_dir, "customers", table, None if source is None else _args.source(source))
+    return scan(cache_dir, SPEC.name, table, None if source is None else _args.source(source))

@@ -1,9 +1,15 @@
-"""One pull engine for both endpoints; each endpoint is an adapter (:class:`Endpoint`).
+"""One pull engine for every endpoint; each endpoint is a spec (:class:`capframe._endpoints.Spec`,
+declared in its own module) and, for one pull, an adapter (:class:`Endpoint`).
+
+The engine builds what every pull gives back (:class:`Pulled`): tidied tables, rows for units no
+answer accounts for (made by the adapter's ``failed``), why each failed (``Pulled.failures``), the
+provenance (``Pulled.provenance``) and the error with ``.partial`` (``Pulled.error``).
 
 Words, one meaning each, here and in :mod:`capframe._answers` and :mod:`capframe._snapshot`:
 
     unit      what the API answers for once, and a snapshot stores once: a customer id (Get Customers
-              Bulk), or one parent's complete walk (the hierarchy), always with a host and a source.
+              Bulk), one parent's complete walk (the hierarchy), or one lookup of an identifier
+              value, always with a host and a source.
     request   one ask for a set of units: a Get Customers Bulk POST for up to ``batch_size`` ids, or
               one parent's walk (all its pages). A request that exhausts its retries has *failed*.
     answer    what a request brought back, read and checked, not yet tidied (``_answers.Answer``).

@@ -1,8 +1,9 @@
 """GET /v2/customers/lookup: an identifier (mobile, email, external id, card number) to a customer id.
 
-This module is the pull engine's lookup adapter (:mod:`capframe._engine`): a unit is one
-(identifier type, value), a request one lookup (the API has no batch). What the snapshot stores of a
-lookup is registered here too: the customer id it answered, or (in the index) the API's refusal.
+This module is the lookup's spec (:data:`SPEC`), its adapter for the pull engine
+(:mod:`capframe._engine`) and its pull: a unit is one (identifier type, value), a request one lookup
+(the API has no batch). What the snapshot stores of a lookup is the customer id it answered, or (in
+the index) the API's refusal.
 
 What the API answers is documented for success only (``{"entity": 306, "warnings": []}``) and for
 its error codes, not for the body of a failed lookup (docs/snapshots.md, "Customers by identifier").
