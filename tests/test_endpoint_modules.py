@@ -26,3 +26,22 @@ def imported(module: str) -> set[str]:
 def test_no_endpoint_module_imports_another() -> None:
     imports = {module: sorted(imported(module) & (ENDPOINT_MODULES - {module})) for module in ENDPOINT_MODULES}
     assert imports == {module: [] for module in ENDPOINT_MODULES}
+
+
+def test_the_facts_of_an_endpoint_are_stated_in_its_module_alone() -> None:
+    """Its path and its personal query parameters, in no other module of capframe (the sandbox, a
+    server of its own, aside): the engine, the snapshot, the redaction and capframe.testing read the
+    registry (capframe/_endpoints.py), which every endpoint module fills on import."""
+    from capframe._endpoints import SPECS
+
+    assert {spec.name: spec.path for spec in SPECS.values()} == {
+        "customers": "/v2/bulk/getCustomers",
+        "children": "/v2/customers/bulk",
+        "lookups": "/v2/customers/lookup",
+    }
+    sources = {path: path.read_text() for path in (ROOT / "capframe").glob("*.py")}
+    for spec in SPECS.values():
+        for fact in (spec.path, *spec.personal, *spec.personal.values()):
+            stated = sorted(path.name for path, text in sources.items() if f'"{fact}"' in text)
+            assert len(stated) == 1, (fact, stated)
+            assert f"capframe.{stated[0].removesuffix('.py')}" in ENDPOINT_MODULES, (fact, stated)

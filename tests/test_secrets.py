@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -317,6 +318,39 @@ def test_no_log_record_of_a_children_pull_holds_the_parent_identifier(family: tu
         root.removeHandler(handler)
         root.setLevel(level)
     assert_absent("\n".join(r.getMessage() for r in records), [family[1]], "a log record")
+
+
+def test_the_redaction_and_the_cassette_scrubbing_blank_what_each_endpoints_spec_names_personal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No list of personal query parameters apart from the endpoints: an endpoint registered with one
+    has it blanked from httpx's log lines and scrubbed from cassettes, with nothing else to edit."""
+    from vcr.request import Request
+
+    from capframe._endpoints import SPECS, Spec, Words
+
+    spec = Spec("loyalty", "GET", "/v2/loyalty", pl.String(), None, ("points",), ("host",), 1, dict, Words(*"wxyz"))
+    monkeypatch.setitem(SPECS, "loyalty", dataclasses.replace(spec, personal={"cardValue": "cardType"}))
+    url = "https://eu.api.capillarytech.com/v2/loyalty?cardType=mobile&cardValue=917700112233&source=INSTORE"
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("httpx")
+    handler, level = Keep(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info('HTTP Request: GET %s "HTTP/1.1 200 OK"', url)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert records == [f'HTTP Request: GET {url.replace("917700112233", "***")} "HTTP/1.1 200 OK"']
+    scrubbed = capframe.testing.scrub_request(Request("GET", url, b"", {}))
+    assert "917700112233" not in scrubbed.uri
+    assert "cardValue=910" in scrubbed.uri  # a placeholder mobile of the type cardType names
 
 
 # --- the cache ---
