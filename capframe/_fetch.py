@@ -29,7 +29,7 @@ from capframe._http import Session
 from capframe._lookup import LookedUp, pull_lookups, values_of
 from capframe._snapshot import max_age_of
 from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables
-from capframe.errors import CapframeWarning, FetchError, SnapshotError
+from capframe.errors import CapframeWarning, FetchError, InvalidArgumentError, SnapshotError
 
 __all__ = [
     "afetch_children",
@@ -73,9 +73,11 @@ async def _looked_up(
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
     then: Callable[[LookedUp, Client | None, Session | None], Awaitable[T]] | None = None,
+    *,
+    account_id: str | None,
 ) -> tuple[LookedUp, T | None]:
     """Check the arguments, look the values up, and go on with ``then`` in the same session."""
-    checked_values = values_of(values, identifier)
+    checked_values = values_of(values, identifier, account_id)
     source = _args.source(source)
     age = max_age_of(max_age)
     snapshot = snapshot_of(cache_dir)
@@ -105,6 +107,7 @@ async def _pull_by_identifier(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
+    account_id: str | None,
 ) -> Delivery[CustomerTables]:
     """Look the values up, then fetch the customers found; the map joins their tables."""
     if batch_size is not None:
@@ -118,7 +121,9 @@ async def _pull_by_identifier(
             ids, looked.pulled_source, checked, batch_size, progress, cache_dir, max_age, keep=keep, session=session
         )
 
-    looked, delivery = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, customers)
+    looked, delivery = await _looked_up(
+        given, identifier, source, client, progress, cache_dir, max_age, customers, account_id=account_id
+    )
     assert delivery is not None
     tables, notices, error = delivery
     lookups = looked.lookups
@@ -154,11 +159,25 @@ async def _pull(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
+    account_id: str | None,
 ) -> Delivery[CustomerTables]:
     given, by_identifier = _by_identifier(ids, identifier)
     if by_identifier:
         return await _pull_by_identifier(
-            given, identifier, source, client, batch_size, progress, cache_dir, max_age, keep=keep
+            given,
+            identifier,
+            source,
+            client,
+            batch_size,
+            progress,
+            cache_dir,
+            max_age,
+            keep=keep,
+            account_id=account_id,
+        )
+    if account_id is not None:
+        raise InvalidArgumentError(
+            "account_id goes with identifiers (identifier='mobile', or (type, value) pairs): customer ids need no account"
         )
     return await pull_customers(given, source, client, batch_size, progress, cache_dir, max_age, keep=keep)
 
@@ -171,9 +190,10 @@ async def _lookup_only(
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
+    account_id: str | None,
 ) -> Delivery[pl.DataFrame]:
     given = list(values) if isinstance(values, Iterator) else values
-    looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age)
+    looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, account_id=account_id)
     return looked.lookups, looked.pulled.notices, looked.error(looked.lookups, cached=cache_dir is not None)
 
 
@@ -182,6 +202,7 @@ async def afetch_customer_tables(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -189,7 +210,9 @@ async def afetch_customer_tables(
     max_age: timedelta | float | None = None,
 ) -> CustomerTables:
     """The async twin of :func:`fetch_customer_tables`."""
-    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES)
+    delivery = await _pull(
+        ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES, account_id=account_id
+    )
     return deliver(delivery, 2)
 
 
@@ -198,6 +221,7 @@ async def afetch_customers(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -206,7 +230,9 @@ async def afetch_customers(
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_customers`."""
     keep = ("customers",)
-    delivery = await _pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep)
+    delivery = await _pull(
+        ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep, account_id=account_id
+    )
     return deliver(delivery, 2).customers
 
 
@@ -215,6 +241,7 @@ def fetch_customer_tables(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -227,6 +254,8 @@ def fetch_customer_tables(
     ``externalId``, ``cardnumber``, ...), or ``(identifier_type, value)`` pairs. Each distinct value is
     looked up once (``GET /v2/customers/lookup``, one request a value), then the customers found are
     fetched: a :class:`CustomerLookupTables`, whose ``lookups`` table has one row per value asked.
+    In a source with several accounts (WECHAT, FACEBOOK, MARTJACK), ``account_id`` says which
+    (sent as ``accountId``); without it, the API answers each value with 8045.
 
     >>> import capframe
     >>> client = capframe.Client.sandbox()
@@ -239,7 +268,20 @@ def fetch_customer_tables(
     >>> found.lookups.select("value_number", "customer_id", "error_code").rows()
     [(1, 565338404, None), (2, None, 8015)]
     """
-    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES))
+    delivery = _sync.run(
+        _pull(
+            ids,
+            source,
+            identifier,
+            client,
+            batch_size,
+            progress,
+            cache_dir,
+            max_age,
+            keep=TABLES,
+            account_id=account_id,
+        )
+    )
     return deliver(delivery, 2)
 
 
@@ -248,6 +290,7 @@ def fetch_customers(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -270,7 +313,11 @@ def fetch_customers(
     [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
     """
     keep = ("customers",)
-    delivery = _sync.run(_pull(ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep))
+    delivery = _sync.run(
+        _pull(
+            ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep, account_id=account_id
+        )
+    )
     return deliver(delivery, 2).customers
 
 
@@ -279,13 +326,14 @@ async def alookup_customer_ids(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     progress: bool | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`lookup_customer_ids`."""
-    return deliver(await _lookup_only(values, source, identifier, client, progress, cache_dir, max_age), 2)
+    return deliver(await _lookup_only(values, source, identifier, client, progress, cache_dir, max_age, account_id), 2)
 
 
 def lookup_customer_ids(
@@ -293,6 +341,7 @@ def lookup_customer_ids(
     source: str,
     *,
     identifier: str | None = None,
+    account_id: str | None = None,
     client: Client | None = None,
     progress: bool | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -310,7 +359,9 @@ def lookup_customer_ids(
     >>> ids.select("identifier_type", "customer_id", "found").rows()
     [('mobile', 565338404, True)]
     """
-    return deliver(_sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age)), 2)
+    return deliver(
+        _sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age, account_id)), 2
+    )
 
 
 async def _customers_by_id(

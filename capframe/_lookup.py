@@ -64,22 +64,24 @@ SPEC = register(
 
 @dataclass(frozen=True)
 class Value:
-    """One value asked: its place in the list, its identifier type, its text."""
+    """One value asked: its place in the list, its identifier type, its text, and the account of
+    the source it is looked up in (None: a source with one account)."""
 
     position: int
     type: str
     text: str
+    account: str | None = None
 
     def label(self) -> str:
         """How messages name a value: never by itself, which is personal data."""
         return f"value #{self.position + 1} ({self.type})"
 
     def unit(self) -> str:
-        """The snapshot's key of this lookup (with host and source)."""
-        return json.dumps([self.type, self.text])
+        """The snapshot's key of this lookup (with host and source): one account's answer is not another's."""
+        return json.dumps([self.type, self.text, *([self.account] if self.account is not None else [])])
 
 
-def _value(item: object, position: int, kind: str | None) -> Value:
+def _value(item: object, position: int, kind: str | None, account: str | None) -> Value:
     if kind is None:
         if not (isinstance(item, tuple) and len(item) == 2):
             raise ArgumentTypeError(
@@ -97,23 +99,38 @@ def _value(item: object, position: int, kind: str | None) -> Value:
     text = item.strip()
     if not text:
         raise InvalidArgumentError(f"{label} is empty: drop it, or give its value")
-    return Value(position, kind, text)
+    return Value(position, kind, text, account)
 
 
-def values_of(given: Any, identifier: str | None) -> list[Value]:
+def values_of(given: Any, identifier: str | None, account_id: object = None) -> list[Value]:
     """Values asked, in order, repeats too: with ``identifier``, plain values of that type; without,
     (identifier_type, value) pairs. Text is kept as written (leading zeros, ``+``), but for
-    surrounding whitespace; an int is its digits."""
+    surrounding whitespace; an int is its digits. ``account_id``: the source's account, for all."""
     kind = None if identifier is None else _args.identifier_type(identifier, "identifier")
+    account = _account(account_id)
     if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         raise ArgumentTypeError(
             f"identifiers must be a list of values, not {type(given).__name__}: e.g. ['917799889933'] with "
             "identifier='mobile', or [('mobile', '917799889933')]"
         )
-    values = [_value(item, position, kind) for position, item in enumerate(given)]
+    values = [_value(item, position, kind, account) for position, item in enumerate(given)]
     if not values:
         raise InvalidArgumentError("the list of identifiers is empty: give at least one value")
     return values
+
+
+def _account(account_id: object) -> str | None:
+    """The account of a multi-account source (WECHAT, FACEBOOK, MARTJACK), as given but for
+    surrounding whitespace. Not personal data: it names the brand's account, not a customer."""
+    if account_id is None:
+        return None
+    if isinstance(account_id, int) and not isinstance(account_id, bool):
+        account_id = str(account_id)
+    if not isinstance(account_id, str):
+        raise ArgumentTypeError(f"account_id must be text, such as '1234', not {type(account_id).__name__}")
+    if not account_id.strip() or not account_id.strip().isprintable():
+        raise InvalidArgumentError("account_id is empty or holds control characters: give the source's account id")
+    return account_id.strip()
 
 
 def read_lookup(body: bytes) -> tuple[int | None, int | None, str | None]:
@@ -155,6 +172,8 @@ class _Lookups:
         (unit,) = units
         value = self.values[str(unit)]
         params = {"source": self.source, "identifierName": value.type, "identifierValue": value.text}
+        if value.account is not None:
+            params["accountId"] = value.account
         try:
             customer_id, code, message = await call(
                 session, SPEC.method, SPEC.path, params=params, what=f"the lookup of {value.label()}", read=read_lookup

@@ -363,6 +363,8 @@ def _client(args: argparse.Namespace) -> Client | None:
 
 def _customers(args: argparse.Namespace, out: TextIO) -> int:
     _refuse_conflicts(args, CustomerLookupTables.NAMES if args.identifier else CustomerTables.NAMES)
+    if args.account_id is not None and not args.identifier:
+        raise InvalidArgumentError("--account-id goes with --identifier: customer ids need no account")
     if args.identifier:
         ids: list[int] | list[str] = _read_values(args.ids, sys.stdin, args.column)
     else:
@@ -371,6 +373,7 @@ def _customers(args: argparse.Namespace, out: TextIO) -> int:
         ids,
         args.source,
         identifier=args.identifier,
+        account_id=args.account_id,
         client=_client(args),
         batch_size=args.batch_size,
         progress=False if args.no_progress else None,
@@ -601,6 +604,11 @@ def _parser(width: int | None = None) -> argparse.ArgumentParser:
         choices=list(_args.IDENTIFIER_TYPES.values()),
         help="the file holds identifier values of this type, not customer ids: each is looked up (one request a"
         " value), then its customer fetched; the lookups table maps every value",
+    )
+    customers.add_argument(
+        "--account-id",
+        help="with --identifier, in a source with several accounts (WECHAT, FACEBOOK, MARTJACK): the account"
+        " the values are looked up in (sent as accountId)",
     )
     common(customers, CustomerLookupTables.NAMES, "customers")
     customers.add_argument("--batch-size", type=int, help="ids per request (default 100)")

@@ -537,3 +537,20 @@ def test_a_warning_is_said_in_the_command_lines_terms(tmp_path: Path, capsys: py
     assert "capframe: warning: 1 of 2 identifier values have no customer in INSTORE: --table lookups" in err
     assert "cli.py" not in err
     assert "failed_lookups" not in err
+
+
+def test_account_id_looks_identifiers_up_in_a_multi_account_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = Sandbox(3000)
+    mobile = next(v for c, s, t, v in org.identifiers() if (s, t) == ("WECHAT", "mobile"))
+    values = tmp_path / "wechat.txt"
+    values.write_text(f"{mobile}\n")
+    lookups = tmp_path / "lookups.csv"
+    argv = ["customers", "--sandbox", "--ids", str(values), "--identifier", "mobile", "--source", "WECHAT"]
+    assert run(*argv, "--account-id", "wx-1", "--table", "lookups", "-o", str(lookups))[0] == 0
+    assert pl.read_csv(lookups)["found"].to_list() == [True]
+    assert run(*argv, "--table", "lookups", "-o", str(lookups))[0] == 0
+    assert pl.read_csv(lookups)["error_code"].to_list() == [8045]
+    assert main(["customers", "--sandbox", "--ids", str(values), "--account-id", "wx-1"]) == 2
+    assert "capframe: error: --account-id goes with --identifier" in capsys.readouterr().err

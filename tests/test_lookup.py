@@ -300,3 +300,30 @@ def test_this_run_counts_lookups_and_customers_apart(tmp_path: Path) -> None:
     assert (
         "This run: 4 identifier values and 3 customer ids from snapshot, 0 fetched, 0 requests sent" in out.getvalue()
     )
+
+
+def test_an_account_id_looks_values_up_in_a_multi_account_source(tmp_path: Path) -> None:
+    """WECHAT has several accounts: without account_id every value is an 8045 row; with the account
+    the values are found; another account's answer is its own unit of the snapshot (8011 here)."""
+    wechat = [(c, v) for c, v in of_type("mobile", "WECHAT") if c not in set(_ORG.pii_deleted_ids())][:3]
+    values = [v for _, v in wechat]
+    client = sandbox()
+    without = capframe.lookup_customer_ids(values, "WECHAT", identifier="mobile", client=client)
+    assert without["error_code"].to_list() == [8045] * 3
+    found = capframe.lookup_customer_ids(
+        values, "WECHAT", identifier="mobile", account_id=" wx-1 ", client=client, cache_dir=tmp_path
+    )
+    assert found.select("customer_id", "found").rows() == [(c, True) for c, _ in wechat]  # accountId was sent
+    other = capframe.lookup_customer_ids(
+        values, "WECHAT", identifier="mobile", account_id="wx-2", client=client, cache_dir=tmp_path
+    )
+    assert other["error_code"].to_list() == [8011] * 3  # asked, not the other account's answer from the snapshot
+    assert capframe.Snapshot(tmp_path).info().units["lookups"] == 6
+    tables = capframe.fetch_customer_tables(
+        values, "WECHAT", identifier="mobile", account_id="wx-1", client=sandbox(), cache_dir=tmp_path
+    )
+    assert tables.customers["customer_id"].to_list() == [c for c, _ in wechat]
+    with pytest.raises(capframe.InvalidArgumentError, match="account_id goes with identifiers"):
+        capframe.fetch_customers([565338404], "WECHAT", account_id="wx-1", client=client)
+    with pytest.raises(capframe.InvalidArgumentError, match="account_id is empty"):
+        capframe.lookup_customer_ids(values, "WECHAT", identifier="mobile", account_id=" ", client=client)
