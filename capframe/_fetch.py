@@ -67,14 +67,13 @@ async def _session(client: Client | None) -> AsyncIterator[Session | None]:
 async def _looked_up(
     values: Any,
     identifier: str | None,
+    account_id: str | None,
     source: str,
     client: Client | None,
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
     then: Callable[[LookedUp, Client | None, Session | None], Awaitable[T]] | None = None,
-    *,
-    account_id: str | None,
 ) -> tuple[LookedUp, T | None]:
     """Check the arguments, look the values up, and go on with ``then`` in the same session."""
     checked_values = values_of(values, identifier, account_id)
@@ -99,6 +98,7 @@ async def _looked_up(
 async def _pull_by_identifier(
     given: Any,
     identifier: str | None,
+    account_id: str | None,
     source: str,
     client: Client | None,
     batch_size: int | None,
@@ -107,7 +107,6 @@ async def _pull_by_identifier(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-    account_id: str | None,
 ) -> Delivery[CustomerTables]:
     """Look the values up, then fetch the customers found; the map joins their tables."""
     if batch_size is not None:
@@ -121,9 +120,8 @@ async def _pull_by_identifier(
             ids, looked.pulled_source, checked, batch_size, progress, cache_dir, max_age, keep=keep, session=session
         )
 
-    looked, delivery = await _looked_up(
-        given, identifier, source, client, progress, cache_dir, max_age, customers, account_id=account_id
-    )
+    arguments = (given, identifier, account_id, source, client, progress, cache_dir, max_age)
+    looked, delivery = await _looked_up(*arguments, customers)
     assert delivery is not None
     tables, notices, error = delivery
     lookups = looked.lookups
@@ -152,6 +150,7 @@ async def _pull(
     ids: Any,
     source: str,
     identifier: str | None,
+    account_id: str | None,
     client: Client | None,
     batch_size: int | None,
     progress: bool | None,
@@ -159,22 +158,11 @@ async def _pull(
     max_age: timedelta | float | None,
     *,
     keep: tuple[str, ...],
-    account_id: str | None,
 ) -> Delivery[CustomerTables]:
     given, by_identifier = _by_identifier(ids, identifier)
     if by_identifier:
-        return await _pull_by_identifier(
-            given,
-            identifier,
-            source,
-            client,
-            batch_size,
-            progress,
-            cache_dir,
-            max_age,
-            keep=keep,
-            account_id=account_id,
-        )
+        arguments = (given, identifier, account_id, source, client, batch_size, progress, cache_dir, max_age)
+        return await _pull_by_identifier(*arguments, keep=keep)
     if account_id is not None:
         raise InvalidArgumentError(
             "account_id goes with identifiers (identifier='mobile', or (type, value) pairs): customer ids need no account"
@@ -186,14 +174,14 @@ async def _lookup_only(
     values: Any,
     source: str,
     identifier: str | None,
+    account_id: str | None,
     client: Client | None,
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
-    account_id: str | None,
 ) -> Delivery[pl.DataFrame]:
     given = list(values) if isinstance(values, Iterator) else values
-    looked, _ = await _looked_up(given, identifier, source, client, progress, cache_dir, max_age, account_id=account_id)
+    looked, _ = await _looked_up(given, identifier, account_id, source, client, progress, cache_dir, max_age)
     return looked.lookups, looked.pulled.notices, looked.error(looked.lookups, cached=cache_dir is not None)
 
 
@@ -210,10 +198,8 @@ async def afetch_customer_tables(
     max_age: timedelta | float | None = None,
 ) -> CustomerTables:
     """The async twin of :func:`fetch_customer_tables`."""
-    delivery = await _pull(
-        ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=TABLES, account_id=account_id
-    )
-    return deliver(delivery, 2)
+    arguments = (ids, source, identifier, account_id, client, batch_size, progress, cache_dir, max_age)
+    return deliver(await _pull(*arguments, keep=TABLES), 2)
 
 
 async def afetch_customers(
@@ -229,11 +215,8 @@ async def afetch_customers(
     max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`fetch_customers`."""
-    keep = ("customers",)
-    delivery = await _pull(
-        ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep, account_id=account_id
-    )
-    return deliver(delivery, 2).customers
+    arguments = (ids, source, identifier, account_id, client, batch_size, progress, cache_dir, max_age)
+    return deliver(await _pull(*arguments, keep=("customers",)), 2).customers
 
 
 def fetch_customer_tables(
@@ -268,21 +251,8 @@ def fetch_customer_tables(
     >>> found.lookups.select("value_number", "customer_id", "error_code").rows()
     [(1, 565338404, None), (2, None, 8015)]
     """
-    delivery = _sync.run(
-        _pull(
-            ids,
-            source,
-            identifier,
-            client,
-            batch_size,
-            progress,
-            cache_dir,
-            max_age,
-            keep=TABLES,
-            account_id=account_id,
-        )
-    )
-    return deliver(delivery, 2)
+    arguments = (ids, source, identifier, account_id, client, batch_size, progress, cache_dir, max_age)
+    return deliver(_sync.run(_pull(*arguments, keep=TABLES)), 2)
 
 
 def fetch_customers(
@@ -312,13 +282,8 @@ def fetch_customers(
     >>> frame.select("customer_id", "first_name", "mobile").rows()
     [(566135941, 'John', '918088369835'), (565338404, 'Muhammad', '912726093529')]
     """
-    keep = ("customers",)
-    delivery = _sync.run(
-        _pull(
-            ids, source, identifier, client, batch_size, progress, cache_dir, max_age, keep=keep, account_id=account_id
-        )
-    )
-    return deliver(delivery, 2).customers
+    arguments = (ids, source, identifier, account_id, client, batch_size, progress, cache_dir, max_age)
+    return deliver(_sync.run(_pull(*arguments, keep=("customers",))), 2).customers
 
 
 async def alookup_customer_ids(
@@ -333,7 +298,7 @@ async def alookup_customer_ids(
     max_age: timedelta | float | None = None,
 ) -> pl.DataFrame:
     """The async twin of :func:`lookup_customer_ids`."""
-    return deliver(await _lookup_only(values, source, identifier, client, progress, cache_dir, max_age, account_id), 2)
+    return deliver(await _lookup_only(values, source, identifier, account_id, client, progress, cache_dir, max_age), 2)
 
 
 def lookup_customer_ids(
@@ -360,7 +325,7 @@ def lookup_customer_ids(
     [('mobile', 565338404, True)]
     """
     return deliver(
-        _sync.run(_lookup_only(values, source, identifier, client, progress, cache_dir, max_age, account_id)), 2
+        _sync.run(_lookup_only(values, source, identifier, account_id, client, progress, cache_dir, max_age)), 2
     )
 
 
