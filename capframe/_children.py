@@ -352,7 +352,20 @@ async def _resolve(
     API takes, looked up with Get Customers Bulk (through the same snapshot); instead, for one that
     cannot be, (the API's code, the reason)."""
     ids = list(dict.fromkeys(p.customer_id for p in parents if p.customer_id is not None))
-    found = await _identifiers_of(ids, source, client, cache_dir, notices, customers_by_id) if ids else {}
+    found: dict[int, _Parent | Refusal] = {}
+    if ids:
+        tables, lookup_notices, error = await customers_by_id(ids, source, client, cache_dir)
+        notices += lookup_notices
+        if isinstance(error, FetchError):
+            raise FetchError(
+                f"the lookup of {len(ids)} parent customer id(s) failed ({error}); nothing was fetched. "
+                "Pass the parents as (identifier_type, value) pairs to need no lookup.",
+                status=error.status,
+                ids=error.ids,
+            ) from None
+        if error is not None:
+            raise error
+        found = _identifiers_of(tables)
     walked: dict[int, _Parent | Refusal] = {}
     for p in parents:
         target = (
@@ -362,26 +375,8 @@ async def _resolve(
     return walked
 
 
-async def _identifiers_of(
-    ids: list[int],
-    source: str,
-    client: Client | None,
-    cache_dir: Any,
-    notices: list[Notice],
-    customers_by_id: CustomersById,
-) -> dict[int, _Parent | Refusal]:
-    """Customer ids -> a parent by the first identifier of ``_RESOLVE_ORDER`` each has, or why none."""
-    tables, lookup_notices, error = await customers_by_id(ids, source, client, cache_dir)
-    notices += lookup_notices
-    if isinstance(error, FetchError):
-        raise FetchError(
-            f"the lookup of {len(ids)} parent customer id(s) failed ({error}); nothing was fetched. "
-            "Pass the parents as (identifier_type, value) pairs to need no lookup.",
-            status=error.status,
-            ids=error.ids,
-        ) from None
-    if error is not None:
-        raise error
+def _identifiers_of(tables: CustomerTables) -> dict[int, _Parent | Refusal]:
+    """Customers fetched by id -> a parent by the first identifier of ``_RESOLVE_ORDER`` each has, or why none."""
     customers, identifiers = tables.customers, tables.identifiers.filter(pl.col("in_identifiers"))
     found: dict[int, _Parent | Refusal] = {}
     rows = customers.select("customer_id", "success", "error_code", "error_message").iter_rows()
