@@ -4,6 +4,8 @@ another endpoint's answers first is composed by the public layer (capframe/_fetc
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ENDPOINT_MODULES = {"capframe._customers", "capframe._children", "capframe._lookup"}
@@ -45,3 +47,14 @@ def test_the_facts_of_an_endpoint_are_stated_in_its_module_alone() -> None:
             stated = sorted(path.name for path, text in sources.items() if f'"{fact}"' in text)
             assert len(stated) == 1, (fact, stated)
             assert f"capframe.{stated[0].removesuffix('.py')}" in ENDPOINT_MODULES, (fact, stated)
+
+
+def test_every_endpoint_is_registered_before_any_use() -> None:
+    """``import capframe`` (which any ``capframe.*`` import runs first) imports every endpoint module,
+    so what reads the registry (here capframe.testing's scrubbing) finds every endpoint's spec."""
+    code = "import capframe.testing, capframe._endpoints as e; print(sorted(e.SPECS), sorted(e.personal_parameters()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.split("] [") == [
+        "['children', 'customers', 'lookups'",
+        "'associationEntityIdentifierValue', 'identifierValue']\n",
+    ]
