@@ -128,9 +128,14 @@ def _account(account_id: object) -> str | None:
         account_id = str(account_id)
     if not isinstance(account_id, str):
         raise ArgumentTypeError(f"account_id must be text, such as '1234', not {type(account_id).__name__}")
-    if not account_id.strip() or not account_id.strip().isprintable():
-        raise InvalidArgumentError("account_id is empty or holds control characters: give the source's account id")
-    return account_id.strip()
+    account = account_id.strip()
+    if not account:
+        raise InvalidArgumentError(
+            "account_id is empty: give the source's account id, or None for a one-account source"
+        )
+    if not account.isprintable():
+        raise InvalidArgumentError("account_id holds control characters: give the source's account id as it is written")
+    return account
 
 
 def read_lookup(body: bytes) -> tuple[int | None, int | None, str | None]:
