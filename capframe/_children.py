@@ -76,7 +76,9 @@ SPEC = register(
         ("host", "pull_source", "association"),
         1_000_000,
         functools.partial(model_schemas, ChildrenTables, ("parent_customer_id",)),
-        Words("parents", "fetched", "the fetch failed", "failed parents as rows of errors and parents"),
+        Words(
+            "parents", "fetched", "the fetch failed", "those parents as rows of errors, and of parents with found null"
+        ),
         personal=_PERSONAL,
         reading=lambda: (_wire.CHILDREN_PAGE, _wire.WIRE_VERSION, model_rules(ChildrenTables)),
     )
