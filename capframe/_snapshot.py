@@ -14,10 +14,11 @@ relative to ``cache_dir`` (nothing absolute is stored: a copied folder works the
     <endpoint>/<table>/<part>.parquet  one part's tables (a group of requests), every row with ``host`` and ``source``
 
 ``<endpoint>`` is a registered endpoint's name (:data:`capframe._endpoints.SPECS`, each declared in
-its own module: a customer id, one parent's walk, one lookup of an identifier). A part's files are written to temporary names and renamed, then its journal entry: a run
-killed at any point leaves whole parts or files no index names. Index changes are made under an
-exclusive lock, by folding journal entries in; a unit fetched again replaces the old one, and the old
-part is written again, under a new name, without it, so the files hold each (host, source, unit) once.
+its own module; its unit is a customer id, one parent's walk, or one lookup of an identifier). A
+part's files are written to temporary names and renamed, then its journal entry: a run killed at any
+point leaves whole parts or files no index names. Index changes are made under an exclusive lock, by
+folding journal entries in; a unit fetched again replaces the old one, and the old part is written
+again, under a new name, without it, so the files hold each (host, source, unit) once.
 
 A folder may come from someone else: it is untrusted input. No file the index names is ever changed
 in place, so a run killed at any moment leaves what was held readable. Every name read from the
