@@ -32,7 +32,7 @@ from capframe._answers import (
     tidy_answers,
 )
 from capframe._client import Client
-from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, advice, call, dumps
 from capframe._progress import progress_bar
 from capframe._snapshot import max_age_of
@@ -230,6 +230,31 @@ async def pull_customers(
 ) -> Delivery[CustomerTables]:
     """The pull behind the fetch functions (and fetch_children's lookup of parents by customer id);
     tables not in ``keep`` are not held (memory), and are empty. ``session``: see ``_engine.pull``."""
+    wanted, host, source, pulled = await _pulled(
+        ids, source, client, batch_size, progress, cache_dir, max_age, keep, session
+    )
+    if pulled is None:
+        return CustomerTables.empty(), [], None
+    chunks = [*pulled.chunks, *_failures(pulled)]
+    notices = pulled.notices
+    bundle = _bundle(chunks, wanted, notices, _provenance(pulled, wanted, host, source), keep)
+    return bundle, notices, _error(pulled, wanted, cache_dir is not None, bundle)
+
+
+async def _pulled(
+    ids: Iterable[int],
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    keep: tuple[str, ...],
+    session: Session | None,
+    *,
+    read_back: bool = True,
+) -> tuple[list[int], str, str, Pulled | None]:
+    """(the ids asked, checked; the host; the source; the engine's pull of them, None when there are none)."""
     wanted = _args.customer_ids(ids)
     source = _args.source(source)
     size = _args.count("batch_size", batch_size, _args.MAX_BATCH) if batch_size is not None else None
@@ -237,7 +262,7 @@ async def pull_customers(
     snapshot = snapshot_of(cache_dir)
     checked, host = connect(client, snapshot)
     if not wanted:
-        return CustomerTables.empty(), [], None
+        return wanted, host, source, None
     pulled = await pull(
         _Customers(host, source),
         wanted,
@@ -252,47 +277,99 @@ async def pull_customers(
         keep=keep,
         unit_words="customer ids",
         session=session,
+        read_back=read_back,
     )
-    chunks = pulled.chunks
-    failed_ids = [cast(int, i) for request, _ in pulled.failed for i in request]
-    if pulled.unanswered:
-        chunks.append(_failed(cast(list[int], pulled.unanswered), _NOT_RETURNED))
+    return wanted, host, source, pulled
+
+
+async def pull_customer_scans(
+    ids: Iterable[int],
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str],
+    max_age: timedelta | float | None,
+) -> Delivery[dict[str, pl.LazyFrame]]:
+    """The pull behind the sink functions: into the snapshot, then every table (main first) as a
+    LazyFrame over its files, holding the rows of the ids asked only, with failed ids as rows, in
+    the order of the ids: what :func:`pull_customers` would give, not yet read."""
+    wanted, _, _, pulled = await _pulled(
+        ids, source, client, batch_size, progress, cache_dir, max_age, TABLES, None, read_back=False
+    )
+    if pulled is None:
+        return {name: frame.lazy() for name, frame in CustomerTables.empty().tables().items()}, [], None
+    assert pulled.scans is not None
+    # In memory: failed ids' rows, and the tables of groups the snapshot could not take.
+    kept = [*pulled.chunks, *_failures(pulled)]
+    unordered = {
+        name: pl.concat([pulled.scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in TABLES
+    }
+    # The warnings fetch_customers gives: those of the answers, and of values the snapshot's tables
+    # list as unread (a few rows of its errors table; the rest is never read).
+    errors = unordered["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
+    schemas = {name: frame.collect_schema() for name, frame in unordered.items()}
+    unread = {name: pl.DataFrame(schema=schema) for name, schema in schemas.items()} | {"errors": errors.collect()}
+    notices = pulled.notices
+    combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], TABLES, "customers", notices)
+    position = pl.LazyFrame({"customer_id": wanted}, schema={"customer_id": pl.Int64}).with_row_index("_position")
+    tables = {
+        name: unordered[name]
+        .join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name in CustomerTables.NAMES
+    }
+    return tables, notices, _error(pulled, wanted, True, tables)
+
+
+def _failures(pulled: Pulled) -> list[Tidied]:
+    """Rows for the ids no answer holds: left out twice, or asked by a request that failed."""
+    chunks = [_failed(cast(list[int], pulled.unanswered), _NOT_RETURNED)] if pulled.unanswered else []
     for request, exc in pulled.failed:
         chunks.append(_failed(cast(tuple[int, ...], request), f"the request failed: {exc.reason}"))
-    provenance = Provenance(
+    return chunks
+
+
+def _provenance(pulled: Pulled, wanted: list[int], host: str, source: str, failed: int = 0) -> Provenance:
+    return Provenance(
         pulled.first_fetched_at,
         host,
         source,
         version("capframe"),
         len(wanted),
-        0,
+        failed,
         last_fetched_at=pulled.last_fetched_at,
         read=pulled.read,
         fetched=pulled.fetched,
         sent=pulled.sent,
     )
-    notices = pulled.notices
-    bundle = _bundle(chunks, wanted, notices, provenance, keep)
-    error: CapframeError | None = None
+
+
+def _error(
+    pulled: Pulled, wanted: list[int], cached: bool, partial: CustomerTables | dict[str, pl.LazyFrame]
+) -> CapframeError | None:
+    """A pull's error, holding ``partial``: the ids whose request failed, else the snapshot's."""
     if pulled.failed:
         failed = pulled.failed
+        failed_ids = [cast(int, i) for request, _ in failed for i in request]
         statuses = sorted({exc.status for _, exc in failed if exc.status is not None})
         reason = failed[0][1].reason
-        error = FetchError(
+        return FetchError(
             f"{len(failed_ids)} of {len(wanted)} ids could not be fetched ({len(failed)} request(s); first: {reason}"
             f"{'; statuses ' + ', '.join(map(str, statuses)) if statuses else ''}). "
             + advice(exc for _, exc in failed)
             + " Everything fetched is in .partial (failed ids as rows with success=False)"
-            + ("; with the same cache_dir a new run fetches only what is missing." if snapshot else "."),
+            + ("; with the same cache_dir a new run fetches only what is missing." if cached else "."),
             status=statuses[-1] if statuses else None,
             ids=tuple(sorted(failed_ids)),
-            partial=bundle,
+            partial=partial,
         )
-    elif pulled.snapshot_error is not None:
-        error = SnapshotError(
-            f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=bundle
+    if pulled.snapshot_error is not None:
+        return SnapshotError(
+            f"{pulled.snapshot_error} Nothing fetched was lost: the tables are in .partial.", partial=partial
         )
-    return bundle, notices, error
+    return None
 
 
 def scan_customers(

@@ -146,6 +146,9 @@ class Pulled:
     last_fetched_at: datetime
     notices: list[Notice]
     snapshot_error: SnapshotError | None = None
+    # read_back=False: table -> the snapshot's rows of the units answered, as a LazyFrame (in unit order
+    # of parts, not of units); ``chunks`` then holds only what could not be written, and warnings.
+    scans: dict[str, pl.LazyFrame] | None = None
 
 
 def deliver(delivery: Delivery[T], stacklevel: int) -> T:
@@ -405,11 +408,14 @@ async def pull(
     keep: tuple[str, ...],
     unit_words: str,
     session: Session | None = None,
+    read_back: bool = True,
 ) -> Pulled:
     """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered.
 
     ``session``: one already open, shared with the pulls before and after this one (the lookups of
-    identifiers, then Get Customers Bulk): one pacer and one concurrency limit for all their requests."""
+    identifiers, then Get Customers Bulk): one pacer and one concurrency limit for all their requests.
+    ``read_back=False`` (with a snapshot): the tables are not read into memory; ``Pulled.scans`` gives
+    them as LazyFrames over the snapshot's files."""
     notices: list[Notice] = []
     store: Store | None = None
     dtype = pl.Int64() if isinstance(units[0], int) else pl.String()
@@ -477,12 +483,13 @@ async def pull(
     failed_units = [u for units_, _ in run.failed for u in units_]
     unanswered = _left_out(run, missing, dtype) if ask_again else []
     read = held.height
+    scans: dict[str, pl.LazyFrame] | None = None
     if store is None:
         now = _now()
         chunks, first, last = [*run.chunks, *run.noticed], now, now
     else:
-        chunks, first, last = await asyncio.to_thread(
-            _read_back, run, store, units, [*failed_units, *unanswered], dtype, notices
+        chunks, scans, first, last = await asyncio.to_thread(
+            _read_back, run, store, units, [*failed_units, *unanswered], dtype, read_back
         )
     # Reading back finds again the damage the lookup found (a lost index, say): said once.
     notices += [notice for notice in (store.notices if store is not None else []) if notice not in notices]
@@ -500,6 +507,7 @@ async def pull(
         last,
         notices,
         run.snapshot_error,
+        scans,
     )
 
 
@@ -523,9 +531,10 @@ def _left_out(run: _Run, missing: Sequence[Unit], dtype: pl.DataType) -> list[Un
 
 
 def _read_back(
-    run: _Run, store: Store, units: Sequence[Unit], skip: Sequence[Unit], dtype: pl.DataType, notices: list[Notice]
-) -> tuple[list[Tidied], datetime, datetime]:
-    """Fold this run's parts into the index, then read every unit's tables back, in unit order."""
+    run: _Run, store: Store, units: Sequence[Unit], skip: Sequence[Unit], dtype: pl.DataType, read: bool
+) -> tuple[list[Tidied], dict[str, pl.LazyFrame] | None, datetime, datetime]:
+    """Fold this run's parts into the index, then every unit's tables, in unit order: read back
+    (``read``), or as LazyFrames over the parts (the order of parts only)."""
     if run.fetched_at and run.snapshot_error is None:
         try:
             with store.snapshot.lock(exclusive=True):
@@ -550,15 +559,17 @@ def _read_back(
     now = _now()
     first = rows["fetched_at"].min() if rows.height else now
     last = rows["fetched_at"].max() if rows.height else now
-    part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
-    files = files.filter(pl.col("part").is_in(part_order))
-    tables = store.read(
-        rows.select("unit", "part"), part_order, files, run.endpoint.tables, run.keep, list(run.endpoint.columns())
-    )
-    read = {name: frame for name, frame in tables.items() if frame is not None}
-    # Tables kept in memory when the snapshot could not be written come after those read back.
-    chunks = [Tidied(read)] if len(read) == len(tables) else []
-    chunks += [*run.chunks, *run.noticed]
     assert isinstance(first, datetime)
     assert isinstance(last, datetime)
-    return chunks, first, last
+    part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
+    files = files.filter(pl.col("part").is_in(part_order))
+    kept = [*run.chunks, *run.noticed]  # kept in memory when the snapshot could not be written
+    columns = list(run.endpoint.columns())
+    if not read:
+        scans = store.scans(rows.select("unit", "part"), part_order, files, run.endpoint.tables, columns)
+        return kept, scans, first, last
+    tables = store.read(rows.select("unit", "part"), part_order, files, run.endpoint.tables, run.keep, columns)
+    read_back = {name: frame for name, frame in tables.items() if frame is not None}
+    # Tables kept in memory when the snapshot could not be written come after those read back.
+    chunks = [Tidied(read_back)] if len(read_back) == len(tables) else []
+    return [*chunks, *kept], None, first, last

@@ -1202,6 +1202,35 @@ class Store:
             ]
         )
 
+    def scans(
+        self,
+        units: pl.DataFrame,
+        parts: Sequence[str],
+        files: pl.DataFrame,
+        tables: Sequence[str],
+        dropped: Sequence[str],
+    ) -> dict[str, pl.LazyFrame]:
+        """What :meth:`read` would read, as LazyFrames that read the files when collected: only the
+        rows of ``units``; an empty frame of the stored schema for a table no part has a file of."""
+        listed = set(files.select("part", "table").iter_rows())
+        of_part = by_part(units)
+        out: dict[str, pl.LazyFrame] = {}
+        for table in tables:
+            in_list = [part for part in parts if (part, table) in listed]
+            try:
+                scan = (
+                    self.scan(table, of_part, in_list)
+                    if in_list
+                    else pl.LazyFrame(schema=_stored_schema(self.facts, table))
+                )
+            except OSError as exc:  # checked before the pull read the index: changed since
+                raise SnapshotError(
+                    f"a file of the snapshot {self.snapshot.root} could not be read ({type(exc).__name__}: "
+                    f"{visible(exc)[:200]}); it changed after it was checked: run again"
+                ) from None
+            out[table] = scan.drop(dropped)
+        return out
+
     def read(
         self,
         units: pl.DataFrame,
