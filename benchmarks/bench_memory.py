@@ -1,8 +1,9 @@
 """Peak memory of a large pull: capframe with a cache_dir against collecting the bodies and normalising with pandas.
 
     python benchmarks/bench_memory.py            # N = 10k, 100k
-    python benchmarks/bench_memory.py --full     # N = 10k, 100k, 1M (the 1M capframe case takes minutes)
+    python benchmarks/bench_memory.py --full     # capframe at 10k, 100k, 1M; sink at 100k, 1M, 2M (takes many minutes)
     python benchmarks/bench_memory.py --sizes 10000 50000
+    python benchmarks/bench_memory.py --sizes 1000000 --sink-sizes 100000 1000000 2000000   # issue 20's targets
 
 The sandbox serves the API from a process of its own (``capframe sandbox --port 0``), as a real
 cluster would from elsewhere: the figures are the client's memory only. Each case runs in a fresh
@@ -11,6 +12,8 @@ child process; its peak RSS is the child's own (os.wait4 rusage, and the child's
   floor     python + import capframe + the ids in a list: no request
   capframe  fetch_customers(ids, "INSTORE", client=Client(<sandbox URL>, requests_per_minute=None),
             cache_dir=<temp dir>, progress=False)
+  sink      sink_customers(ids, "INSTORE", <temp dir>, client=...): the same pull, the result left in
+            the snapshot as a LazyFrame (not collected). At --sink-sizes (default 100k; --full 100k, 1M, 2M).
   pandas    the usual alternative: a plain httpx.Client loop over the same batches of 100, all bodies
             kept, then orjson + pd.json_normalize into the same six tables as bench_parse's pandas
             route. Up to --alt-max ids (default 10k, 100k with --full).
@@ -53,6 +56,14 @@ if case == "capframe":
         out["seconds"] = time.perf_counter() - started
         out["rows"] = frame.height
         out["cache_mb"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs) / 1e6
+elif case == "sink":
+    client = capframe.Client(url, username=Sandbox.USERNAME, password=Sandbox.PASSWORD, requests_per_minute=None)
+    with tempfile.TemporaryDirectory(prefix="capframe-bench-") as tmp:
+        lazy = capframe.sink_customers(ids, "INSTORE", tmp, client=client, progress=False)
+        out["seconds"] = time.perf_counter() - started
+        out["peak_mb"] = peak_rss_mb()  # before anything is collected: the pull's own peak
+        out["rows"] = 0
+        out["cache_mb"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs) / 1e6
 elif case == "pandas":
     import httpx
     from bench_parse import pandas_route
@@ -69,7 +80,7 @@ elif case == "pandas":
 else:
     out["seconds"] = 0.0
     out["rows"] = 0
-out["peak_mb"] = peak_rss_mb()
+out.setdefault("peak_mb", peak_rss_mb())
 print(json.dumps(out))
 """
 

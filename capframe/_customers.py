@@ -122,7 +122,7 @@ def _failed(ids: Sequence[int], message: str) -> Tidied:
 
 def _bundle(
     chunks: Sequence[Tidied],
-    order: Sequence[int] | None,
+    order: Sequence[int] | pl.Series | None,
     notices: list[Notice],
     provenance: Provenance | None = None,
     keep: tuple[str, ...] = TABLES,
@@ -253,15 +253,15 @@ async def _pulled(
     session: Session | None,
     *,
     read_back: bool = True,
-) -> tuple[list[int], str, str, Pulled | None]:
+) -> tuple[pl.Series, str, str, Pulled | None]:
     """(the ids asked, checked; the host; the source; the engine's pull of them, None when there are none)."""
-    wanted = _args.customer_ids(ids)
+    wanted = _args.customer_id_series(ids)
     source = _args.source(source)
     size = _args.count("batch_size", batch_size, _args.MAX_BATCH) if batch_size is not None else None
     age = max_age_of(max_age)
     snapshot = snapshot_of(cache_dir)
     checked, host = connect(client, snapshot)
-    if not wanted:
+    if wanted.is_empty():
         return wanted, host, source, None
     pulled = await pull(
         _Customers(host, source),
@@ -331,7 +331,7 @@ def _failures(pulled: Pulled) -> list[Tidied]:
     return chunks
 
 
-def _provenance(pulled: Pulled, wanted: list[int], host: str, source: str, failed: int = 0) -> Provenance:
+def _provenance(pulled: Pulled, wanted: pl.Series, host: str, source: str, failed: int = 0) -> Provenance:
     return Provenance(
         pulled.first_fetched_at,
         host,
@@ -347,7 +347,7 @@ def _provenance(pulled: Pulled, wanted: list[int], host: str, source: str, faile
 
 
 def _error(
-    pulled: Pulled, wanted: list[int], cached: bool, partial: CustomerTables | dict[str, pl.LazyFrame]
+    pulled: Pulled, wanted: pl.Series, cached: bool, partial: CustomerTables | dict[str, pl.LazyFrame]
 ) -> CapframeError | None:
     """A pull's error, holding ``partial``: the ids whose request failed, else the snapshot's."""
     if pulled.failed:
