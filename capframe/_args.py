@@ -245,15 +245,10 @@ def customer_ids(ids: Any) -> list[int]:
 def customer_id_series(ids: Any) -> pl.Series:
     """:func:`customer_ids` as an Int64 Series: a pull of millions of ids holds them so, not as a
     Python int each (36 bytes an id, and a dict of them all while duplicates are dropped)."""
-    if isinstance(ids, list):
-        try:
-            series = pl.Series("ids", ids, strict=True)
-        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            series = None
-        # Plain ints only: anything else (None, floats, text, bools) is read, and refused, as a list is.
-        if series is not None and series.dtype == pl.Int64 and not series.null_count():
-            return _ids_from_series(series)
-    elif isinstance(ids, pl.Series):
+    # Plain ints in range only (polars reads True as 1): anything else is read, and refused, as a list is.
+    if isinstance(ids, list) and all(type(value) is int and 0 < value <= MAX_ID for value in ids):
+        return _ids_from_series(pl.Series("ids", ids, dtype=pl.Int64))
+    if isinstance(ids, pl.Series):
         return _ids_from_series(ids.rename("ids"))
     return pl.Series("ids", customer_ids(ids), dtype=pl.Int64)
 
