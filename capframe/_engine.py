@@ -599,10 +599,12 @@ def _read_back(
         index, files = store.view()
     # Only the columns read back, and no sort of every row: at a million units the index, the
     # matched rows and a sorted copy alive at once were the pull's peak.
-    rows = (
-        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
+    rows = (  # lazily: the filter copies only the columns kept
+        index.lazy()
+        .filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
         .select("unit", "part", "fetched_at", "code", "message")
-        .join(wanted.to_frame().with_row_index("_position"), on="unit", how="inner")
+        .join(wanted.to_frame().lazy().with_row_index("_position"), on="unit", how="inner")
+        .collect()
     )
     del index
     refused = rows.filter(pl.col("message").is_not_null()).sort("_position")

@@ -972,8 +972,11 @@ class Store:
         too). Damaged parts are warned about once."""
         with self.snapshot.lock(exclusive=False):
             index, files = self.view()
-            rows = index.filter((pl.col("host") == host) & (pl.col("source") == source)).join(
-                pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi"
+            rows = (
+                index.lazy()
+                .filter((pl.col("host") == host) & (pl.col("source") == source))
+                .join(pl.LazyFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi")
+                .collect()
             )
             if max_age is not None:
                 # The precise time, not _now()'s whole second: max_age=0 fetches again what came a moment ago.
@@ -1071,8 +1074,9 @@ class Store:
         index, files = self._read_index()
         journal_units, journal_files, entries = self._journal()
         self._note_written(index, journal_units)
-        units, files = self._fold(index, files, journal_units, journal_files)
         stored = pl.concat([f.select("part") for f in [index, *journal_units]]).group_by("part").agg(stored=pl.len())
+        units, files = self._fold(index, files, journal_units, journal_files)
+        del index, journal_units  # folded into units: at a million units each is 100 MB
         dropped = 0
         if self.damaged_parts:
             units = units.filter(~pl.col("part").is_in(list(self.damaged_parts)))
@@ -1090,7 +1094,8 @@ class Store:
         # A part of another version is not written again without some units: its tables are not this
         # version's. Its other units go too, and are fetched again when asked.
         foreign = units.filter(~self.current()).join(parts, on="part", how="semi")
-        units = units.join(foreign.select("part").unique(), on="part", how="anti")
+        if foreign.height:  # a join copies every row: only when there is something to drop
+            units = units.join(foreign.select("part").unique(), on="part", how="anti")
         if self.unit_column is not None:
             shrunk = units.join(parts.filter(pl.col("kept").is_not_null()), on="part", how="semi")
             renamed: dict[str, str] = {}
