@@ -614,14 +614,15 @@ def _read_back(
     last = rows["fetched_at"].max() if rows.height else now
     assert isinstance(first, datetime)
     assert isinstance(last, datetime)
+    rows = rows.select("unit", "part", "_position")  # what is left to do needs no more
     part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
     files = files.filter(pl.col("part").is_in(part_order))
     kept = [*run.chunks, *run.noticed]  # kept in memory when the snapshot could not be written
     columns = list(run.endpoint.columns())
     if not read:
-        scans = store.scans(rows.select("unit", "part"), part_order, files, run.endpoint.tables, columns)
+        scans = store.scans(rows.drop("_position"), part_order, files, run.endpoint.tables, columns)
         return kept, scans, first, last
-    tables = store.read(rows.select("unit", "part"), part_order, files, run.endpoint.tables, run.keep, columns)
+    tables = store.read(rows.drop("_position"), part_order, files, run.endpoint.tables, run.keep, columns)
     read_back = {name: frame for name, frame in tables.items() if frame is not None}
     # Tables kept in memory when the snapshot could not be written come after those read back.
     chunks = [Tidied(read_back)] if len(read_back) == len(tables) else []
