@@ -602,7 +602,8 @@ def _read_back(
     rows = (  # lazily: the filter copies only the columns kept
         index.lazy()
         .filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
-        .select("unit", "part", "fetched_at", "code", "message")
+        # A part's name is 25 bytes a row as text, 4 as a category: a million units' rows held 25 MB less.
+        .select("unit", pl.col("part").cast(pl.Categorical), "fetched_at", "code", "message")
         .join(wanted.to_frame().lazy().with_row_index("_position"), on="unit", how="inner")
         .collect()
     )
