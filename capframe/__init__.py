@@ -18,11 +18,15 @@ from capframe._fetch import (
     afetch_customer_tables,
     afetch_customers,
     alookup_customer_ids,
+    asink_customer_tables,
+    asink_customers,
     fetch_children,
     fetch_children_tables,
     fetch_customer_tables,
     fetch_customers,
     lookup_customer_ids,
+    sink_customer_tables,
+    sink_customers,
 )
 from capframe._snapshot import Snapshot, SnapshotInfo
 from capframe._tables import ChildrenTables, CustomerLookupTables, CustomerTables, Provenance
@@ -86,6 +90,8 @@ __all__ = [
     "afetch_customer_tables",
     "afetch_customers",
     "alookup_customer_ids",
+    "asink_customer_tables",
+    "asink_customers",
     "fetch_children",
     "fetch_children_tables",
     "fetch_customer_tables",
@@ -94,5 +100,7 @@ __all__ = [
     "scan_children",
     "scan_customers",
     "schemas",
+    "sink_customer_tables",
+    "sink_customers",
     "tidy_customers",
 ]

@@ -225,7 +225,7 @@ def customer_ids(ids: Any) -> list[int]:
     # numpy arrays of numbers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
     numpy_numbers = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iubf"
     if isinstance(ids, pl.Series) or numpy_numbers:
-        return _ids_from_series(pl.Series("ids", ids))
+        return _ids_from_series(pl.Series("ids", ids)).to_list()
     if not isinstance(ids, Iterable):
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}")
     checked: dict[int, None] = {}
@@ -242,7 +242,18 @@ def customer_ids(ids: Any) -> list[int]:
     return list(checked)
 
 
-def _ids_from_series(series: pl.Series) -> list[int]:
+def customer_id_series(ids: Any) -> pl.Series:
+    """:func:`customer_ids` as an Int64 Series: a pull of millions of ids holds them so, not as a
+    Python int each (36 bytes an id, and a dict of them all while duplicates are dropped)."""
+    # Plain ints in range only (polars reads True as 1): anything else is read, and refused, as a list is.
+    if isinstance(ids, list) and all(type(value) is int and 0 < value <= MAX_ID for value in ids):
+        return _ids_from_series(pl.Series("ids", ids, dtype=pl.Int64))
+    if isinstance(ids, pl.Series):
+        return _ids_from_series(ids.rename("ids"))
+    return pl.Series("ids", customer_ids(ids), dtype=pl.Int64)
+
+
+def _ids_from_series(series: pl.Series) -> pl.Series:
     if series.dtype == pl.Null:
         raise ArgumentTypeError(f"ids are all null: {_DROP_MISSING}")
     if series.dtype == pl.String:
@@ -262,10 +273,10 @@ def _ids_from_series(series: pl.Series) -> list[int]:
     if bad.any():
         position = int(bad.arg_max() or 0)
         raise _bad_id(series[position], position)
-    return series.cast(pl.Int64).unique(maintain_order=True).to_list()
+    return series.cast(pl.Int64).unique(maintain_order=True)
 
 
-def _ids_from_text(series: pl.Series) -> list[int]:
+def _ids_from_text(series: pl.Series) -> pl.Series:
     """A String Series: each value by ``id_of_text``; a bad value is named before a missing one, as in a list."""
     digits = series.str.extract(f"^{_ID_TEXT.pattern}$", 1).cast(pl.UInt64)  # 19 digits fit a UInt64
     numbers = pl.select(pl.when((digits > 0) & (digits <= MAX_ID)).then(digits)).to_series().cast(pl.Int64)
@@ -275,4 +286,4 @@ def _ids_from_text(series: pl.Series) -> list[int]:
         raise _bad_id(series[position], position)
     if series.null_count():
         raise _missing(series.is_null().arg_true().to_list(), ["null"], len(series))
-    return numbers.unique(maintain_order=True).to_list()
+    return numbers.unique(maintain_order=True)

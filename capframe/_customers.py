@@ -33,7 +33,7 @@ from capframe._answers import (
 )
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
-from capframe._engine import Delivery, Notice, Reply, Unit, connect, deliver, pull, scan, snapshot_of
+from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, call, dumps
 from capframe._snapshot import max_age_of
 from capframe._tables import CustomerTables, Provenance
@@ -138,7 +138,7 @@ def _failed(ids: Sequence[int], message: str) -> Tidied:
 
 def _bundle(
     chunks: Sequence[Tidied],
-    order: Sequence[int] | None,
+    order: Sequence[int] | pl.Series | None,
     notices: list[Notice],
     provenance: Provenance | None = None,
     keep: tuple[str, ...] = TABLES,
@@ -248,14 +248,41 @@ async def pull_customers(
 ) -> Delivery[CustomerTables]:
     """The pull behind the fetch functions (and fetch_children's lookup of parents by customer id);
     tables not in ``keep`` are not held (memory), and are empty. ``session``: see ``_engine.pull``."""
-    wanted = _args.customer_ids(ids)
+    wanted, host, source, pulled = await _pulled(
+        ids, source, client, batch_size, progress, cache_dir, max_age, keep, session
+    )
+    if pulled is None:
+        return CustomerTables.empty(), [], None
+    bundle = _bundle(pulled.chunks, wanted, pulled.notices, pulled.provenance(host, source, len(wanted), 0), keep)
+    return (
+        bundle,
+        pulled.notices,
+        pulled.error(len(wanted), bundle, cached=cache_dir is not None, ids=_failed_ids(pulled)),
+    )
+
+
+async def _pulled(
+    ids: Iterable[int],
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    keep: tuple[str, ...],
+    session: Session | None,
+    *,
+    read_back: bool = True,
+) -> tuple[pl.Series, str, str, Pulled | None]:
+    """(the ids asked, checked; the host; the source; the engine's pull of them, None when there are none)."""
+    wanted = _args.customer_id_series(ids)
     source = _args.source(source)
     size = _args.count("batch_size", batch_size, _args.MAX_BATCH) if batch_size is not None else None
     age = max_age_of(max_age)
     snapshot = snapshot_of(cache_dir)
     checked, host = connect(client, snapshot)
-    if not wanted:
-        return CustomerTables.empty(), [], None
+    if wanted.is_empty():
+        return wanted, host, source, None
     pulled = await pull(
         _Customers(host, source),
         wanted,
@@ -268,12 +295,54 @@ async def pull_customers(
         keep=keep,
         per_request=size,
         session=session,
+        read_back=read_back,
     )
-    provenance = pulled.provenance(host, source, len(wanted), 0)
-    bundle = _bundle(pulled.chunks, wanted, pulled.notices, provenance, keep)
-    failed_ids = tuple(sorted(i for request, _ in pulled.failed for i in cast(tuple[int, ...], request)))
-    error = pulled.error(len(wanted), bundle, cached=snapshot is not None, ids=failed_ids)
-    return bundle, pulled.notices, error
+    return wanted, host, source, pulled
+
+
+async def pull_customer_scans(
+    ids: Iterable[int],
+    source: str,
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str],
+    max_age: timedelta | float | None,
+) -> Delivery[dict[str, pl.LazyFrame]]:
+    """The pull behind the sink functions: into the snapshot, then every table (main first) as a
+    LazyFrame over its files, holding the rows of the ids asked only, with failed ids as rows, in
+    the order of the ids: what :func:`pull_customers` would give, not yet read."""
+    wanted, _, _, pulled = await _pulled(
+        ids, source, client, batch_size, progress, cache_dir, max_age, TABLES, None, read_back=False
+    )
+    if pulled is None:
+        return {name: frame.lazy() for name, frame in CustomerTables.empty().tables().items()}, [], None
+    assert pulled.scans is not None
+    # In memory: failed ids' rows, and the tables of groups the snapshot could not take.
+    kept = pulled.chunks
+    unordered = {
+        name: pl.concat([pulled.scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in TABLES
+    }
+    # The warnings fetch_customers gives: those of the answers, and of values the snapshot's tables
+    # list as unread (a few rows of its errors table; the rest is never read).
+    errors = unordered["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
+    schemas = {name: frame.collect_schema() for name, frame in unordered.items()}
+    unread = {name: pl.DataFrame(schema=schema) for name, schema in schemas.items()} | {"errors": errors.collect()}
+    notices = pulled.notices
+    combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], TABLES, "customers", notices)
+    position = pl.LazyFrame({"customer_id": wanted}, schema={"customer_id": pl.Int64}).with_row_index("_position")
+    tables = {
+        name: unordered[name]
+        .join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name in CustomerTables.NAMES
+    }
+    return tables, notices, pulled.error(len(wanted), tables, cached=True, ids=_failed_ids(pulled))
+
+
+def _failed_ids(pulled: Pulled) -> tuple[int, ...]:
+    return tuple(sorted(cast(int, i) for request, _ in pulled.failed for i in request))
 
 
 def scan_customers(

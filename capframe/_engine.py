@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, overload
 
 import polars as pl
 
@@ -170,6 +170,9 @@ class Pulled:
     last_fetched_at: datetime
     notices: list[Notice]
     snapshot_error: SnapshotError | None = None
+    # read_back=False: table -> the snapshot's rows of the units answered, as a LazyFrame (in unit order
+    # of parts, not of units); ``chunks`` then holds only what could not be written, and warnings.
+    scans: dict[str, pl.LazyFrame] | None = None
 
     @property
     def failures(self) -> dict[Unit, str]:
@@ -202,7 +205,7 @@ class Pulled:
     def error(
         self,
         asked: int,
-        partial: CustomerTables | ChildrenTables | pl.DataFrame,
+        partial: CustomerTables | ChildrenTables | pl.DataFrame | dict[str, pl.LazyFrame],
         *,
         cached: bool,
         label: Callable[[Unit], str] | None = None,
@@ -328,7 +331,7 @@ class _Run:
     keep: tuple[str, ...]
     chunks: list[Tidied] = field(default_factory=list)
     noticed: list[Tidied] = field(default_factory=list)  # what stored parts' reading noticed (no tables)
-    answered: list[Unit] = field(default_factory=list)
+    answered: _Seen = field(default_factory=lambda: _Seen())  # units an answer held, in arrival order
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]] = field(default_factory=list)
     refused: dict[Unit, tuple[int | None, str]] = field(default_factory=dict)
     fetched_at: list[datetime] = field(default_factory=list)
@@ -342,19 +345,33 @@ class _Run:
     _first_undone: int = 0  # every group before it is done: chunks of those groups are final
     _in_progress: asyncio.Semaphore | None = None
 
-    async def fetch(self, session: Session, requests: list[tuple[Unit, ...]]) -> None:
+    async def fetch(self, session: Session, requests: Sequence[tuple[Unit, ...]]) -> None:
         """Every request, concurrently. One that exhausts its retries is recorded as failed, so the
-        others still finish; any other error stops the whole pull."""
+        others still finish; any other error stops the whole pull. A request (its units as Python
+        objects, its task) is made only when it may start: made up front, 20,000 requests of a
+        2M-id pull held their tuples and tasks for the whole pull."""
         self._in_progress = self._in_progress or asyncio.Semaphore(in_progress_limit(session))
         first = len(self._group_of)
         alone = self.store is not None and self.store.one_unit_per_part
         self._group_of += group_numbers(len(requests), self._group_of[-1] + 1 if self._group_of else 0, alone=alone)
         self._group_size.update(self._group_of[first:])
-        await asyncio.gather(*(self._request(session, first + i, units) for i, units in enumerate(requests)))
+        running: set[asyncio.Task[None]] = set()
+        try:
+            for i in range(len(requests)):
+                await self._in_progress.acquire()
+                for task in [t for t in running if t.done()]:
+                    running.discard(task)
+                    task.result()  # an error other than a failed request stops the pull now
+                running.add(asyncio.create_task(self._request(session, first + i, requests[i])))
+            await asyncio.gather(*running)
+        finally:
+            for task in running:
+                task.cancel()
 
     async def _request(self, session: Session, index: int, units: tuple[Unit, ...]) -> None:
+        """One request, its slot of ``_in_progress`` taken by ``fetch``: given back once stored."""
         assert self._in_progress is not None
-        async with self._in_progress:
+        try:
             try:
                 reply: Reply | None = await self.endpoint.ask(session, units)
             except RetriesExhausted as exc:
@@ -363,6 +380,8 @@ class _Run:
             if reply is not None:
                 self.bar.update()
             await self._group_done(index, units, reply)
+        finally:
+            self._in_progress.release()
 
     async def _group_done(self, index: int, units: tuple[Unit, ...], reply: Reply | None) -> None:
         """Record a request's reply (None: it failed); once its group is complete, read the bodies
@@ -376,7 +395,7 @@ class _Run:
         del self._waiting[group]
         replies, answers = await self._read([waiting[i] for i in sorted(waiting)])
         for read in replies:
-            self.answered += list(read.units)
+            self.answered.add(read.units)
             self.refused |= read.refused
         tidied = await asyncio.to_thread(self.endpoint.tidy, answers) if answers else None
         stored = (
@@ -469,15 +488,53 @@ def _cannot_write_error(store: Store, exc: OSError) -> SnapshotError:
     return cannot_write(store.snapshot.root, exc)
 
 
-def _missing(units: Sequence[Unit], done: Sequence[Unit], dtype: pl.DataType) -> list[Unit]:
-    """``units`` (in their order) not in ``done``: polars, since a pull may hold a million."""
-    wanted = pl.Series(units, dtype=dtype)
-    return wanted.filter(~wanted.is_in(pl.Series(done, dtype=dtype).implode())).to_list()
+@dataclass
+class _Seen:
+    """Units, as polars Series merged now and then: never a Python object per unit (a 2M-id pull's
+    answered ids as a list of ints held 72 MB)."""
+
+    chunks: list[pl.Series] = field(default_factory=list)
+
+    def add(self, units: Sequence[Unit]) -> None:
+        if units:
+            self.chunks.append(pl.Series(units))
+            if len(self.chunks) >= MERGE_EVERY:
+                self.chunks = [pl.concat(self.chunks, rechunk=True)]
+
+    def series(self, dtype: pl.DataType) -> pl.Series:
+        return pl.concat([c.cast(dtype) for c in self.chunks], rechunk=True) if self.chunks else pl.Series(dtype=dtype)
+
+
+def _missing(units: pl.Series, done: pl.Series) -> pl.Series:
+    """``units`` (in their order) not in ``done``."""
+    return units.filter(~units.is_in(done.implode()))
+
+
+class _Requests(Sequence[tuple[Unit, ...]]):
+    """Units in requests of ``size``, each sorted (the same units make the same request, whatever
+    their order), each made when asked for: the units stay one Series until their request starts."""
+
+    def __init__(self, units: pl.Series, size: int) -> None:
+        self.units, self.size = units, size
+
+    def __len__(self) -> int:
+        return -(-len(self.units) // self.size)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Unit, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[Unit, ...]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[Unit, ...] | Sequence[tuple[Unit, ...]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return tuple(self.units.slice(index * self.size, self.size).sort().to_list())
 
 
 async def pull(
     endpoint: Endpoint,
-    units: Sequence[Unit],
+    units: Sequence[Unit] | pl.Series,
     *,
     host: str,
     source: str,
@@ -488,6 +545,7 @@ async def pull(
     keep: tuple[str, ...],
     per_request: int | None = None,
     session: Session | None = None,
+    read_back: bool = True,
 ) -> Pulled:
     """Units -> requests for those the snapshot lacks -> tidied tables for every unit answered, and
     rows for every unit no answer accounts for (the endpoint's ``failed``).
@@ -496,26 +554,28 @@ async def pull(
     ``per_request``: units a request takes, where the spec leaves it to the caller (a batch size);
     else the spec's, or the client's batch_size. ``session``: one already open, shared with the pulls
     before and after this one (the lookups of identifiers, then Get Customers Bulk): one pacer and
-    one concurrency limit for all their requests."""
+    one concurrency limit for all their requests. ``read_back=False`` (with a snapshot): the tables
+    are not read into memory; ``Pulled.scans`` gives them as LazyFrames over the snapshot's files."""
     spec = endpoint.spec
     words, ask_again = spec.words.units, spec.ask_again
     per_request = per_request or spec.units_per_request or (client.batch_size if client is not None else 100)
     notices: list[Notice] = []
     store: Store | None = None
     dtype = spec.unit_dtype
-    if not units:
+    if not len(units):
         now = _now()
         return Pulled(spec, [], [], [], {}, 0, 0, 0, now, now, notices)
+    units = pl.Series("unit", units, dtype=dtype)  # a million units as Python objects, each: 36 bytes
     held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
     damaged: list[Path] = []
     if snapshot is not None:
         snapshot.check(create=client is not None, notices=notices)
         store = Store(snapshot, spec.name)
-        held, damaged = await asyncio.to_thread(store.held, pl.Series(units, dtype=dtype), host, source, max_age)
+        held, damaged = await asyncio.to_thread(store.held, units, host, source, max_age)
         notices += store.notices
         store.notices = []
-    missing = _missing(units, held["unit"].to_list(), dtype) if held.height else list(units)
-    if missing and client is None:
+    missing = _missing(units, held["unit"]) if held.height else units
+    if len(missing) and client is None:
         if store is not None and store.foreign:
             raise SnapshotError(
                 f"{store.written_elsewhere()}: read it with the capframe version that wrote it, or fetch them "
@@ -532,7 +592,7 @@ async def pull(
             f"{_held_instead(store, host, source) if not held.height else f' for {host} and source {source}'}: "
             f"to fetch them, {_TO_FETCH}"
         )
-    if missing and store is not None:
+    if len(missing) and store is not None:
         if not snapshot.writable() or not store.can_write(spec.write_order):  # type: ignore[union-attr]
             raise SnapshotError(
                 f"{len(missing)} of {len(units)} {words} are not in the snapshot {store.snapshot.root}, which "
@@ -540,7 +600,7 @@ async def pull(
             )
         with snapshot.lock(exclusive=True):  # type: ignore[union-attr]
             snapshot.clean_temporary()  # type: ignore[union-attr]
-    requests = _requests(missing, per_request)
+    requests = _Requests(missing, per_request)
     bar = progress_bar(len(requests), f"{spec.name} ({source})", progress)
     run = _Run(endpoint, host, source, store, bar, keep)
     sent = 0
@@ -554,8 +614,8 @@ async def pull(
         hooks.append(count)
         try:
             await run.fetch(session, requests)
-            if ask_again and (left_out := _left_out(run, missing, dtype)):
-                await run.fetch(session, _requests(left_out, per_request))
+            if ask_again and len(left_out := _left_out(run, missing)):
+                await run.fetch(session, _Requests(left_out, per_request))
         finally:
             hooks.remove(count)
 
@@ -569,18 +629,19 @@ async def pull(
     finally:
         run.bar.close()
     failed_units = [u for units_, _ in run.failed for u in units_]
-    unanswered = _left_out(run, missing, dtype) if ask_again else []
+    unanswered = _left_out(run, missing).to_list() if ask_again else []
     read = held.height
+    scans: dict[str, pl.LazyFrame] | None = None
     if store is None:
         now = _now()
         chunks, first, last = [*run.chunks, *run.noticed], now, now
     else:
-        chunks, first, last = await asyncio.to_thread(
-            _read_back, run, store, units, [*failed_units, *unanswered], dtype, notices
+        chunks, scans, first, last = await asyncio.to_thread(
+            _read_back, run, store, units, [*failed_units, *unanswered], dtype, read_back
         )
     # Reading back finds again the damage the lookup found (a lost index, say): said once.
     notices += [notice for notice in (store.notices if store is not None else []) if notice not in notices]
-    fetched = len(set(run.answered))
+    fetched = run.answered.series(dtype).n_unique()
     log.info("%s from %s: %s", source, host, describe_run((RunCount(words, read, fetched),), sent))
     failed = _in_unit_order(run.failed, units)
     for request, exc in failed:
@@ -600,16 +661,19 @@ async def pull(
         last,
         notices,
         run.snapshot_error,
+        scans,
     )
 
 
 def _in_unit_order(
-    failed: list[tuple[tuple[Unit, ...], RetriesExhausted]], units: Sequence[Unit]
+    failed: list[tuple[tuple[Unit, ...], RetriesExhausted]], units: pl.Series
 ) -> list[tuple[tuple[Unit, ...], RetriesExhausted]]:
     """Failed requests in the order of their first unit asked: the first is the one a message names."""
     if not failed:
         return failed
-    position = {u: i for i, u in enumerate(units)}
+    asked = pl.Series([u for request, _ in failed for u in request], dtype=units.dtype)
+    rows = units.to_frame("unit").with_row_index("position").filter(pl.col("unit").is_in(asked.implode()))
+    position = dict(zip(rows["unit"].to_list(), rows["position"].to_list(), strict=True))
     return sorted(failed, key=lambda f: min(position[u] for u in f[0]))
 
 
@@ -622,37 +686,37 @@ def _held_instead(store: Store | None, host: str, source: str) -> str:
     return f" for {host} and source {source}" + (f" (it holds {named(held)})" if held else "")
 
 
-def _requests(units: Sequence[Unit], size: int) -> list[tuple[Unit, ...]]:
-    """Units in requests of ``size``, each sorted: the same units make the same request, whatever their order."""
-    return [tuple(sorted(units[i : i + size])) for i in range(0, len(units), size)]  # type: ignore[type-var]
-
-
-def _left_out(run: _Run, missing: Sequence[Unit], dtype: pl.DataType) -> list[Unit]:
+def _left_out(run: _Run, missing: pl.Series) -> pl.Series:
     """Units asked that no answer so far holds, and no failed request asked for."""
-    return _missing(missing, [*run.answered, *(u for units, _ in run.failed for u in units)], dtype)
+    failed = pl.Series([u for units, _ in run.failed for u in units], dtype=missing.dtype)
+    return _missing(missing, pl.concat([run.answered.series(missing.dtype), failed]))
 
 
 def _read_back(
-    run: _Run, store: Store, units: Sequence[Unit], skip: Sequence[Unit], dtype: pl.DataType, notices: list[Notice]
-) -> tuple[list[Tidied], datetime, datetime]:
-    """Fold this run's parts into the index, then read every unit's tables back, in unit order."""
+    run: _Run, store: Store, units: pl.Series, skip: Sequence[Unit], dtype: pl.DataType, read: bool
+) -> tuple[list[Tidied], dict[str, pl.LazyFrame] | None, datetime, datetime]:
+    """Fold this run's parts into the index, then every unit's tables, in unit order: read back
+    (``read``), or as LazyFrames over the parts (the order of parts only)."""
     if run.fetched_at and run.snapshot_error is None:
         try:
             with store.snapshot.lock(exclusive=True):
                 store.commit()
         except OSError as exc:  # the parts are in the journal: read from there
             run.snapshot_error = _cannot_write_error(store, exc)
-    wanted = pl.Series("unit", units, dtype=dtype)
+    wanted = units
     if skip:
         wanted = wanted.filter(~wanted.is_in(pl.Series(skip, dtype=dtype).implode()))
     with store.snapshot.lock(exclusive=False):
         index, files = store.view()
     # Only the columns read back, and no sort of every row: at a million units the index, the
     # matched rows and a sorted copy alive at once were the pull's peak.
-    rows = (
-        index.filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
-        .select("unit", "part", "fetched_at", "code", "message")
-        .join(wanted.to_frame().with_row_index("_position"), on="unit", how="inner")
+    rows = (  # lazily: the filter copies only the columns kept
+        index.lazy()
+        .filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
+        # A part's name is 25 bytes a row as text, 4 as a category: a million units' rows held 25 MB less.
+        .select("unit", pl.col("part").cast(pl.Categorical), "fetched_at", "code", "message")
+        .join(wanted.to_frame().lazy().with_row_index("_position"), on="unit", how="inner")
+        .collect()
     )
     del index
     refused = rows.filter(pl.col("message").is_not_null()).sort("_position")
@@ -660,20 +724,18 @@ def _read_back(
     now = _now()
     first = rows["fetched_at"].min() if rows.height else now
     last = rows["fetched_at"].max() if rows.height else now
-    part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
-    files = files.filter(pl.col("part").is_in(part_order))
-    tables = store.read(
-        rows.select("unit", "part"),
-        part_order,
-        files,
-        run.endpoint.spec.write_order,
-        run.keep,
-        list(run.endpoint.columns()),
-    )
-    read = {name: frame for name, frame in tables.items() if frame is not None}
-    # Tables kept in memory when the snapshot could not be written come after those read back.
-    chunks = [Tidied(read)] if len(read) == len(tables) else []
-    chunks += [*run.chunks, *run.noticed]
     assert isinstance(first, datetime)
     assert isinstance(last, datetime)
-    return chunks, first, last
+    rows = rows.select("unit", "part", "_position")  # what is left to do needs no more
+    part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
+    files = files.filter(pl.col("part").is_in(part_order))
+    kept = [*run.chunks, *run.noticed]  # kept in memory when the snapshot could not be written
+    columns = list(run.endpoint.columns())
+    if not read:
+        scans = store.scans(rows.drop("_position"), part_order, files, run.endpoint.spec.write_order, columns)
+        return kept, scans, first, last
+    tables = store.read(rows.drop("_position"), part_order, files, run.endpoint.spec.write_order, run.keep, columns)
+    read_back = {name: frame for name, frame in tables.items() if frame is not None}
+    # Tables kept in memory when the snapshot could not be written come after those read back.
+    chunks = [Tidied(read_back)] if len(read_back) == len(tables) else []
+    return [*chunks, *kept], None, first, last

@@ -23,7 +23,7 @@ import polars as pl
 from capframe import _args, _sync
 from capframe._children import Parent, pull_children
 from capframe._client import Client
-from capframe._customers import TABLES, pull_customers
+from capframe._customers import TABLES, pull_customer_scans, pull_customers
 from capframe._engine import Delivery, connect, deliver, snapshot_of
 from capframe._http import Session
 from capframe._lookup import LookedUp, pull_lookups, values_of
@@ -37,11 +37,15 @@ __all__ = [
     "afetch_customer_tables",
     "afetch_customers",
     "alookup_customer_ids",
+    "asink_customer_tables",
+    "asink_customers",
     "fetch_children",
     "fetch_children_tables",
     "fetch_customer_tables",
     "fetch_customers",
     "lookup_customer_ids",
+    "sink_customer_tables",
+    "sink_customers",
 ]
 
 T = TypeVar("T")
@@ -327,6 +331,107 @@ def lookup_customer_ids(
     return deliver(
         _sync.run(_lookup_only(values, source, identifier, account_id, client, progress, cache_dir, max_age)), 2
     )
+
+
+async def _sink(
+    ids: Any,
+    source: str,
+    cache_dir: str | os.PathLike[str],
+    client: Client | None,
+    batch_size: int | None,
+    progress: bool | None,
+    max_age: timedelta | float | None,
+) -> Delivery[dict[str, pl.LazyFrame]]:
+    given, by_identifier = _by_identifier(ids, None)
+    if by_identifier:
+        raise InvalidArgumentError(
+            "sink_customers takes customer ids, not identifiers: look them up first with "
+            "lookup_customer_ids(..., cache_dir=...), then pass its customer_id column"
+        )
+    if cache_dir is None:
+        raise InvalidArgumentError(
+            "sink_customers fetches into a snapshot: pass cache_dir, a folder (fetch_customers returns the tables in memory)"
+        )
+    return await pull_customer_scans(given, source, client, batch_size, progress, cache_dir, max_age)
+
+
+async def asink_customer_tables(
+    ids: Iterable[Any],
+    source: str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> dict[str, pl.LazyFrame]:
+    """The async twin of :func:`sink_customer_tables`."""
+    return deliver(await _sink(ids, source, cache_dir, client, batch_size, progress, max_age), 2)
+
+
+async def asink_customers(
+    ids: Iterable[Any],
+    source: str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.LazyFrame:
+    """The async twin of :func:`sink_customers`."""
+    return deliver(await _sink(ids, source, cache_dir, client, batch_size, progress, max_age), 2)["customers"]
+
+
+def sink_customer_tables(
+    ids: Iterable[Any],
+    source: str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> dict[str, pl.LazyFrame]:
+    """:func:`fetch_customer_tables` for results larger than memory: the answers go to the snapshot
+    ``cache_dir`` only, and each table comes back as a LazyFrame over its files (table name ->
+    LazyFrame, ``customers`` first), read when collected.
+
+    The LazyFrames hold the ids asked only (not the rest of the snapshot), in their order, failed
+    ids as rows with ``success=False``; collected, they equal what ``fetch_customer_tables`` gives
+    (whose pandera checks are not run on them). Warnings and errors are those of the fetch: a
+    :class:`FetchError`'s ``.partial`` holds these LazyFrames. A later pull into the same folder
+    that fetches some of these ids again may replace the files: collect, or ``sink_parquet``, first.
+
+    >>> import capframe, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> tables = capframe.sink_customer_tables([565338404, 564332013], "INSTORE", folder, client=capframe.Client.sandbox())
+    >>> tables["customers"].select("customer_id", "success").collect().rows()
+    [(565338404, True), (564332013, False)]
+    """
+    return deliver(_sync.run(_sink(ids, source, cache_dir, client, batch_size, progress, max_age)), 2)
+
+
+def sink_customers(
+    ids: Iterable[Any],
+    source: str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.LazyFrame:
+    """:func:`fetch_customers` for results larger than memory: the answers go to the snapshot
+    ``cache_dir`` only, and the customers table comes back as a LazyFrame over its files (see
+    :func:`sink_customer_tables`). Stream it on with ``.sink_parquet(...)``, or filter and collect.
+
+    >>> import capframe, tempfile
+    >>> frame = capframe.sink_customers([566135941, 565338404], "INSTORE", tempfile.mkdtemp(), client=capframe.Client.sandbox())
+    >>> frame.select("customer_id", "first_name").collect().rows()
+    [(566135941, 'John'), (565338404, 'Muhammad')]
+    """
+    return deliver(_sync.run(_sink(ids, source, cache_dir, client, batch_size, progress, max_age)), 2)["customers"]
 
 
 async def _customers_by_id(

@@ -887,8 +887,11 @@ class Store:
         too). Damaged parts are warned about once."""
         with self.snapshot.lock(exclusive=False):
             index, files = self.view()
-            rows = index.filter((pl.col("host") == host) & (pl.col("source") == source)).join(
-                pl.DataFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi"
+            rows = (
+                index.lazy()
+                .filter((pl.col("host") == host) & (pl.col("source") == source))
+                .join(pl.LazyFrame({"unit": units}, schema={"unit": self.unit_dtype}), on="unit", how="semi")
+                .collect()
             )
             if max_age is not None:
                 # The precise time, not _now()'s whole second: max_age=0 fetches again what came a moment ago.
@@ -986,8 +989,9 @@ class Store:
         index, files = self._read_index()
         journal_units, journal_files, entries = self._journal()
         self._note_written(index, journal_units)
-        units, files = self._fold(index, files, journal_units, journal_files)
         stored = pl.concat([f.select("part") for f in [index, *journal_units]]).group_by("part").agg(stored=pl.len())
+        units, files = self._fold(index, files, journal_units, journal_files)
+        del index, journal_units  # folded into units: at a million units each is 100 MB
         dropped = 0
         if self.damaged_parts:
             units = units.filter(~pl.col("part").is_in(list(self.damaged_parts)))
@@ -1005,7 +1009,8 @@ class Store:
         # A part of another version is not written again without some units: its tables are not this
         # version's. Its other units go too, and are fetched again when asked.
         foreign = units.filter(~self.current()).join(parts, on="part", how="semi")
-        units = units.join(foreign.select("part").unique(), on="part", how="anti")
+        if foreign.height:  # a join copies every row: only when there is something to drop
+            units = units.join(foreign.select("part").unique(), on="part", how="anti")
         if self.unit_column is not None:
             shrunk = units.join(parts.filter(pl.col("kept").is_not_null()), on="part", how="semi")
             renamed: dict[str, str] = {}
@@ -1116,6 +1121,35 @@ class Store:
                 for part, path in zip(parts, paths, strict=True)
             ]
         )
+
+    def scans(
+        self,
+        units: pl.DataFrame,
+        parts: Sequence[str],
+        files: pl.DataFrame,
+        tables: Sequence[str],
+        dropped: Sequence[str],
+    ) -> dict[str, pl.LazyFrame]:
+        """What :meth:`read` would read, as LazyFrames that read the files when collected: only the
+        rows of ``units``; an empty frame of the stored schema for a table no part has a file of."""
+        listed = set(files.select("part", "table").iter_rows())
+        of_part = by_part(units)
+        out: dict[str, pl.LazyFrame] = {}
+        for table in tables:
+            in_list = [part for part in parts if (part, table) in listed]
+            try:
+                scan = (
+                    self.scan(table, of_part, in_list)
+                    if in_list
+                    else pl.LazyFrame(schema=_stored_schema(self.facts, table))
+                )
+            except OSError as exc:  # checked before the pull read the index: changed since
+                raise SnapshotError(
+                    f"a file of the snapshot {self.snapshot.root} could not be read ({type(exc).__name__}: "
+                    f"{visible(exc)[:200]}); it changed after it was checked: run again"
+                ) from None
+            out[table] = scan.drop(dropped)
+        return out
 
     def read(
         self,

@@ -100,7 +100,8 @@ class FetchError(_HTTPError):
     """A batch still failed after every retry.
 
     ``ids`` are the customer ids of the failed batch (or batches); ``partial`` holds the tables
-    fetched before the failure, so nothing already paid for is lost.
+    fetched before the failure, so nothing already paid for is lost (from ``sink_customer_tables``:
+    its LazyFrames, failed ids as rows).
     """
 
     def __init__(
@@ -109,7 +110,7 @@ class FetchError(_HTTPError):
         *,
         status: int | None,
         ids: tuple[int, ...] = (),
-        partial: CustomerTables | ChildrenTables | pl.DataFrame | None = None,
+        partial: CustomerTables | ChildrenTables | pl.DataFrame | dict[str, pl.LazyFrame] | None = None,
     ) -> None:
         super().__init__(message, status=status)
         self.ids = ids
@@ -136,7 +137,12 @@ class SnapshotError(CapframeError):
     """A ``cache_dir`` snapshot cannot be used: not writable, damaged with no way to fetch again, or of
     another format. ``partial`` holds what a pull fetched before the snapshot failed it, if anything."""
 
-    def __init__(self, message: str, *, partial: CustomerTables | ChildrenTables | pl.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: CustomerTables | ChildrenTables | pl.DataFrame | dict[str, pl.LazyFrame] | None = None,
+    ) -> None:
         super().__init__(message)
         self.partial = partial
 

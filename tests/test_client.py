@@ -128,6 +128,7 @@ def test_the_public_surface_is_pinned() -> None:
         "alookup_customer_ids", "fetch_children", "fetch_children_tables", "fetch_customer_tables", "fetch_customers",
         "lookup_customer_ids", "scan_children",
         "scan_customers", "schemas", "tidy_customers",
+        "asink_customer_tables", "asink_customers", "sink_customer_tables", "sink_customers",
     }  # fmt: skip
     for name in capframe.__all__:
         assert hasattr(capframe, name), name

@@ -148,3 +148,46 @@ def test_with_a_snapshot_parts_are_read_back_in_unit_order_whatever_order_they_w
     assert main_table(again[0]).drop_nulls()["customer_id"].to_list() == [1, 9, 2, 7, 4, 5]
     for other in again[1:]:
         assert main_table(other).drop("request").equals(main_table(again[0]).drop("request"))
+
+
+# --- units held as Series -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [7, 3, 7, 2**62, 3],
+        pl.Series([9, 1, 9], dtype=pl.UInt32),
+        pl.Series([4.0, 2.0, 4.0]),
+        [5, 5.0, "6", 6],
+        ["12", "11", "12"],
+    ],
+    ids=["ints", "uint32-series", "float-series", "mixed", "text"],
+)
+def test_ids_as_a_series_are_the_ids_of_the_list(ids: object) -> None:
+    from capframe import _args
+
+    series = _args.customer_id_series(ids)
+    assert series.dtype == pl.Int64
+    assert series.to_list() == _args.customer_ids(ids)
+
+
+@pytest.mark.parametrize("ids", [[1, None, 2], [1, True], [1, -4], [1, 2.5], [1, 2**64]])
+def test_ids_as_a_series_are_refused_as_the_list_is(ids: list[object]) -> None:
+    from capframe import _args
+
+    with pytest.raises(capframe.CapframeError) as as_list:
+        _args.customer_ids(ids)
+    with pytest.raises(type(as_list.value)) as as_series:
+        _args.customer_id_series(ids)
+    assert str(as_series.value) == str(as_list.value)
+
+
+def test_requests_are_made_from_the_series_when_asked_for() -> None:
+    requests = _engine._Requests(pl.Series([5, 3, 9, 1, 7]), 2)
+    assert len(requests) == 3
+    assert list(requests) == [(3, 5), (1, 9), (7,)]  # each sorted: the same units, the same request
+    assert requests[-1:] == [(7,)]
+    with pytest.raises(IndexError):
+        requests[3]
+    assert list(_engine._Requests(pl.Series(["b", "a", "c"]), 5)) == [("a", "b", "c")]
