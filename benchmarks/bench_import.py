@@ -167,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
         )
     headers = ["latency s", "import ms", "first fetch ms", "warm fetch ms", "import + first ms", "first - warm ms"]
     print(fmt_table(headers, rows))
-    print("first - warm: what only the first fetch of a process pays (mostly importing pandera for validation).")
+    print(
+        "first - warm: what only the first fetch of a process pays (the modules below, the sandbox's organisation, "
+        "a TLS context, polars' first calls); pandera is imported only for a table that fails capframe._contract's check."
+    )
     loaded = importtime(FIRST_FETCH, env, json.dumps(ids), "0")
     before = {name for _, _, _, name in importtime("import capframe", env)}
     later = sorted(((cum, name) for _, cum, depth, name in loaded if depth == 0 and name not in before), reverse=True)
