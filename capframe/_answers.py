@@ -158,8 +158,10 @@ def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[
             pl.concat([getattr(a, part) for a in answers], how="vertical_relaxed")
             for part in ("entities", "request_level")
         )
-        if any(_retyped(a.entities.schema[c], entities.schema[c]) for a in answers for c in entities.columns):
-            raise TypeError("JSON of clashing types")
+        if len(answers) > 1:  # a schema is made anew, as Python objects of every nested dtype, when asked for
+            merged = entities.schema
+            if any(_retyped(have[c], merged[c]) for have in [a.entities.schema for a in answers] for c in merged):
+                raise TypeError("JSON of clashing types")
     except (pl.exceptions.PolarsError, TypeError):
         parts = [tidy_answers([a], main=main, main_table=main_table) for a in answers]
         return Tidied(
