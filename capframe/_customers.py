@@ -143,7 +143,7 @@ def _bundle(
 def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     """Raw Get Customers Bulk response bodies (saved earlier) -> the same tables a fetch returns.
 
-    Pages are read together, about 8 MB at a time: where a key of JSON kept as text has values of
+    Pages are read together, up to about 8 MB at a time: where a key of JSON kept as text has values of
     different types across those pages, the text takes their common type (a fetch, each response's).
 
     >>> import capframe
