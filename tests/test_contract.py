@@ -113,7 +113,7 @@ def test_a_table_that_fails_its_contract_is_still_judged_by_pandera_and_named() 
     bad.checked(["profiles"])  # only the tables named are checked
 
 
-def test_a_pull_whose_tables_pass_does_not_import_pandera() -> None:
+def test_pulls_whose_tables_pass_do_not_import_pandera() -> None:
     """pandera took 0.4-0.7 s of a first fetch's 0.8 s: it is imported for a table that fails only."""
     code = """
 import sys, capframe
@@ -122,6 +122,8 @@ ids = client.sandbox_org.customer_ids(100)
 tables = capframe.fetch_customer_tables(ids, "INSTORE", client=client, progress=False)
 assert tables.customers.height == 100
 capframe.fetch_customer_tables([], "INSTORE", client=client, progress=False)
+children = capframe.fetch_children_tables(("mobile", "917799889933"), client=client, progress=False)
+assert children.children.height > 0
 assert "pandera" not in sys.modules, "pandera imported"
 print("ok")
 """
