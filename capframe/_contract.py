@@ -158,8 +158,11 @@ def _column_source(rules: Column) -> str:
 
 def _dtype_source(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
-        return f"pl.Datetime({_text(dtype.time_unit)}, {_text(str(dtype.time_zone))})"
-    return f"pl.{dtype!r}()" if not repr(dtype).endswith(")") else f"pl.{dtype!r}"
+        zone = "None" if dtype.time_zone is None else _text(dtype.time_zone)
+        return f"pl.Datetime({_text(dtype.time_unit)}, {zone})"
+    if repr(dtype) != type(dtype).__name__:  # a dtype with parameters: lists, structs, decimals, ...
+        raise ValueError(f"a column of {dtype} is not known to capframe._contract")
+    return f"pl.{type(dtype).__name__}()"
 
 
 def _text(value: str) -> str:

@@ -31,6 +31,26 @@ def test_the_contracts_are_what_the_models_say() -> None:
         )
 
 
+def test_a_rule_the_contract_cannot_state_is_refused_not_dropped() -> None:
+    """A new check in a model must be taught to capframe._contract, or the fast check would pass what pandera refuses."""
+    import pandera.polars as pa
+
+    class Matched(schemas.Segments):
+        segment: pl.String = pa.Field(str_matches="^[A-Z]")
+
+    class RowChecked(schemas.Segments):
+        @pa.dataframe_check
+        def some_rule(cls, data: pa.PolarsData) -> pl.LazyFrame:  # type: ignore[misc]
+            return data.lazyframe.select(pl.lit(True))
+
+    with pytest.raises(ValueError, match="str_matches"):
+        _contract.of_model(Matched)
+    contract = _contract.of_model(RowChecked)
+    assert contract.frame_checks == ("some_rule",)
+    valid = _valid(contract)
+    assert not _contract.holds({"t": valid}, {"t": contract})  # a row check it does not know: pandera decides
+
+
 def _value(name: str, rules: Column, row: int) -> Any:
     """A value every rule of the column allows, different in each row (unique columns)."""
     if rules.isin is not None:
