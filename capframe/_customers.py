@@ -172,20 +172,22 @@ def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
 
 
 _READ_BYTES = 8 << 20  # pages read and tidied together: per-call costs amortised, memory bounded
-# Pages of more than this are split between the threads: a read's fixed costs are about 10 ms, and
-# reading 1 MB about 8 ms (on the sandbox's pages).
-_SPLIT_BYTES = 2 << 20
+# The least a read is split down to, to use another thread: a read's fixed costs are about 10 ms, as
+# much as reading 1 MB (on the sandbox's pages).
+_MIN_READ_BYTES = 1 << 20
 
 
 def _reads(bodies: list[bytes]) -> list[list[bytes]]:
-    """Saved pages in reads of at most about _READ_BYTES, of about equal size and, beyond _SPLIT_BYTES,
-    as many as a multiple of the threads: each read is one polars call on one thread, so reads of 8,
-    8, 8, 8, 8, 8 and 3 MB on two threads kept one thread busy a third longer than the other. (Not a
-    "group", which is the engine's: consecutive requests tidied together.)"""
+    """Saved pages in reads of at most about _READ_BYTES and of about equal size, as many as a multiple
+    of the threads they can keep busy (one per CPU, each with at least _MIN_READ_BYTES): each read is
+    one polars call on one thread, so reads of 8, 8, 8, 8, 8, 8 and 3 MB on two threads kept one thread
+    busy a third longer than the other. (Not a "group", which is the engine's: consecutive requests
+    tidied together.)"""
     total = sum(map(len, bodies))
     count = -(-total // _READ_BYTES)
-    if total > _SPLIT_BYTES:
-        count = -(-count // _cpus()) * _cpus()
+    threads = min(_cpus(), total // _MIN_READ_BYTES)
+    if threads > 1:
+        count = -(-count // threads) * threads
     size = total / max(count, 1)
     reads: list[list[bytes]] = [[]]
     done = 0

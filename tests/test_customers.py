@@ -155,14 +155,15 @@ def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch:
 @pytest.mark.parametrize(
     ("sizes", "cpus", "reads"),
     [
-        ([100] * 10, 2, 1),  # under _SPLIT_BYTES (patched to 500): one read, no thread's fixed costs
-        ([100] * 10, 2, 2),  # over it: one read a thread, as even as the pages allow
+        ([100] * 10, 2, 1),  # 1,000 bytes: under two reads' least (_MIN_READ_BYTES patched to 600)
+        ([100] * 14, 2, 2),  # 1,400: one read a thread, as even as the pages allow
+        ([100] * 14, 8, 2),  # as many threads as there are 600 bytes for, not one a CPU
         ([100] * 70, 2, 8),  # 7,000 bytes in reads of at most 1,000 (patched): 7, then a multiple of 2
         ([100] * 70, 3, 9),
-        ([900, 100, 100, 100, 100], 2, 2),  # one big page: a read of its own
+        ([1300, 100, 100, 100, 100], 2, 2),  # one big page: a read of its own
     ],
 )
-def test_saved_pages_are_read_in_even_reads_a_multiple_of_the_cpus(
+def test_saved_pages_are_read_in_even_reads_a_multiple_of_the_threads(
     monkeypatch: pytest.MonkeyPatch, sizes: list[int], cpus: int, reads: int
 ) -> None:
     """Each read is one polars call on one thread: reads of 8, 8, 8, 8, 8, 8 and 3 MB kept one of two
@@ -170,7 +171,7 @@ def test_saved_pages_are_read_in_even_reads_a_multiple_of_the_cpus(
     from capframe import _customers
 
     monkeypatch.setattr(_customers, "_READ_BYTES", 1_000)
-    monkeypatch.setattr(_customers, "_SPLIT_BYTES", 500 if reads > 1 else 10_000)
+    monkeypatch.setattr(_customers, "_MIN_READ_BYTES", 600)
     monkeypatch.setattr(_customers.os, "cpu_count", lambda: cpus)
     pages = [bytes([65 + n % 26]) * size for n, size in enumerate(sizes)]
     split = _customers._reads(pages)
