@@ -158,8 +158,10 @@ def tidy_answers(answers: Sequence[Answer], *, main: str, main_table: Callable[[
             pl.concat([getattr(a, part) for a in answers], how="vertical_relaxed")
             for part in ("entities", "request_level")
         )
-        if any(_retyped(a.entities.schema[c], entities.schema[c]) for a in answers for c in entities.columns):
-            raise TypeError("JSON of clashing types")
+        if len(answers) > 1:  # a schema is made anew, as Python objects of every nested dtype, when asked for
+            merged = entities.schema
+            if any(_retyped(have[c], merged[c]) for have in [a.entities.schema for a in answers] for c in merged):
+                raise TypeError("JSON of clashing types")
     except (pl.exceptions.PolarsError, TypeError):
         parts = [tidy_answers([a], main=main, main_table=main_table) for a in answers]
         return Tidied(
@@ -255,26 +257,25 @@ def combine(
 
 def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) -> dict[str, pl.DataFrame]:
     """Every table's rows grouped by customer, in the order of ``ids`` (stable within a customer;
-    rows tied to no customer last): the same answers give the same tables however they were requested."""
-    position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
-    return {name: _in_order(frame, position) for name, frame in tables.items()}
+    rows tied to no customer last): the same answers give the same tables however they were requested.
 
-
-def _in_order(frame: pl.DataFrame, position: pl.DataFrame) -> pl.DataFrame:
-    order = _order(frame, position)
-    # Rows already in order (saved pages tidied in page order) are not copied: a sorted permutation is the identity.
-    return frame if order.is_sorted() else frame[order]
-
-
-def _order(frame: pl.DataFrame, position: pl.DataFrame) -> pl.Series:
-    """The row order of ``frame`` by ``position``: only the key is joined, so the rows are copied once,
-    by the gather (joining every column and then sorting copied each twice)."""
-    return (
-        frame.select("customer_id")
+    Only the key is joined, so rows are copied once, by a gather (joining every column and then
+    sorting copied each twice); tables already in order (saved pages tidied in page order) are not
+    copied. Each step is one polars call over every table, run on all cores.
+    """
+    position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position").lazy()
+    orders = pl.collect_all(
+        frame.lazy()
+        .select("customer_id")
         .join(position, on="customer_id", how="left", maintain_order="left")
-        .select(pl.arg_sort_by("_position", maintain_order=True, nulls_last=True))
-        .to_series()
+        .select(pl.arg_sort_by("_position", maintain_order=True, nulls_last=True).alias("_order"))
+        for frame in tables.values()
     )
+    moved = {
+        name: order["_order"] for (name, order) in zip(tables, orders, strict=True) if not order["_order"].is_sorted()
+    }
+    gathered = pl.collect_all(tables[name].lazy().select(pl.all().gather(order)) for name, order in moved.items())
+    return {**tables, **dict(zip(moved, gathered, strict=True))}
 
 
 def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:

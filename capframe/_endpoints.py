@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 if TYPE_CHECKING:
+    from capframe._contract import Column
     from capframe._tables import _Bundle
 
 __all__ = ["SPECS", "Spec", "Words", "model_rules", "model_schemas", "personal_parameters", "register"]
@@ -102,8 +103,8 @@ def personal_parameters() -> dict[str, str]:
 
 
 def model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) -> dict[str, dict[str, pl.DataType]]:
-    """Table -> column -> dtype, from a bundle's models (imports pandera), but for the columns an
-    endpoint adds to its tables after reading them back."""
+    """Table -> column -> dtype, from a bundle's models, but for the columns an endpoint adds to its
+    tables after reading them back."""
     return {
         table: {name: dtype for name, dtype in frame.schema.items() if name not in added_on_read}
         for table, frame in bundle.empty().tables().items()
@@ -113,10 +114,26 @@ def model_schemas(bundle: type[_Bundle], added_on_read: tuple[str, ...] = ()) ->
 
 def model_rules(bundle: type[_Bundle]) -> list[Any]:
     """Each stored table's rules from its model (nullable, unique, checks): a check changed since a part
-    was written changes the fingerprint too, so the part is fetched again, not refused by validation."""
+    was written changes the fingerprint too, so the part is fetched again, not refused by validation.
+
+    Stated as pandera states them (``repr`` of each check), read from the models' contracts
+    (:mod:`capframe._contract`), so that a fingerprint costs no pandera import and stays what it was
+    when pandera's schemas gave it (``tests/test_contract.py`` compares the two)."""
+    contracts = bundle.contracts()
     rules: list[Any] = []
     for table in bundle.stored():
-        schema = bundle.MODELS[table].to_schema()
-        columns = [[name, c.nullable, c.unique, [repr(k) for k in c.checks]] for name, c in schema.columns.items()]
-        rules.append([table, columns, [repr(k) for k in schema.checks]])
+        contract = contracts[table]
+        columns = [[name, c.nullable, c.unique, _checks_stated(c)] for name, c in contract.columns.items()]
+        rules.append([table, columns, [f"<Check {name}>" for name in contract.frame_checks]])
     return rules
+
+
+def _checks_stated(column: Column) -> list[str]:
+    stated = []
+    if column.greater_than is not None:
+        stated.append(f"<Check greater_than: greater_than({column.greater_than})>")
+    if column.at_least is not None:
+        stated.append(f"<Check greater_than_or_equal_to: greater_than_or_equal_to({column.at_least})>")
+    if column.isin is not None:
+        stated.append(f"<Check isin: isin({list(column.isin)!r})>")
+    return stated

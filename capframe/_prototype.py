@@ -93,14 +93,24 @@ class Prototype:
                 pl.read_json(b"[" + state.document + b"," + b",".join(chunk) + b"]", infer_schema_length=1)
                 for chunk in _chunks(bodies)
             ]
-            texts = pl.Series(bodies, dtype=pl.Binary).cast(pl.String)  # not UTF-8: raises
-            suspect = sum(int(texts.str.count_matches(pattern).sum()) for pattern in state.suspect)
-            allowed = int(texts.str.count_matches(state.allowed).sum())
+            # Stacking checks that every chunk read as the first did: comparing each chunk's schema with
+            # the prototype's made Python objects of every nested dtype (a tenth of the read's time).
+            page = pl.concat([page.slice(1) for page in pages]) if len(pages) > 1 else pages[0].slice(1)
+            texts = pl.Series("text", bodies, dtype=pl.Binary).cast(pl.String)  # not UTF-8: raises
+            # One select: polars counts the patterns in parallel.
+            *suspects, allowed = (
+                texts.to_frame()
+                .select(
+                    pl.col("text").str.count_matches(pattern).sum().alias(str(number))
+                    for number, pattern in enumerate((*state.suspect, state.allowed))
+                )
+                .row(0)
+            )
+            suspect = sum(suspects)
         except pl.exceptions.PolarsError:  # a key or a type the prototype does not have: the slow way
             return None
-        if sum(page.height - 1 for page in pages) != len(bodies) or any(page.schema != state.schema for page in pages):
+        if page.height != len(bodies) or page.schema != state.schema:
             return None
-        page = pl.concat([page.slice(1) for page in pages]) if len(pages) > 1 else pages[0].slice(1)
         # What is suspect beyond the allowed floats must be the true and false of boolean fields:
         # anything else, a boolean read into another type included, was coerced.
         if suspect != allowed and (

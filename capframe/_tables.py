@@ -1,7 +1,8 @@
 """The bundles of tidy tables a pull returns.
 
-pandera (and the pandas it imports) is loaded on first validation, not on ``import capframe``:
-it would make importing capframe several times slower than importing polars.
+pandera (and the pandas it imports) is loaded only when a table fails :mod:`capframe._contract`'s
+check, or :meth:`_Bundle.validate` is called, not on ``import capframe`` nor for a pull whose tables
+pass: it takes several times longer to import than polars.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import polars as pl
 
-from capframe import _export
+from capframe import _contract, _export
 from capframe.errors import CapframeError, SnapshotError
 
 if TYPE_CHECKING:
     import pandas as pd
     import pandera.polars as pa
 
-__all__ = ["ChildrenTables", "CustomerLookupTables", "CustomerTables", "Provenance", "RunCount", "schema_of"]
+__all__ = ["ChildrenTables", "CustomerLookupTables", "CustomerTables", "Provenance", "RunCount"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,13 @@ class _Bundle:
     @classmethod
     def empty(cls) -> Self:
         """Every table with no rows and its full schema."""
-        return cls.of({name: pl.DataFrame(schema=schema_of(model)) for name, model in cls.MODELS.items()})
+        return cls.of({name: pl.DataFrame(schema=contract.schema) for name, contract in cls.contracts().items()})
+
+    @classmethod
+    def contracts(cls) -> dict[str, _contract.Contract]:
+        """Table -> its model's contract, found without importing the models (as ``MODELS`` would)."""
+        models: _Models = next(vars(owner)["MODELS"] for owner in cls.__mro__ if "MODELS" in vars(owner))
+        return {table: _contract.CONTRACTS[model] for table, model in models.names.items()}
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """Table name -> DataFrame, main table first."""
@@ -179,7 +186,14 @@ class _Bundle:
 
     def checked(self, names: Iterable[str] | None = None) -> Self:
         """:meth:`validate`, for a pull: a table that fails its model is a capframe error saying where its
-        data came from and what to do, never pandera's (whose failure cases would show the data itself)."""
+        data came from and what to do, never pandera's (whose failure cases would show the data itself).
+
+        Tables that pass :func:`capframe._contract.holds` pass their models: pandera, and its import,
+        is for the others."""
+        tables = self.tables()
+        names = list(tables if names is None else names)
+        if _contract.holds({name: tables[name] for name in names}, self.contracts()):
+            return self
         from pandera.errors import SchemaError, SchemaErrors
 
         try:
@@ -266,13 +280,13 @@ class _Models:
     """Table name -> its pandera model, in table order; the models are imported on first use."""
 
     def __init__(self, **model_names: str) -> None:
-        self._names = model_names
+        self.names = model_names  # table -> the model's name in capframe.schemas
         self._models: dict[str, type[pa.DataFrameModel]] | None = None
 
     def __get__(self, instance: object, owner: type) -> dict[str, type[pa.DataFrameModel]]:
         if self._models is None:
             schemas = import_module("capframe.schemas")
-            self._models = {table: getattr(schemas, model) for table, model in self._names.items()}
+            self._models = {table: getattr(schemas, model) for table, model in self.names.items()}
         return self._models
 
 
@@ -354,8 +368,3 @@ class CustomerLookupTables(CustomerTables):
 CustomerTables.MODELS = _Models(customers="Customers", **_SHARED)
 ChildrenTables.MODELS = _Models(children="Children", parents="Parents", **_SHARED)
 CustomerLookupTables.MODELS = _Models(customers="Customers", lookups="Lookups", **_SHARED)
-
-
-def schema_of(model: type[pa.DataFrameModel]) -> pl.Schema:
-    """The polars schema a pandera model describes (for empty frames with the full schema)."""
-    return pl.Schema({name: column.dtype.type for name, column in model.to_schema().columns.items()})

@@ -24,6 +24,8 @@ from typing import Any
 import pandera.polars as pa
 import polars as pl
 
+from capframe import _contract
+
 __all__ = [
     "IDENTIFIER_TYPES",
     "Cards",
@@ -184,8 +186,7 @@ class Children(_CustomerKeyed):
 
     @pa.dataframe_check
     def one_row_per_parent_and_child(cls, data: pa.PolarsData) -> pl.LazyFrame:  # type: ignore[misc]
-        keys = ["parent_type", "parent_value", "customer_id"]
-        return data.lazyframe.select(~pl.struct(keys).is_duplicated())
+        return _contract.one_row_per_parent_and_child(data.lazyframe)
 
 
 class Parents(_Table):

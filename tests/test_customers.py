@@ -152,6 +152,36 @@ def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch:
     assert tables.identifiers.select("customer_id", "value").rows() == [(7, "911")]
 
 
+@pytest.mark.parametrize(
+    ("sizes", "cpus", "reads"),
+    [
+        ([100] * 10, 2, 1),  # 1,000 bytes: under two reads' least (_MIN_READ_BYTES patched to 600)
+        ([100] * 14, 2, 2),  # 1,400: one read a thread, as even as the pages allow
+        ([100] * 14, 8, 2),  # as many threads as there are 600 bytes for, not one a CPU
+        ([100] * 70, 2, 8),  # 7,000 bytes in reads of at most 1,000 (patched): 7, then a multiple of 2
+        ([100] * 70, 3, 9),
+        ([1300, 100, 100, 100, 100], 2, 2),  # one big page: a read of its own
+    ],
+)
+def test_saved_pages_are_read_in_even_reads_a_multiple_of_the_threads(
+    monkeypatch: pytest.MonkeyPatch, sizes: list[int], cpus: int, reads: int
+) -> None:
+    """Each read is one polars call on one thread: reads of 8, 8, 8, 8, 8, 8 and 3 MB kept one of two
+    threads busy a third longer than the other."""
+    from capframe import _customers
+
+    monkeypatch.setattr(_customers, "_READ_BYTES", 1_000)
+    monkeypatch.setattr(_customers, "_MIN_READ_BYTES", 600)
+    monkeypatch.setattr(_customers.os, "cpu_count", lambda: cpus)
+    pages = [bytes([65 + n % 26]) * size for n, size in enumerate(sizes)]
+    split = _customers._reads(pages)
+    assert [page for read in split for page in read] == pages  # each page once, in order
+    assert len(split) == reads
+    if len(set(sizes)) == 1:
+        per_read = [sum(map(len, read)) for read in split]
+        assert max(per_read) - min(per_read) <= sizes[0]
+
+
 @pytest.mark.parametrize("count", [3, 25])  # 25 chunks: a group of 20 at the head and groups of 5 at the tail
 def test_the_same_answers_give_the_same_tables_whatever_order_they_arrive_in(count: int) -> None:
     """Rows tied to no customer (a response's own warnings) keep the order of the answers' groups, and

@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import capframe
 from capframe import _customers, _prototype, _tidy, _wire
 from capframe._answers import answer, tidy_answers
 from capframe.sandbox import Sandbox
@@ -347,3 +348,17 @@ def test_the_prototype_learns_no_float_and_no_list_of_scalars_in_json_kept_as_te
 def test_rows_unknown_to_the_prototype_are_still_kept_as_unrecognised(monkeypatch: pytest.MonkeyPatch) -> None:
     tables = customer_tables([page_of(seed_item(zqTier="GOLD"))])
     assert tables["fields"].filter(pl.col("scope") == "unrecognised")["value"].to_list() == [json.dumps("GOLD")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known, not fixed: bodies read together are one JSON array, so a body cut short can be completed by "
+    "the next (and one holding two objects fill the gap): one row per body, though none is JSON alone. Telling "
+    "needs each body's brackets counted outside its strings, a few regex passes over every body",
+)
+def test_bodies_that_are_no_json_alone_are_refused_though_together_they_make_one_row_each() -> None:
+    two_objects = b'{"data":[{"entity":{"id":1},"errors":[],"success":true}]},{"data":[]}'
+    cut_in_a_string = b'{"data":[{"entity":{"id":3,"associatedWith":"}'
+    its_end = b'{"},"errors":[],"success":true}]}'
+    with pytest.raises(capframe.InvalidArgumentError, match="page 0"):
+        capframe.tidy_customers([two_objects, cut_in_a_string, its_end])
