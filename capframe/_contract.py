@@ -66,13 +66,17 @@ FRAME_CHECKS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
 }
 
 
-def holds(tables: Mapping[str, pl.DataFrame], contracts: Mapping[str, Contract]) -> bool:
+def holds(
+    tables: Mapping[str, pl.DataFrame | pl.LazyFrame], contracts: Mapping[str, Contract], *, streaming: bool = False
+) -> bool:
     """Whether every table certainly passes its contract (one polars call for all of them); False
-    may also mean a rule this check does not know: then pandera decides."""
+    may also mean a rule this check does not know: then pandera decides. ``streaming``: LazyFrames
+    over files larger than memory are read in batches, never whole."""
     plans: list[pl.LazyFrame] = []
     for name, frame in tables.items():
         contract = contracts[name]
-        if dict(frame.schema) != dict(contract.schema):
+        schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+        if dict(schema) != dict(contract.schema):
             return False
         checks = [check for column, rules in contract.columns.items() for check in _checks(column, rules)]
         if checks:
@@ -81,7 +85,7 @@ def holds(tables: Mapping[str, pl.DataFrame], contracts: Mapping[str, Contract])
             if check not in FRAME_CHECKS:
                 return False
             plans.append(FRAME_CHECKS[check](frame.lazy()).select(pl.all_horizontal(pl.all().all())))
-    return all(plan.item() is True for plan in pl.collect_all(plans))
+    return all(plan.item() is True for plan in pl.collect_all(plans, engine="streaming" if streaming else "auto"))
 
 
 def _checks(name: str, rules: Column) -> list[pl.Expr]:

@@ -19,7 +19,7 @@ from typing import TypeVar, cast
 
 import polars as pl
 
-from capframe import _args, _tidy, _wire
+from capframe import _args, _contract, _tidy, _wire
 from capframe._answers import (
     NO_UNKNOWN,
     Answer,
@@ -36,7 +36,7 @@ from capframe._endpoints import Spec, Words, model_rules, model_schemas, registe
 from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, deliver, pull, scan, snapshot_of
 from capframe._http import Session, call, dumps
 from capframe._snapshot import max_age_of
-from capframe._tables import CustomerTables, Provenance
+from capframe._tables import CustomerTables, Provenance, failed_checks
 from capframe.errors import InvalidArgumentError
 
 __all__ = [
@@ -346,6 +346,12 @@ async def pull_customer_scans(
     unread = {name: pl.DataFrame(schema=schema) for name, schema in schemas.items()} | {"errors": errors.collect()}
     notices = pulled.notices
     combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], TABLES, "customers", notices)
+    # Checked as a fetch's tables are, against the models' rules, in batches (memory stays flat): a
+    # folder someone else wrote may hold values capframe's models refuse, with checksums to match.
+    contracts = CustomerTables.contracts()
+    for name, frame in unordered.items():
+        if not _contract.holds({name: frame}, contracts, streaming=True):
+            raise failed_checks(f"the {name} table", read=pulled.read > 0)
     position = pl.LazyFrame({"customer_id": wanted}, schema={"customer_id": pl.Int64}).with_row_index("_position")
     tables = {
         name: unordered[name]

@@ -36,6 +36,21 @@ class RunCount:
     fetched: int
 
 
+def failed_checks(what: str, *, read: bool) -> CapframeError:
+    """A table that fails its model's checks (``what``: where), as an error saying what to do, never
+    pandera's (whose failure cases would show the data itself); ``read``: some of it came from a snapshot."""
+    if read:
+        return SnapshotError(
+            f"a table read from the snapshot fails capframe's checks of it ({what}): the snapshot holds data "
+            "capframe did not write (edited, or damaged with its checksums recomputed). Fetch every unit "
+            "again with max_age=0 and credentials, or delete the folder."
+        )
+    return CapframeError(
+        f"a table fails capframe's checks of it ({what}): the API sent what capframe does not expect. "
+        "Please report it (the column and the API's host, no data)."
+    )
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a bundle's data came from: what a reproducible report states.
@@ -201,16 +216,8 @@ class _Bundle:
         except (SchemaError, SchemaErrors) as exc:
             column = getattr(exc, "column_name", None)
             what = f"column {column!r} " if isinstance(column, str) else ""
-            if self.provenance is not None and self.provenance.read:
-                raise SnapshotError(
-                    f"a table read from the snapshot fails capframe's checks of it ({what}{type(exc).__name__}): "
-                    "the snapshot holds data capframe did not write (edited, or damaged with its checksums "
-                    "recomputed). Fetch every unit again with max_age=0 and credentials, or delete the folder."
-                ) from None
-            raise CapframeError(
-                f"a table fails capframe's checks of it ({what}{type(exc).__name__}): the API sent what capframe "
-                "does not expect. Please report it (the column and the API's host, no data)."
-            ) from None
+            read = self.provenance is not None and bool(self.provenance.read)
+            raise failed_checks(f"{what}{type(exc).__name__}", read=read) from None
         return self
 
     def returned(self) -> Self:

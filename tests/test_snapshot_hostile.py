@@ -442,3 +442,20 @@ def test_a_part_whose_values_break_the_tables_checks_is_a_snapshot_error_saying_
     assert raised.value.__suppress_context__
     healed = capframe.fetch_customer_tables(IDS, "INSTORE", client=sandbox(), cache_dir=root, max_age=0)
     assert_same(healed, clean)
+
+
+def test_a_sink_over_a_part_whose_values_break_the_tables_checks_is_a_snapshot_error(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sink_customers reads nothing back, but checks the tables it hands out as a fetch does: a crafted
+    part (checksums recomputed) is refused, not passed on lazily."""
+    root = tmp_path / "snap"
+    shutil.copytree(base, root)
+    _tamper(_parts(root)[0], lambda f: f.with_columns(profile_count=pl.lit(-1, pl.Int64)))
+    with monkeypatch.context() as offline:
+        for name in ENV:
+            offline.delenv(name, raising=False)
+        with pytest.raises(capframe.SnapshotError, match=r"the customers table.*max_age=0"):
+            capframe.sink_customer_tables(IDS, "INSTORE", root)
+    healed = capframe.sink_customer_tables(IDS, "INSTORE", root, client=sandbox(), max_age=0)
+    assert healed["customers"].collect()["profile_count"].min() >= 0  # type: ignore[operator]
