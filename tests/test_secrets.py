@@ -242,6 +242,42 @@ def test_unknown_parents_among_many_are_a_warning_that_does_not_repeat_them() ->
     assert tables.errors.height == 2  # the identifiers are data: in the errors table, not in messages
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "status", "answer"),
+    [
+        ("lookup", 400, {"errors": [{"code": 1234, "message": "identifier {} is invalid"}]}),
+        ("children", 200, {"errors": [{"code": 8015, "message": "no customer {} found"}], "success": False}),
+    ],
+)
+def test_an_api_message_that_repeats_the_value_asked_is_repeated_without_it(
+    endpoint: str, status: int, answer: dict[str, Any]
+) -> None:
+    """A server may put the identifier value it was asked for in its error message (in another case):
+    the API's words reach the error, so the value is blanked from them."""
+    org = Sandbox(500, seed=1)
+    email = "Someone.Private@Example.com"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(("/customers/lookup", "/customers/bulk")):
+            error = answer["errors"][0]
+            echoed = {**answer, "errors": [{**error, "message": error["message"].format(email.lower())}]}
+            return httpx.Response(status, json=echoed)
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(echo), **FAST
+    )
+    pull = {
+        "lookup": lambda: capframe.lookup_customer_ids([email], "INSTORE", identifier="email", client=client),
+        "children": lambda: capframe.fetch_children(("email", email), client=client),
+    }[endpoint]
+    with pytest.raises(capframe.CapframeError) as info:
+        pull()
+    text = exception_text(info.value)
+    assert "***" in text  # the API's words are there, but for the value
+    assert email.lower() not in text.lower()
+
+
 def test_failing_children_pages_are_an_error_that_does_not_repeat_the_parent(family: tuple[str, str]) -> None:
     client = capframe.Client.sandbox(2000, seed=1, faults=Faults(script=["503"] * 4), max_retries=1, **FAST)
     with pytest.raises(capframe.FetchError) as info:
