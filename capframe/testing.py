@@ -260,7 +260,7 @@ def _scrub_request(request: R, *, personal_data: bool, secrets: set[str]) -> R:
             request.headers = {k: v for k, v in request.headers.items() if str(k).lower() not in CREDENTIAL_HEADERS}
         uri = request.uri
         if personal_data and isinstance(uri, str) and "?" in uri:
-            request.uri = _scrub_query(uri)
+            request.uri = _scrub_query(uri, secrets)
         path = urlsplit(uri).path if isinstance(uri, str) else ""
         body = request.body
         if isinstance(body, (bytes, str)) and body:
@@ -549,7 +549,9 @@ class _Scrubber:
         return self._PAIR.sub(pair, self._TYPED.sub(typed, raw))
 
 
-def _scrub_query(uri: str) -> str:
+def _scrub_query(uri: str, asked: set[str] | None = None) -> str:
+    """``uri`` with placeholders for its personal values, which are added to ``asked``: an answer
+    may repeat the value it was asked for (a lookup's "no customer with ..."), and is rid of it."""
     parts = urlsplit(uri)
     query = parse_qsl(parts.query, keep_blank_values=True)
     names = dict(query)
@@ -558,6 +560,8 @@ def _scrub_query(uri: str) -> str:
     personal = personal_parameters()  # each endpoint's spec names its own (capframe._endpoints)
     for name, value in query:
         if name in personal:
+            if asked is not None and len(value) >= _SHORTEST_SECRET:
+                asked.add(value)
             kind = _type_kind(names.get(personal[name], ""), True) or "id"
             value = scrubber.replace(value, partial(scrubber.placeholder, kind))
         new_query.append((name, value))

@@ -529,6 +529,28 @@ def test_recording_a_children_cassette_logs_no_parent_identifier(
     assert_absent(logged, [family[1], *personal_data(tables)], "the log")
 
 
+def test_a_recorded_answer_that_repeats_the_value_asked_holds_it_no_more(tmp_path: Path) -> None:
+    """The lookup's answer (or a parent's) may name the value asked in its message: the query's
+    personal values are scrubbed from the answers of the cassette as well."""
+    org = Sandbox(500, seed=1)
+    email = "someone.private@example.com"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/customers/lookup"):
+            message = f"no customer with {request.url.params['identifierValue']}"
+            return httpx.Response(200, json={"entity": None, "errors": [{"code": 8015, "message": message}]})
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(echo), **FAST
+    )
+    cassette = record(
+        tmp_path, "lookup", lambda: capframe.lookup_customer_ids([email], "INSTORE", identifier="email", client=client)
+    )
+    assert "no customer with" in cassette
+    assert email not in cassette
+
+
 def test_scrubbing_a_recorded_response_twice_changes_nothing() -> None:
     org = Sandbox(500, seed=1)
     body = org.handle(
