@@ -70,6 +70,14 @@ BAD_IDS = [
     pytest.param(pl.Series([None, "a"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings, a null"),
     pytest.param(pl.Series([4.0, 2**60]), InvalidArgumentError, ("ids[1]", "2**53"), id="float Series past 2**53"),
     pytest.param(pl.Series([4.0, 0.0]), InvalidArgumentError, ("ids[1]", "positive"), id="float Series, a zero"),
+    # A float32 holds whole numbers exactly up to 2**24 only: 700000002 became 700000000, another customer.
+    pytest.param(
+        pl.Series([4, 700000002], dtype=pl.Float32), InvalidArgumentError, ("ids[1]", "2**24"), id="Float32 past 2**24"
+    ),
+    pytest.param(
+        np.array([4, 700000002], dtype=np.float32), InvalidArgumentError, ("ids[1]", "2**24"), id="float32 array"
+    ),
+    pytest.param([4, np.float32(700000002)], InvalidArgumentError, ("ids[1]", "2**24"), id="a numpy float32"),
     pytest.param(pl.Series([4, -4]), InvalidArgumentError, ("ids[1]", "-4"), id="Series, a negative"),
     pytest.param(pl.Series(["1", "2.5"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings"),
     pytest.param(pl.Series(["1", None]), ArgumentTypeError, ("position 1", "null"), id="Series of strings, null"),
