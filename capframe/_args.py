@@ -265,6 +265,8 @@ def customer_id_series(ids: Any) -> pl.Series:
 def _ids_from_series(series: pl.Series) -> pl.Series:
     if series.dtype == pl.Null:
         raise ArgumentTypeError(f"ids are all null: {_DROP_MISSING}")
+    if isinstance(series.dtype, (pl.Categorical, pl.Enum)):  # a CSV read with a category column: its text
+        series = series.cast(pl.String)
     if series.dtype == pl.String:
         return _ids_from_text(series)
     is_float = series.dtype.is_float()

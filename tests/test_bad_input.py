@@ -164,6 +164,8 @@ def test_a_csv_read_as_text_is_fetched_as_its_ids(client: capframe.Client, tmp_p
     (tmp_path / "ids.csv").write_text("customer_id\n" + "\n".join(f" {i} " for i in ids) + "\n")
     for column in (
         pl.read_csv(tmp_path / "ids.csv", infer_schema=False)["customer_id"],
+        pl.read_csv(tmp_path / "ids.csv", schema={"customer_id": pl.Categorical})["customer_id"],
+        pd.read_csv(tmp_path / "ids.csv", dtype="category")["customer_id"],
         pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"],
         pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"].to_list(),
     ):
