@@ -231,6 +231,10 @@ def customer_ids(ids: Any) -> list[int]:
     if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
         shown = "" if isinstance(ids, (str, bytes)) and not ids.strip().isdigit() else f" {ids!r}"
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}{shown}")
+    if type(ids).__name__ in ("DataFrame", "LazyFrame"):  # polars' or pandas': it iterates its columns or names
+        raise ArgumentTypeError(
+            f"ids must be a list of customer ids, not a {type(ids).__name__}: pass its column, such as frame['customer_id']"
+        )
     # numpy arrays of numbers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
     numpy_numbers = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iubf"
     if isinstance(ids, pl.Series) or numpy_numbers:

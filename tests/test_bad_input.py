@@ -86,6 +86,9 @@ BAD_IDS = [
     pytest.param("565338404", ArgumentTypeError, ("'565338404'", "list"), id="a string, not a list"),
     pytest.param(None, ArgumentTypeError, ("None",), id="None, not a list"),
     pytest.param(np.int64(5), ArgumentTypeError, ("list",), id="a numpy scalar"),
+    pytest.param(pl.DataFrame({"customer_id": [5]}), ArgumentTypeError, ("DataFrame", "column"), id="a DataFrame"),
+    pytest.param(pd.DataFrame({"customer_id": [5]}), ArgumentTypeError, ("DataFrame", "column"), id="a pandas frame"),
+    pytest.param(pl.LazyFrame({"customer_id": [5]}), ArgumentTypeError, ("LazyFrame", "column"), id="a LazyFrame"),
 ]
 
 
