@@ -1124,8 +1124,8 @@ class Store:
 
     def _lasting_scan(self, table: str, units: Mapping[str, pl.DataFrame], parts: Sequence[str]) -> pl.LazyFrame:
         """:meth:`scan`, for LazyFrames handed to the user, collected whenever they like: a file a later
-        pull into the folder removed since (it fetched its units again) is a SnapshotError that says
-        what to do, not polars' FileNotFoundError. The parts are read one at a time, in order."""
+        pull into the folder (fetching its units again) or a prune removed since is a SnapshotError that
+        says what to do, not polars' FileNotFoundError. The parts are read one at a time, in order."""
         paths = self.paths(table, parts)
         root = self.snapshot.root
 
@@ -1142,9 +1142,9 @@ class Store:
                 except FileNotFoundError:
                     raise SnapshotError(
                         f"a file of the snapshot {root} that these LazyFrames read is gone: a later pull into "
-                        "the same folder fetched its customers again and replaced it. Collect a sink's "
-                        "LazyFrames (or .sink_parquet them) before pulling into its folder again; call the "
-                        "sink again to read the snapshot as it is now"
+                        "the same folder fetched its units again and replaced it, or a prune removed it. "
+                        "Collect a sink's LazyFrames (or .sink_parquet them) before pulling into or pruning "
+                        "its folder again; call the sink again to read the snapshot as it is now"
                     ) from None
                 yield rows
                 if left is not None and (left := left - rows.height) <= 0:
