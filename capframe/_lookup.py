@@ -132,7 +132,7 @@ def _account(account_id: object) -> str | None:
     account = account_id.strip()
     if not account:
         raise InvalidArgumentError(
-            "account_id is empty: give the source's account id, or None for a one-account source"
+            "account_id is empty: give the source's account id, or leave it out for a one-account source"
         )
     if not account.isprintable():
         raise InvalidArgumentError("account_id holds control characters: give the source's account id as it is written")
