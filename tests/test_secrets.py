@@ -27,6 +27,7 @@ import httpx
 import polars as pl
 import pytest
 import vcr
+import yaml
 
 import capframe
 import capframe.testing
@@ -531,7 +532,7 @@ def test_recording_a_children_cassette_logs_no_parent_identifier(
 
 def test_a_recorded_answer_that_repeats_the_value_asked_holds_it_no_more(tmp_path: Path) -> None:
     """The lookup's answer (or a parent's) may name the value asked in its message: the query's
-    personal values are scrubbed from the answers of the cassette as well."""
+    personal values are scrubbed from the answers' text as well, where they are words of their own."""
     org = Sandbox(500, seed=1)
     email = "someone.private@example.com"
 
@@ -542,13 +543,25 @@ def test_a_recorded_answer_that_repeats_the_value_asked_holds_it_no_more(tmp_pat
         return org.handle(request)
 
     client = capframe.Client(
-        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(echo), **FAST
+        Sandbox.BASE_URL,
+        username=Sandbox.USERNAME,
+        password=Sandbox.PASSWORD,
+        transport=httpx.MockTransport(echo),
+        **FAST,
     )
-    cassette = record(
-        tmp_path, "lookup", lambda: capframe.lookup_customer_ids([email], "INSTORE", identifier="email", client=client)
-    )
+    ids = org.customer_ids(5)
+    prefix = str(ids[0])[:6]  # a value asked that is part of the customer ids answered later
+
+    def pull() -> None:
+        capframe.lookup_customer_ids([("email", email), ("externalId", prefix)], "INSTORE", client=client)
+        capframe.fetch_customers(ids, "INSTORE", client=client)
+
+    cassette = record(tmp_path, "lookup", pull)
     assert "no customer with" in cassette
     assert email not in cassette
+    bodies = [i["response"]["body"]["string"] for i in yaml.safe_load(cassette)["interactions"]]
+    assert all(json.loads(body) for body in bodies)  # a value inside a number is left: the answers stay JSON
+    assert str(ids[0]) in cassette
 
 
 def test_scrubbing_a_recorded_response_twice_changes_nothing() -> None:
