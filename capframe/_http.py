@@ -74,11 +74,13 @@ def _personal_values(parameters: tuple[str, ...]) -> re.Pattern[str]:
 
 def redaction(session: Session, params: Mapping[str, str]) -> Callable[[str], str]:
     """The session's redaction of credentials, and of the personal values among a request's ``params``:
-    a server may repeat the identifier value it was asked for in its error message, in any case."""
+    a server may repeat the identifier value it was asked for in its error message, in any case. A
+    value is blanked as a word of its own, not inside a longer one (an externalId 700000 in the
+    customer id 700000002)."""
     values = sorted({params[name] for name in personal_parameters() if params.get(name)}, key=len, reverse=True)
     if not values:
         return session.auth.redact
-    pattern = re.compile("|".join(map(re.escape, values)), re.IGNORECASE)
+    pattern = re.compile(rf"(?<![0-9A-Za-z])(?:{'|'.join(map(re.escape, values))})(?![0-9A-Za-z])", re.IGNORECASE)
 
     def redact(text: str) -> str:
         return session.auth.redact(pattern.sub("***", text))

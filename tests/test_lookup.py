@@ -165,6 +165,23 @@ def test_the_apis_reason_is_kept_as_server_text_is_short_printable_and_without_t
     assert len(reason) <= 200
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_the_value_is_blanked_from_the_apis_reason_as_a_word_not_inside_a_number(status: int) -> None:
+    org = Sandbox(200, seed=1)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOOKUP:
+            message = f"no customer {request.url.params['identifierValue']} (nearest: customer 7000001)"
+            return httpx.Response(status, json={"entity": None, "errors": [{"code": 8015, "message": message}]})
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(answer), **FAST
+    )
+    map_ = capframe.lookup_customer_ids(["700000"], "INSTORE", identifier="externalId", client=client)
+    assert map_["error_message"][0] == "no customer *** (nearest: customer 7000001)"
+
+
 def test_a_rerun_from_the_snapshot_sends_nothing_and_needs_no_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
