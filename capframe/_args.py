@@ -136,8 +136,10 @@ def id_of_text(text: str) -> int | None:
     return int(digits[1]) if digits and 0 < int(digits[1]) <= MAX_ID else None
 
 
-# A float64 holds every whole number exactly only up to 2**53: past it an id may have lost digits.
-_MAX_FLOAT_ID = 2**53
+# A float holds every whole number exactly only up to 2**(bits of its mantissa + 1), by its width in
+# bytes: 2**53 for a float64, 2**24 for a float32 (numpy's, polars' Float32). Past it an id may have
+# lost digits: 700000002 as a float32 is 700000000, another customer.
+_EXACT_BITS = {2: 11, 4: 24, 8: 53}
 _SHOWN_POSITIONS = 5
 _DROP_MISSING = (
     "drop them first: .dropna() on a pandas Series, .drop_nulls() (and .drop_nans() for NaN) on a polars"
@@ -171,8 +173,14 @@ def _missing(positions: list[int], kinds: Iterable[str], total: int) -> Argument
     )
 
 
-def _bad_id(value: Any, position: int) -> Exception:
-    """The error for one bad id. Only numbers and digit strings are repeated: other text may be personal."""
+def _exact_bits(value: Any) -> int:
+    """The bits of a whole number a float scalar holds exactly (a Python float, numpy's of any width)."""
+    return _EXACT_BITS.get(getattr(value, "itemsize", 8), 53)
+
+
+def _bad_id(value: Any, position: int, bits: int | None = None) -> Exception:
+    """The error for one bad id. Only numbers and digit strings are repeated: other text may be personal.
+    ``bits``: those a float id held exactly where it came from (a Float32 Series' value is a Python float)."""
     where = f"ids[{position}]"
     if isinstance(value, bool) or value is None:
         return ArgumentTypeError(f"{where} is {value!r}: customer ids are positive integers")
@@ -189,7 +197,8 @@ def _bad_id(value: Any, position: int) -> Exception:
     if _is_float(value) and math.isfinite(value) and float(value).is_integer():
         if value > 0:
             return InvalidArgumentError(
-                f"{where} is {value!r}, past 2**53, where a float loses digits: read the ids as integers"
+                f"{where} is {value!r}, past 2**{bits or _exact_bits(value)}, where a float of its width"
+                " loses digits: read the ids as integers"
                 " (pandas: dtype='Int64'; polars: pl.Int64)"
             )
         return InvalidArgumentError(f"{where} is {value!r}: customer ids are positive integers")
@@ -201,7 +210,7 @@ def _id(value: Any, position: int) -> int:
     """One id other than a plain int in range: a whole number of any int type, or a whole float."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < int(value) <= MAX_ID:
         return int(value)
-    if _is_float(value) and math.isfinite(value) and float(value).is_integer() and 0 < value <= _MAX_FLOAT_ID:
+    if _is_float(value) and math.isfinite(value) and float(value).is_integer() and 0 < value <= 2 ** _exact_bits(value):
         return int(value)
     if isinstance(value, str) and (number := id_of_text(value)) is not None:
         return number
@@ -212,8 +221,8 @@ def customer_ids(ids: Any) -> list[int]:
     """Positive integer ids -> a list without duplicates, in first-occurrence order.
 
     Accepts any iterable of ints (numpy and polars integers too) and integer Series or arrays. Whole
-    floats up to 2**53 are ids too (565338404.0 is 565338404), as the CLI reads them: pandas keeps an
-    integer column with a gap as floats, and it stays float after ``.dropna()``. Strings of digits are
+    floats up to 2**53 (2**24 for a float32) are ids too (565338404.0 is 565338404), as the CLI reads
+    them: pandas keeps an integer column with a gap as floats, and it stays float after ``.dropna()``. Strings of digits are
     ids as well, as the CLI reads its ids files (``id_of_text``): a CSV read as text gives them. Other
     strings and floats are refused,
     and so are missing values (None, NaN, null, pandas' <NA>): the error counts them, says where the first
@@ -222,6 +231,10 @@ def customer_ids(ids: Any) -> list[int]:
     if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
         shown = "" if isinstance(ids, (str, bytes)) and not ids.strip().isdigit() else f" {ids!r}"
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}{shown}")
+    if type(ids).__name__ in ("DataFrame", "LazyFrame"):  # polars' or pandas': it iterates its columns or names
+        raise ArgumentTypeError(
+            f"ids must be a list of customer ids, not a {type(ids).__name__}: pass its column, such as frame['customer_id']"
+        )
     # numpy arrays of numbers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
     numpy_numbers = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iubf"
     if isinstance(ids, pl.Series) or numpy_numbers:
@@ -256,6 +269,8 @@ def customer_id_series(ids: Any) -> pl.Series:
 def _ids_from_series(series: pl.Series) -> pl.Series:
     if series.dtype == pl.Null:
         raise ArgumentTypeError(f"ids are all null: {_DROP_MISSING}")
+    if isinstance(series.dtype, (pl.Categorical, pl.Enum)):  # a CSV read with a category column: its text
+        series = series.cast(pl.String)
     if series.dtype == pl.String:
         return _ids_from_text(series)
     is_float = series.dtype.is_float()
@@ -266,13 +281,14 @@ def _ids_from_series(series: pl.Series) -> pl.Series:
     if is_missing.any():
         kinds = ["null"] * bool(series.null_count()) + ["NaN"] * bool(is_float and series.is_nan().any())
         raise _missing(is_missing.arg_true().to_list(), kinds, len(series))
-    if is_float:
-        bad = (series <= 0) | (series > _MAX_FLOAT_ID) | (series != series.floor())
+    bits = _EXACT_BITS[4 if series.dtype == pl.Float32 else 8] if is_float else None
+    if bits is not None:
+        bad = (series <= 0) | (series > 2**bits) | (series != series.floor())
     else:
         bad = (series <= 0) | (series > MAX_ID) if series.dtype == pl.UInt64 else series <= 0
     if bad.any():
         position = int(bad.arg_max() or 0)
-        raise _bad_id(series[position], position)
+        raise _bad_id(series[position], position, bits)
     return series.cast(pl.Int64).unique(maintain_order=True)
 
 

@@ -37,7 +37,7 @@ from capframe._classify import server_text
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
 from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, pull, scan, snapshot_of
-from capframe._http import Session, call
+from capframe._http import Session, call, redaction
 from capframe._snapshot import max_age_of
 from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
@@ -231,10 +231,9 @@ class _Children:
         if not pages[0].success:
             first = pages[0]
             # The API's words go into errors, the snapshot and ParentNotFoundError: short, printable, and
-            # without the client's credentials, which a gateway may repeat.
-            message = (
-                server_text(first.message, session.auth.redact) if first.message else "the API answered success=false"
-            )
+            # without the client's credentials, which a gateway may repeat, nor the parent's value.
+            redact = redaction(session, dict.fromkeys(SPEC.personal, parent.value))
+            message = server_text(first.message, redact) if first.message else "the API answered success=false"
             return Reply([], [unit], {unit: (first.code, message)})
         return Reply([page.answer for page in pages], [unit])
 

@@ -65,8 +65,8 @@ def _same(text: str) -> str:
 
 def server_text(value: object, redact: Callable[[str], str] = _same) -> str:
     """Text from a server, fit to repeat: printable, short, redacted."""
-    text = "".join(c if c.isprintable() else "?" for c in str(value)[: 4 * _TEXT])
-    text = redact(text)
+    # Redacted first: a value with a control character is still found as it was sent.
+    text = "".join(c if c.isprintable() else "?" for c in redact(str(value)[: 64 * _TEXT])[: 4 * _TEXT])
     return text if len(text) <= _TEXT else text[: _TEXT - 3] + "..."
 
 

@@ -399,9 +399,10 @@ def sink_customer_tables(
 
     The LazyFrames hold the ids asked only (not the rest of the snapshot), in their order, failed
     ids as rows with ``success=False``; collected, they equal what ``fetch_customer_tables`` gives
-    (whose pandera checks are not run on them). Warnings and errors are those of the fetch: a
-    :class:`FetchError`'s ``.partial`` holds these LazyFrames. A later pull into the same folder
-    that fetches some of these ids again may replace the files: collect, or ``sink_parquet``, first.
+    (checked against the models' rules before this returns). Warnings and errors are those of the
+    fetch: a :class:`FetchError`'s ``.partial`` holds these LazyFrames. A later pull into the same
+    folder that fetches some of these ids again may replace the files: collect, or ``sink_parquet``,
+    first (collected after, they raise a :class:`SnapshotError` saying so).
 
     >>> import capframe, tempfile
     >>> folder = tempfile.mkdtemp()

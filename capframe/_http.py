@@ -33,7 +33,17 @@ from capframe._pacing import Pacer
 from capframe._retry import SLOW_DOWN, UNDOCUMENTED_TYPES, RetriesExhausted, RetryPolicy, advice
 from capframe._wire import WireFormatError, WireTypeError
 
-__all__ = ["SLOW_DOWN", "UNDOCUMENTED_TYPES", "RetriesExhausted", "Session", "advice", "call", "dumps", "lasting"]
+__all__ = [
+    "SLOW_DOWN",
+    "UNDOCUMENTED_TYPES",
+    "RetriesExhausted",
+    "Session",
+    "advice",
+    "call",
+    "dumps",
+    "lasting",
+    "redaction",
+]
 
 log = logging.getLogger("capframe")
 
@@ -60,6 +70,22 @@ def _personal_values(parameters: tuple[str, ...]) -> re.Pattern[str]:
     """``name=value`` of these query parameters, the value up to the next parameter or quote."""
     names = "|".join(re.escape(name) for name in sorted(parameters, key=len, reverse=True)) or "(?!)"
     return re.compile(rf"((?:{names})=)[^&\s\"']*")
+
+
+def redaction(session: Session, params: Mapping[str, str]) -> Callable[[str], str]:
+    """The session's redaction of credentials, and of the personal values among a request's ``params``:
+    a server may repeat the identifier value it was asked for in its error message, in any case. A
+    value is blanked as a word of its own, not inside a longer one (an externalId 700000 in the
+    customer id 700000002)."""
+    values = sorted({params[name] for name in personal_parameters() if params.get(name)}, key=len, reverse=True)
+    if not values:
+        return session.auth.redact
+    pattern = re.compile(rf"(?<![0-9A-Za-z])(?:{'|'.join(map(re.escape, values))})(?![0-9A-Za-z])", re.IGNORECASE)
+
+    def redact(text: str) -> str:
+        return session.auth.redact(pattern.sub("***", text))
+
+    return redact
 
 
 _REDACT = _Redact()
@@ -217,9 +243,10 @@ async def _attempt(session: Session, request: httpx.Request, what: str) -> Verdi
         if verdict is None:
             raise
         return verdict
-    request_id = server_text(response.headers.get("X-Cap-Requestid", "-"), session.auth.redact).replace(" ", "_")
+    redact = redaction(session, request.url.params)
+    request_id = server_text(response.headers.get("X-Cap-Requestid", "-"), redact).replace(" ", "_")
     log.debug("%s %s -> %s, X-Cap-Requestid %s", request.method, request.url.path, response.status_code, request_id)
-    return classify(response, what, session.auth.redact)
+    return classify(response, what, redact)
 
 
 def dumps(value: Any) -> bytes:

@@ -23,10 +23,11 @@ import polars as pl
 
 from capframe import _args, _wire
 from capframe._answers import NO_UNKNOWN, Answer, Tidied
+from capframe._classify import server_text
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, register
 from capframe._engine import Pulled, Reply, Unit, pull
-from capframe._http import Session, call
+from capframe._http import Session, call, redaction
 from capframe._snapshot import Snapshot
 from capframe._tables import CustomerTables
 from capframe.errors import ArgumentTypeError, CapframeError, InvalidArgumentError, RequestRejectedError
@@ -131,7 +132,7 @@ def _account(account_id: object) -> str | None:
     account = account_id.strip()
     if not account:
         raise InvalidArgumentError(
-            "account_id is empty: give the source's account id, or None for a one-account source"
+            "account_id is empty: give the source's account id, or leave it out for a one-account source"
         )
     if not account.isprintable():
         raise InvalidArgumentError("account_id holds control characters: give the source's account id as it is written")
@@ -188,7 +189,10 @@ class _Lookups:
                 raise
             customer_id, code, message = None, exc.code, exc.api_message or CODES[exc.code]
         if customer_id is None:
-            return Reply([], [unit], {unit: (code, message or "the API found no customer")})
+            # The API's words go into the map, the snapshot and a terminal: short, printable, and without
+            # the client's credentials or the value asked, which a server may repeat.
+            reason = server_text(message, redaction(session, params)) if message else "the API found no customer"
+            return Reply([], [unit], {unit: (code, reason)})
         found = pl.DataFrame({"lookup": [str(unit)], "customer_id": [customer_id]}, schema=STORED)
         return Reply([Answer(found, pl.DataFrame(), NO_UNKNOWN)], [unit])
 

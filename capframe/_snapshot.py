@@ -52,6 +52,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from capframe._endpoints import SPECS, Spec
 from capframe._inert import visible
@@ -1111,16 +1112,45 @@ class Store:
         paths = self.paths(table, parts)
         if self.unit_column is None:
             return pl.scan_parquet(paths, glob=False)
-        unit = pl.col(self.unit_column)
-        empty = pl.Series(dtype=self.unit_dtype)
-        return pl.concat(
-            [
-                pl.scan_parquet(path, glob=False).filter(
-                    unit.is_null() | unit.is_in((units[part]["unit"] if part in units else empty).implode())
-                )
-                for part, path in zip(parts, paths, strict=True)
-            ]
-        )
+        return pl.concat([self._part_scan(path, units.get(part)) for part, path in zip(parts, paths, strict=True)])
+
+    def _part_scan(self, path: Path, units: pl.DataFrame | None) -> pl.LazyFrame:
+        """The rows of one part's file that are those of ``units`` (index rows), or that name no unit."""
+        scan = pl.scan_parquet(path, glob=False)
+        if self.unit_column is None:
+            return scan
+        asked = pl.Series(dtype=self.unit_dtype) if units is None else units["unit"]
+        return scan.filter(pl.col(self.unit_column).is_null() | pl.col(self.unit_column).is_in(asked.implode()))
+
+    def _lasting_scan(self, table: str, units: Mapping[str, pl.DataFrame], parts: Sequence[str]) -> pl.LazyFrame:
+        """:meth:`scan`, for LazyFrames handed to the user, collected whenever they like: a file a later
+        pull into the folder (fetching its units again) or a prune removed since is a SnapshotError that
+        says what to do, not polars' FileNotFoundError. The parts are read one at a time, in order."""
+        paths = self.paths(table, parts)
+        root = self.snapshot.root
+
+        def read(
+            columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, _batch_size: int | None
+        ) -> Iterator[pl.DataFrame]:
+            left = n_rows
+            for part, path in zip(parts, paths, strict=True):
+                frame = self._part_scan(path, units.get(part))
+                frame = frame if predicate is None else frame.filter(predicate)
+                frame = frame if columns is None else frame.select(columns)
+                try:
+                    rows = frame.collect() if left is None else frame.head(left).collect()
+                except FileNotFoundError:
+                    raise SnapshotError(
+                        f"a file of the snapshot {root} that these LazyFrames read is gone: a later pull into "
+                        "the same folder fetched its units again and replaced it, or a prune removed it. "
+                        "Collect a sink's LazyFrames (or .sink_parquet them) before pulling into or pruning "
+                        "its folder again; call the sink again to read the snapshot as it is now"
+                    ) from None
+                yield rows
+                if left is not None and (left := left - rows.height) <= 0:
+                    return
+
+        return register_io_source(read, schema=_stored_schema(self.facts, table))
 
     def scans(
         self,
@@ -1139,7 +1169,7 @@ class Store:
             in_list = [part for part in parts if (part, table) in listed]
             try:
                 scan = (
-                    self.scan(table, of_part, in_list)
+                    self._lasting_scan(table, of_part, in_list)
                     if in_list
                     else pl.LazyFrame(schema=_stored_schema(self.facts, table))
                 )

@@ -177,12 +177,13 @@ def vcr_config(*, personal_data: bool = True) -> dict[str, Any]:
     # Secrets the filters replace (a token request's secret, a token answer's token) are removed from
     # every later answer of the cassette too: a gateway may repeat the credential it received.
     secrets: set[str] = set()
+    asked: set[str] = set()  # the personal values the cassette's requests asked about
     _redact_recording_logs(secrets)
     return {
         "filter_headers": list(CREDENTIAL_HEADERS),
         "match_on": MATCH_ON,
-        "before_record_request": partial(_scrub_request, personal_data=personal_data, secrets=secrets),
-        "before_record_response": partial(_scrub_response, personal_data=personal_data, secrets=secrets),
+        "before_record_request": partial(_scrub_request, personal_data=personal_data, secrets=secrets, asked=asked),
+        "before_record_response": partial(_scrub_response, personal_data=personal_data, secrets=secrets, asked=asked),
         "decode_compressed_response": True,
     }
 
@@ -250,17 +251,18 @@ def scrub_request(request: R, *, personal_data: bool = True) -> R:
     Drops credential headers, redacts the ``key`` and ``secret`` of ``POST /v3/oauth/token/generate``
     and secrets anywhere in a JSON body. Idempotent; a request it cannot scrub raises ``ValueError``.
     """
-    return _scrub_request(request, personal_data=personal_data, secrets=set())
+    return _scrub_request(request, personal_data=personal_data, secrets=set(), asked=set())
 
 
-def _scrub_request(request: R, *, personal_data: bool, secrets: set[str]) -> R:
+def _scrub_request(request: R, *, personal_data: bool, secrets: set[str], asked: set[str]) -> R:
+    """``asked``: the personal values of the query are added to it."""
     try:
         request = copy.copy(request)
         if request.headers is not None:  # a new mapping: the request given is left as it was
             request.headers = {k: v for k, v in request.headers.items() if str(k).lower() not in CREDENTIAL_HEADERS}
         uri = request.uri
         if personal_data and isinstance(uri, str) and "?" in uri:
-            request.uri = _scrub_query(uri)
+            request.uri = _scrub_query(uri, asked)
         path = urlsplit(uri).path if isinstance(uri, str) else ""
         body = request.body
         if isinstance(body, (bytes, str)) and body:
@@ -290,12 +292,13 @@ def scrub_response(response: Any, *, personal_data: bool = True) -> Any:
 
     Keeps ``content-length`` true to the new body. Idempotent; a body it cannot scrub raises ``ValueError``.
     """
-    return _scrub_response(response, personal_data=personal_data, secrets=set())
+    return _scrub_response(response, personal_data=personal_data, secrets=set(), asked=set())
 
 
-def _scrub_response(response: Any, *, personal_data: bool, secrets: set[str]) -> Any:
+def _scrub_response(response: Any, *, personal_data: bool, secrets: set[str], asked: set[str]) -> Any:
     """``secrets``: values scrubbed so far (from this cassette's requests and answers), removed
-    wherever they appear again, in a body or a header."""
+    wherever they appear again, in a body or a header. ``asked``: the personal values this
+    cassette's requests asked about, removed where an answer repeats one in its text."""
     if not isinstance(response, dict):
         return response
     response = dict(response)
@@ -308,6 +311,7 @@ def _scrub_response(response: Any, *, personal_data: bool, secrets: set[str]) ->
         if isinstance(body, Mapping) and isinstance(text, (bytes, str)) and text:
             new = _scrub_body(text, token_request=False, personal_data=personal_data, secrets=secrets)
             new = _without_echoes(new, secrets, error)
+            new = _without_asked(new, asked) if personal_data and asked else new
             if new is not text:
                 response["body"] = {**body, "string": new}
                 _fix_length(headers, new)
@@ -342,6 +346,22 @@ def _without_echoes(body: bytes | str, secrets: set[str], error: bool) -> bytes 
         new = new.replace(secret, REDACTED)
     if error:
         new = _ECHOED.sub(lambda m: f"{m.group(1)}{REDACTED}" if m.group(1) else REDACTED, new)
+    if new == text:
+        return body
+    return new.encode("utf-8", "surrogateescape") if isinstance(body, bytes) else new
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _without_asked(body: bytes | str, asked: set[str]) -> bytes | str:
+    """``body`` without the values asked, where a JSON string holds one as a word of its own (a
+    message "no customer with ..."): never inside a number or a longer word, which would change
+    the data replayed (an externalId 700000 is part of the customer id 700000002)."""
+    text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
+    values = "|".join(re.escape(v) for v in sorted(asked, key=len, reverse=True))
+    word = re.compile(rf"(?<![0-9A-Za-z])(?:{values})(?![0-9A-Za-z])", re.IGNORECASE)
+    new = _JSON_STRING.sub(lambda string: word.sub(REDACTED, string[0]), text)
     if new == text:
         return body
     return new.encode("utf-8", "surrogateescape") if isinstance(body, bytes) else new
@@ -549,7 +569,9 @@ class _Scrubber:
         return self._PAIR.sub(pair, self._TYPED.sub(typed, raw))
 
 
-def _scrub_query(uri: str) -> str:
+def _scrub_query(uri: str, asked: set[str] | None = None) -> str:
+    """``uri`` with placeholders for its personal values, which are added to ``asked``: an answer
+    may repeat the value it was asked for (a lookup's "no customer with ..."), and is rid of it."""
     parts = urlsplit(uri)
     query = parse_qsl(parts.query, keep_blank_values=True)
     names = dict(query)
@@ -558,6 +580,8 @@ def _scrub_query(uri: str) -> str:
     personal = personal_parameters()  # each endpoint's spec names its own (capframe._endpoints)
     for name, value in query:
         if name in personal:
+            if asked is not None and len(value) >= _SHORTEST_SECRET:
+                asked.add(value)
             kind = _type_kind(names.get(personal[name], ""), True) or "id"
             value = scrubber.replace(value, partial(scrubber.placeholder, kind))
         new_query.append((name, value))

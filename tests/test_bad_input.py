@@ -70,6 +70,14 @@ BAD_IDS = [
     pytest.param(pl.Series([None, "a"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings, a null"),
     pytest.param(pl.Series([4.0, 2**60]), InvalidArgumentError, ("ids[1]", "2**53"), id="float Series past 2**53"),
     pytest.param(pl.Series([4.0, 0.0]), InvalidArgumentError, ("ids[1]", "positive"), id="float Series, a zero"),
+    # A float32 holds whole numbers exactly up to 2**24 only: 700000002 became 700000000, another customer.
+    pytest.param(
+        pl.Series([4, 700000002], dtype=pl.Float32), InvalidArgumentError, ("ids[1]", "2**24"), id="Float32 past 2**24"
+    ),
+    pytest.param(
+        np.array([4, 700000002], dtype=np.float32), InvalidArgumentError, ("ids[1]", "2**24"), id="float32 array"
+    ),
+    pytest.param([4, np.float32(700000002)], InvalidArgumentError, ("ids[1]", "2**24"), id="a numpy float32"),
     pytest.param(pl.Series([4, -4]), InvalidArgumentError, ("ids[1]", "-4"), id="Series, a negative"),
     pytest.param(pl.Series(["1", "2.5"]), ArgumentTypeError, ("ids[1]", "a string"), id="Series of strings"),
     pytest.param(pl.Series(["1", None]), ArgumentTypeError, ("position 1", "null"), id="Series of strings, null"),
@@ -78,6 +86,9 @@ BAD_IDS = [
     pytest.param("565338404", ArgumentTypeError, ("'565338404'", "list"), id="a string, not a list"),
     pytest.param(None, ArgumentTypeError, ("None",), id="None, not a list"),
     pytest.param(np.int64(5), ArgumentTypeError, ("list",), id="a numpy scalar"),
+    pytest.param(pl.DataFrame({"customer_id": [5]}), ArgumentTypeError, ("DataFrame", "column"), id="a DataFrame"),
+    pytest.param(pd.DataFrame({"customer_id": [5]}), ArgumentTypeError, ("DataFrame", "column"), id="a pandas frame"),
+    pytest.param(pl.LazyFrame({"customer_id": [5]}), ArgumentTypeError, ("LazyFrame", "column"), id="a LazyFrame"),
 ]
 
 
@@ -156,6 +167,8 @@ def test_a_csv_read_as_text_is_fetched_as_its_ids(client: capframe.Client, tmp_p
     (tmp_path / "ids.csv").write_text("customer_id\n" + "\n".join(f" {i} " for i in ids) + "\n")
     for column in (
         pl.read_csv(tmp_path / "ids.csv", infer_schema=False)["customer_id"],
+        pl.read_csv(tmp_path / "ids.csv", schema={"customer_id": pl.Categorical})["customer_id"],
+        pd.read_csv(tmp_path / "ids.csv", dtype="category")["customer_id"],
         pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"],
         pd.read_csv(tmp_path / "ids.csv", dtype=str)["customer_id"].to_list(),
     ):

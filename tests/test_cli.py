@@ -554,3 +554,5 @@ def test_account_id_looks_identifiers_up_in_a_multi_account_source(
     assert pl.read_csv(lookups)["error_code"].to_list() == [8045]
     assert main(["customers", "--sandbox", "--ids", str(values), "--account-id", "wx-1"]) == 2
     assert "capframe: error: --account-id goes with --identifier" in capsys.readouterr().err
+    assert main([*argv, "--account-id", " "]) == 2
+    assert "None" not in capsys.readouterr().err  # no Python value in a command line's remedy

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 import pytest
 from vcr.request import Request
@@ -140,6 +141,45 @@ def test_the_documented_errors_are_rows() -> None:
     assert no_account.select("found", "error_code").row(0) == (False, 8045)
     invalid = capframe.lookup_customer_ids([("fbId", mobile)], "INSTORE", client=client)
     assert invalid.select("found", "error_code").row(0) == (False, 8015)
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_the_apis_reason_is_kept_as_server_text_is_short_printable_and_without_the_value(status: int) -> None:
+    """The reason of a refused value goes into the map, the snapshot and the CLI's terminal: a server's
+    5 kB of text with escape sequences and the value itself is cut short, made printable and blanked
+    of the value, as the children's reasons are."""
+    org = Sandbox(200, seed=1)
+    email = "someone.private@example.com"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOOKUP:
+            message = f"\x1b[2J\x07no customer with {request.url.params['identifierValue']} " + "A" * 5_000
+            return httpx.Response(status, json={"entity": None, "errors": [{"code": 8015, "message": message}]})
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(answer), **FAST
+    )
+    reason = capframe.lookup_customer_ids([email], "INSTORE", identifier="email", client=client)["error_message"][0]
+    assert reason.startswith("?[2J?no customer with *** AAA")
+    assert len(reason) <= 200
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_the_value_is_blanked_from_the_apis_reason_as_a_word_not_inside_a_number(status: int) -> None:
+    org = Sandbox(200, seed=1)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOOKUP:
+            message = f"no customer {request.url.params['identifierValue']} (nearest: customer 7000001)"
+            return httpx.Response(status, json={"entity": None, "errors": [{"code": 8015, "message": message}]})
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(answer), **FAST
+    )
+    map_ = capframe.lookup_customer_ids(["700000"], "INSTORE", identifier="externalId", client=client)
+    assert map_["error_message"][0] == "no customer *** (nearest: customer 7000001)"
 
 
 def test_a_rerun_from_the_snapshot_sends_nothing_and_needs_no_credentials(

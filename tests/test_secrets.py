@@ -27,6 +27,7 @@ import httpx
 import polars as pl
 import pytest
 import vcr
+import yaml
 
 import capframe
 import capframe.testing
@@ -240,6 +241,42 @@ def test_unknown_parents_among_many_are_a_warning_that_does_not_repeat_them() ->
     assert "2 of 3 parents were not found" in messages
     assert_absent(messages, [v for _, v in unknown], "the warning")
     assert tables.errors.height == 2  # the identifiers are data: in the errors table, not in messages
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "answer"),
+    [
+        ("lookup", 400, {"errors": [{"code": 1234, "message": "identifier {} is invalid"}]}),
+        ("children", 200, {"errors": [{"code": 8015, "message": "no customer {} found"}], "success": False}),
+    ],
+)
+def test_an_api_message_that_repeats_the_value_asked_is_repeated_without_it(
+    endpoint: str, status: int, answer: dict[str, Any]
+) -> None:
+    """A server may put the identifier value it was asked for in its error message (in another case):
+    the API's words reach the error, so the value is blanked from them."""
+    org = Sandbox(500, seed=1)
+    email = "Someone.Private@Example.com"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(("/customers/lookup", "/customers/bulk")):
+            error = answer["errors"][0]
+            echoed = {**answer, "errors": [{**error, "message": error["message"].format(email.lower())}]}
+            return httpx.Response(status, json=echoed)
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL, username="till", password="pw", transport=httpx.MockTransport(echo), **FAST
+    )
+    pull = {
+        "lookup": lambda: capframe.lookup_customer_ids([email], "INSTORE", identifier="email", client=client),
+        "children": lambda: capframe.fetch_children(("email", email), client=client),
+    }[endpoint]
+    with pytest.raises(capframe.CapframeError) as info:
+        pull()
+    text = exception_text(info.value)
+    assert "***" in text  # the API's words are there, but for the value
+    assert email.lower() not in text.lower()
 
 
 def test_failing_children_pages_are_an_error_that_does_not_repeat_the_parent(family: tuple[str, str]) -> None:
@@ -491,6 +528,40 @@ def test_recording_a_children_cassette_logs_no_parent_identifier(
     logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
     assert "vcr.cassette: Appending request" in logged
     assert_absent(logged, [family[1], *personal_data(tables)], "the log")
+
+
+def test_a_recorded_answer_that_repeats_the_value_asked_holds_it_no_more(tmp_path: Path) -> None:
+    """The lookup's answer (or a parent's) may name the value asked in its message: the query's
+    personal values are scrubbed from the answers' text as well, where they are words of their own."""
+    org = Sandbox(500, seed=1)
+    email = "someone.private@example.com"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/customers/lookup"):
+            message = f"no customer with {request.url.params['identifierValue']}"
+            return httpx.Response(200, json={"entity": None, "errors": [{"code": 8015, "message": message}]})
+        return org.handle(request)
+
+    client = capframe.Client(
+        Sandbox.BASE_URL,
+        username=Sandbox.USERNAME,
+        password=Sandbox.PASSWORD,
+        transport=httpx.MockTransport(echo),
+        **FAST,
+    )
+    ids = org.customer_ids(5)
+    prefix = str(ids[0])[:6]  # a value asked that is part of the customer ids answered later
+
+    def pull() -> None:
+        capframe.lookup_customer_ids([("email", email), ("externalId", prefix)], "INSTORE", client=client)
+        capframe.fetch_customers(ids, "INSTORE", client=client)
+
+    cassette = record(tmp_path, "lookup", pull)
+    assert "no customer with" in cassette
+    assert email not in cassette
+    bodies = [i["response"]["body"]["string"] for i in yaml.safe_load(cassette)["interactions"]]
+    assert all(json.loads(body) for body in bodies)  # a value inside a number is left: the answers stay JSON
+    assert str(ids[0]) in cassette
 
 
 def test_scrubbing_a_recorded_response_twice_changes_nothing() -> None:

@@ -130,3 +130,22 @@ def test_a_sink_needs_a_folder_and_customer_ids() -> None:
 def test_no_ids_are_empty_lazy_tables_of_the_full_schema(tmp_path: Path) -> None:
     tables = capframe.sink_customer_tables([], "INSTORE", tmp_path, client=sandbox())
     assert_equal(collected(tables), capframe.CustomerTables.empty())
+
+
+def test_lazy_tables_whose_files_a_later_pull_replaced_are_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    """A pull with max_age fetching every id of a part again removes that part's files, and so does a
+    prune: collecting an older sink's LazyFrames then is a SnapshotError saying what to do, not polars'
+    FileNotFoundError."""
+    ids = IDS[:80]
+    tables = capframe.sink_customer_tables(ids, "INSTORE", tmp_path, client=sandbox(), batch_size=40)
+    kept = tables["customers"].filter(pl.col("success")).select("customer_id").head(3)
+    capframe.fetch_customers(ids, "INSTORE", client=sandbox(), cache_dir=tmp_path, max_age=0, batch_size=40)
+    for frame in (tables["customers"], tables["identifiers"], kept):
+        with pytest.raises(capframe.SnapshotError, match="a later pull into the same folder") as info:
+            frame.collect()
+        assert "Collect a sink's LazyFrames" in str(info.value)
+    assert capframe.sink_customers(ids, "INSTORE", tmp_path, client=sandbox()).collect().height == len(ids)
+    tables = capframe.sink_customer_tables(ids, "INSTORE", tmp_path, client=sandbox())
+    capframe.Snapshot(tmp_path).prune(older_than=0)
+    with pytest.raises(capframe.SnapshotError, match="or a prune removed it"):
+        tables["customers"].collect()
