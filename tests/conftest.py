@@ -34,6 +34,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SET_REPORT_DIR] = True
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers more than the cores. Many tests wait (a notebook's kernel, a killed
+    subprocess, a sandbox server's latency, a timeout); on 2 cores, 4 workers ran the suite in 1 min 36 s
+    where 2 took 1 min 53 s. Not twice the cores: each worker pays the collection (about 4 s of CPU)."""
+    return len(os.sched_getaffinity(0)) + 2 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 2
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SCRATCH in config.stash:
         shutil.rmtree(config.stash[_SCRATCH], ignore_errors=True)
