@@ -228,6 +228,15 @@ def customer_ids(ids: Any) -> list[int]:
     and so are missing values (None, NaN, null, pandas' <NA>): the error counts them, says where the first
     few are and how to drop them, since an id that is not there cannot be asked for or accounted for.
     """
+    return customer_id_series(ids).to_list()
+
+
+def customer_id_series(ids: Any) -> pl.Series:
+    """:func:`customer_ids` as an Int64 Series: a pull of millions of ids holds them so, not as a
+    Python int each (36 bytes an id, and a dict of them all while duplicates are dropped)."""
+    # Plain ints in range only (polars reads True as 1): anything else is read, and refused, item by item.
+    if isinstance(ids, list) and all(type(value) is int and 0 < value <= MAX_ID for value in ids):
+        return _ids_from_series(pl.Series("ids", ids, dtype=pl.Int64))
     if isinstance(ids, (str, bytes, numbers.Number)) or ids is None:
         shown = "" if isinstance(ids, (str, bytes)) and not ids.strip().isdigit() else f" {ids!r}"
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}{shown}")
@@ -238,7 +247,7 @@ def customer_ids(ids: Any) -> list[int]:
     # numpy arrays of numbers go to polars whole; an object array (pandas' .to_numpy()) goes item by item.
     numpy_numbers = type(ids).__module__ == "numpy" and getattr(getattr(ids, "dtype", None), "kind", "") in "iubf"
     if isinstance(ids, pl.Series) or numpy_numbers:
-        return _ids_from_series(pl.Series("ids", ids)).to_list()
+        return _ids_from_series(pl.Series("ids", ids))
     if not isinstance(ids, Iterable):
         raise ArgumentTypeError(f"ids must be a list of customer ids, not {type(ids).__name__}")
     checked: dict[int, None] = {}
@@ -252,18 +261,7 @@ def customer_ids(ids: Any) -> list[int]:
             checked[_id(value, position)] = None
     if missing:
         raise _missing(list(missing), missing.values(), position + 1)
-    return list(checked)
-
-
-def customer_id_series(ids: Any) -> pl.Series:
-    """:func:`customer_ids` as an Int64 Series: a pull of millions of ids holds them so, not as a
-    Python int each (36 bytes an id, and a dict of them all while duplicates are dropped)."""
-    # Plain ints in range only (polars reads True as 1): anything else is read, and refused, as a list is.
-    if isinstance(ids, list) and all(type(value) is int and 0 < value <= MAX_ID for value in ids):
-        return _ids_from_series(pl.Series("ids", ids, dtype=pl.Int64))
-    if isinstance(ids, pl.Series):
-        return _ids_from_series(ids.rename("ids"))
-    return pl.Series("ids", customer_ids(ids), dtype=pl.Int64)
+    return pl.Series("ids", list(checked), dtype=pl.Int64)
 
 
 def _ids_from_series(series: pl.Series) -> pl.Series:
