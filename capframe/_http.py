@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ __all__ = [
     "RetriesExhausted",
     "Session",
     "advice",
+    "as_words",
     "call",
     "dumps",
     "lasting",
@@ -72,15 +73,20 @@ def _personal_values(parameters: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"((?:{names})=)[^&\s\"']*")
 
 
+def as_words(values: Iterable[str]) -> re.Pattern[str]:
+    """Any of ``values``, in any case, as a word of its own, never inside a longer one (an externalId
+    700000 in the customer id 700000002): where a server's text repeats a value it was asked for."""
+    alternatives = "|".join(re.escape(value) for value in sorted(set(values), key=len, reverse=True))
+    return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
+
+
 def redaction(session: Session, params: Mapping[str, str]) -> Callable[[str], str]:
-    """The session's redaction of credentials, and of the personal values among a request's ``params``:
-    a server may repeat the identifier value it was asked for in its error message, in any case. A
-    value is blanked as a word of its own, not inside a longer one (an externalId 700000 in the
-    customer id 700000002)."""
-    values = sorted({params[name] for name in personal_parameters() if params.get(name)}, key=len, reverse=True)
+    """The session's redaction of credentials, and of the personal values among a request's ``params``
+    (:func:`as_words`): a server may repeat the identifier value it was asked for in its error message."""
+    values = [params[name] for name in personal_parameters() if params.get(name)]
     if not values:
         return session.auth.redact
-    pattern = re.compile(rf"(?<![0-9A-Za-z])(?:{'|'.join(map(re.escape, values))})(?![0-9A-Za-z])", re.IGNORECASE)
+    pattern = as_words(values)
 
     def redact(text: str) -> str:
         return session.auth.redact(pattern.sub("***", text))

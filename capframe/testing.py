@@ -77,6 +77,7 @@ from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from capframe._endpoints import personal_parameters
+from capframe._http import as_words
 
 __all__ = [
     "CREDENTIAL_HEADERS",
@@ -359,8 +360,7 @@ def _without_asked(body: bytes | str, asked: set[str]) -> bytes | str:
     message "no customer with ..."): never inside a number or a longer word, which would change
     the data replayed (an externalId 700000 is part of the customer id 700000002)."""
     text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
-    values = "|".join(re.escape(v) for v in sorted(asked, key=len, reverse=True))
-    word = re.compile(rf"(?<![0-9A-Za-z])(?:{values})(?![0-9A-Za-z])", re.IGNORECASE)
+    word = as_words(asked)
     new = _JSON_STRING.sub(lambda string: word.sub(REDACTED, string[0]), text)
     if new == text:
         return body
