@@ -61,6 +61,31 @@ def identifier_type(kind: object, where: str) -> str:
     )
 
 
+# Longer than any identifier (an email is at most 254 characters): a longer value is a column of
+# something else, and sent in a URL it would make one too long to send (httpx refuses past 65,536).
+IDENTIFIER_VALUE_MOST = 512
+
+
+def identifier_value(value: object, label: str) -> str:
+    """An identifier's value as sent: text as written but for surrounding whitespace, an int as its
+    digits. ``label`` names it ("value #3 (mobile)"), never the value itself, which is personal data."""
+    if value is None or (isinstance(value, float) and value != value):
+        raise InvalidArgumentError(f"{label} is missing: drop it, or give its value")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{label} must be text, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise InvalidArgumentError(f"{label} is empty: drop it, or give its value")
+    if len(text) > IDENTIFIER_VALUE_MOST:
+        raise InvalidArgumentError(
+            f"{label} is {len(text):,} characters long, more than any identifier ({IDENTIFIER_VALUE_MOST:,} at most): "
+            "check that the values passed are identifiers"
+        )
+    return text
+
+
 def client(value: Any) -> Client:
     """``None`` -> ``Client.from_env()``; a Client as it is; anything else is refused."""
     from capframe._client import Client  # the Client checks its own options with this module

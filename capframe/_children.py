@@ -123,11 +123,7 @@ def _parent(value: Any, position: int) -> _Parent:
         )
     given, text = value
     kind = _args.identifier_type(given, f"parent #{position + 1}")
-    if isinstance(text, int) and not isinstance(text, bool):
-        text = str(text)
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidArgumentError(f"parent #{position + 1} has an empty {kind} value")
-    return _Parent(position, kind, text.strip())
+    return _Parent(position, kind, _args.identifier_value(text, f"parent #{position + 1} ({kind} identifier)"))
 
 
 def _parents(parent: Parent | Sequence[Parent]) -> tuple[list[_Parent], bool]:

@@ -90,16 +90,7 @@ def _value(item: object, position: int, kind: str | None, account: str | None) -
                 f"not {type(item).__name__}; or pass identifier='mobile' (email, externalId, cardnumber) with plain values"
             )
         kind, item = _args.identifier_type(item[0], f"value #{position + 1}"), item[1]
-    label = f"value #{position + 1} ({kind})"
-    if item is None or (isinstance(item, float) and item != item):
-        raise InvalidArgumentError(f"{label} is missing: drop it, or give its value")
-    if isinstance(item, int) and not isinstance(item, bool):
-        item = str(item)
-    if not isinstance(item, str):
-        raise ArgumentTypeError(f"{label} must be text, not {type(item).__name__}")
-    text = item.strip()
-    if not text:
-        raise InvalidArgumentError(f"{label} is empty: drop it, or give its value")
+    text = _args.identifier_value(item, f"value #{position + 1} ({kind})")
     return Value(position, kind, text, account)
 
 
@@ -136,6 +127,11 @@ def _account(account_id: object) -> str | None:
         )
     if not account.isprintable():
         raise InvalidArgumentError("account_id holds control characters: give the source's account id as it is written")
+    if len(account) > _args.IDENTIFIER_VALUE_MOST:
+        raise InvalidArgumentError(
+            f"account_id is {len(account):,} characters long, more than any account id "
+            f"({_args.IDENTIFIER_VALUE_MOST:,} at most): give the source's account id"
+        )
     return account
 
 

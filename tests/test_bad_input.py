@@ -531,7 +531,11 @@ def test_fetch_without_a_client_and_without_configuration_says_how(monkeypatch: 
         (("phone", "917799889933"), InvalidArgumentError, ("'phone'", "mobile")),
         (("mobile", ""), InvalidArgumentError, ("empty", "mobile")),
         (("email", "   "), InvalidArgumentError, ("empty", "email")),
-        (("mobile", None), InvalidArgumentError, ("empty",)),
+        (("mobile", None), InvalidArgumentError, ("parent #1 (mobile identifier) is missing",)),
+        (("mobile", 917799889933.0), ArgumentTypeError, ("must be text, not float",)),
+        # past httpx's URL limit it was httpx's InvalidURL; any longer than an identifier is refused
+        (("mobile", "9" * 70_000), InvalidArgumentError, ("parent #1 (mobile identifier) is 70,000 characters",)),
+        (("email", "x" * 513), InvalidArgumentError, ("513 characters", "512 at most")),
         ((None, "917799889933"), InvalidArgumentError, ("None",)),
         (0, InvalidArgumentError, ("is 0", "positive")),
         (-7, InvalidArgumentError, ("-7",)),

@@ -116,7 +116,7 @@ def test_companies(client: capframe.Client) -> None:
     ("parent", "error", "message"),
     [
         (("phone", "1"), capframe.InvalidArgumentError, "identifier type 'phone'"),
-        (("mobile", " "), capframe.InvalidArgumentError, "empty mobile"),
+        (("mobile", " "), capframe.InvalidArgumentError, r"parent #1 \(mobile identifier\) is empty"),
         ("917799889933", capframe.ArgumentTypeError, r"\(identifier_type, value\) pair"),
         (-5, capframe.InvalidArgumentError, "positive"),
         ([], capframe.InvalidArgumentError, "empty list"),

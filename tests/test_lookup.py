@@ -119,6 +119,9 @@ def test_values_keep_their_text_and_lose_surrounding_whitespace() -> None:
         (["915550000001", " "], "mobile", capframe.InvalidArgumentError, "value #2 (mobile) is empty"),
         (["915550000001", None], "mobile", capframe.InvalidArgumentError, "value #2 (mobile) is missing"),
         ([("mobile", "915550000001"), "x"], None, capframe.ArgumentTypeError, "value #2 must be an"),
+        # past httpx's URL limit it was httpx's InvalidURL, not a capframe error
+        (["915550000001", "9" * 70_000], "mobile", capframe.InvalidArgumentError, "value #2 (mobile) is 70,000 char"),
+        (["915550000001", "9" * 513], "mobile", capframe.InvalidArgumentError, "is 513 characters long, more than"),
         (
             ["915550000001"],
             "phone",
@@ -367,3 +370,5 @@ def test_an_account_id_looks_values_up_in_a_multi_account_source(tmp_path: Path)
         capframe.fetch_customers([565338404], "WECHAT", account_id="wx-1", client=client)
     with pytest.raises(capframe.InvalidArgumentError, match="account_id is empty"):
         capframe.lookup_customer_ids(values, "WECHAT", identifier="mobile", account_id=" ", client=client)
+    with pytest.raises(capframe.InvalidArgumentError, match="account_id is 70,000 characters long"):
+        capframe.lookup_customer_ids(values, "WECHAT", identifier="mobile", account_id="a" * 70_000, client=client)
