@@ -98,7 +98,7 @@ CustomersById = Callable[[list[int], str, Client | None, Any], Awaitable[Deliver
 class _Parent:
     position: int
     type: str | None  # None until a customer id is resolved
-    value: str
+    value: str = field(repr=False)  # personal data: never in a traceback's locals or a log
     customer_id: int | None = None
 
     def label(self) -> str:

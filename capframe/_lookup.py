@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -70,7 +70,7 @@ class Value:
 
     position: int
     type: str
-    text: str
+    text: str = field(repr=False)  # personal data: never in a traceback's locals or a log
     account: str | None = None
 
     def label(self) -> str:

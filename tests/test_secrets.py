@@ -588,3 +588,18 @@ def test_scrubbing_a_recorded_response_twice_changes_nothing() -> None:
     assert capframe.testing.scrub_response(once) == once
     tables = capframe.tidy_customers([body])
     assert_absent(once["body"]["string"].decode(), personal_data(tables), "a half body")
+
+
+def test_the_values_asked_are_not_in_the_reprs_that_carry_them() -> None:
+    """A lookup's value and a parent's identifier travel through the engine in small objects; a
+    traceback with locals, a debugger or a log line with %r shows their repr. Both showed the value."""
+    from capframe._children import _parent
+    from capframe._lookup import values_of
+
+    value = values_of(["917799889933"], "mobile")[0]
+    parent = _parent(("email", "someone@example.com"), 0)
+    assert (value.text, parent.value) == ("917799889933", "someone@example.com")
+    assert "917799889933" not in repr(value)
+    assert "mobile" in repr(value)
+    assert "someone@example.com" not in repr(parent)
+    assert "email" in repr(parent)
