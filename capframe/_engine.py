@@ -39,7 +39,7 @@ import logging
 import os
 import warnings
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import version
@@ -49,13 +49,14 @@ from typing import Protocol, TypeVar, overload
 import polars as pl
 
 from capframe import _args, _wire
-from capframe._answers import Answer, Tidied, Unread, read_group
+from capframe._answers import Answer, Tidied, Unread, combine, read_group
 from capframe._client import Client, resolve_host
+from capframe._contract import Contract, holds
 from capframe._endpoints import Spec
 from capframe._http import RetriesExhausted, Session, advice, lasting
 from capframe._progress import Progress, progress_bar
 from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
-from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run
+from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run, failed_checks
 from capframe.errors import (
     ArgumentTypeError,
     CapframeError,
@@ -72,13 +73,16 @@ __all__ = [
     "Pulled",
     "Reply",
     "Unit",
+    "check_streaming",
     "connect",
     "deliver",
     "group_numbers",
+    "in_order_lazily",
     "in_progress_limit",
     "pull",
     "scan",
     "snapshot_of",
+    "stored_tables",
 ]
 
 log = logging.getLogger("capframe")
@@ -566,7 +570,7 @@ async def pull(
         now = _now()
         return Pulled(spec, [], [], [], {}, 0, 0, 0, now, now, notices)
     units = pl.Series("unit", units, dtype=dtype)  # a million units as Python objects, each: 36 bytes
-    held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
+    held = pl.DataFrame(schema={"unit": dtype, "part": pl.Categorical, "fetched_at": pl.Datetime("us", "UTC")})
     damaged: list[Path] = []
     if snapshot is not None:
         snapshot.check(create=client is not None, notices=notices)
@@ -665,6 +669,43 @@ async def pull(
     )
 
 
+def stored_tables(pulled: Pulled, notices: list[Notice]) -> dict[str, pl.LazyFrame]:
+    """A sink's tables, not yet ordered: the snapshot's rows of the units answered (``pulled.scans``),
+    then those kept in memory (failed units' rows, groups the snapshot could not take). Adds the
+    warnings a fetch gives to ``notices``: those of the answers, and of values the snapshot's tables
+    list as unread (a few rows of its errors table; the rest is never read)."""
+    assert pulled.scans is not None
+    names, kept = pulled.spec.write_order, pulled.chunks
+    stored = {
+        name: pl.concat([pulled.scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in names
+    }
+    errors = stored["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
+    unread = {name: pl.DataFrame(schema=frame.collect_schema()) for name, frame in stored.items()}
+    unread["errors"] = errors.collect()
+    combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], names, names[0], notices)
+    return stored
+
+
+def check_streaming(tables: dict[str, pl.LazyFrame], contracts: Mapping[str, Contract], *, read: bool) -> None:
+    """Check a sink's tables as a fetch's are, against the models' rules, in batches (memory stays
+    flat): a folder someone else wrote may hold values capframe's models refuse, with checksums to match."""
+    for name, frame in tables.items():
+        if not holds({name: frame}, contracts, streaming=True):
+            raise failed_checks(f"the {name} table", read=read)
+
+
+def in_order_lazily(tables: dict[str, pl.LazyFrame], ids: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`capframe._answers.in_order`, for LazyFrames: rows grouped by customer in the order of
+    ``ids`` (a frame of distinct ``customer_id``; stable within a customer, rows tied to no customer last)."""
+    position = ids.select(pl.col("customer_id").cast(pl.Int64)).with_row_index("_position")
+    return {
+        name: frame.join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name, frame in tables.items()
+    }
+
+
 def _in_unit_order(
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]], units: pl.Series
 ) -> list[tuple[tuple[Unit, ...], RetriesExhausted]]:
@@ -682,7 +723,7 @@ def _held_instead(store: Store | None, host: str, source: str) -> str:
     other than the author's makes every unit missing, and "set CAPILLARY_HOST" alone does not say so."""
     if store is None:
         return ""
-    held = [f"{h} {s}" for h, s in store.units().select("host", "source").unique().sort("host", "source").iter_rows()]
+    held = [f"{h} {s}" for h, s in sorted(store.units().select("host", "source").unique().iter_rows())]
     return f" for {host} and source {source}" + (f" (it holds {named(held)})" if held else "")
 
 
