@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import ctypes
 import logging
 import os
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -640,6 +642,8 @@ async def pull(
         now = _now()
         chunks, first, last = [*run.chunks, *run.noticed], now, now
     else:
+        if requests:
+            _give_back_freed_memory()
         chunks, scans, first, last = await asyncio.to_thread(
             _read_back, run, store, units, [*failed_units, *unanswered], dtype, read_back
         )
@@ -704,6 +708,19 @@ def in_order_lazily(tables: dict[str, pl.LazyFrame], ids: pl.LazyFrame) -> dict[
         .drop("_position")
         for name, frame in tables.items()
     }
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim). The fetch's bodies and
+    Python objects, freed, stay in the process otherwise, and what the read-back allocates comes on
+    top: at 300,000 ids the read-back peaked 45 MB lower with it (benchmarks/bench_memory.py)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl): it keeps its free pages
+        return
+    trim(0)
 
 
 def _in_unit_order(
