@@ -440,6 +440,8 @@ async def _pull_walks(
     *,
     read_back: bool,
 ) -> _Walks:
+    """Resolve the parents, walk those the snapshot lacks (``read_back``: see ``_engine.pull``), and
+    account for every parent asked; a single parent the API does not know is ParentNotFoundError."""
     asked, single = _parents(parent)
     parents = _distinct(asked)
     source = _args.source(source)
@@ -522,7 +524,7 @@ async def pull_children(
     stored = (
         combine(walks.pulled.chunks, TABLES, "children", walks.notices)
         if any(c.tables for c in walks.pulled.chunks)
-        else ChildrenTables.empty().tables()
+        else {name: frame for name, frame in ChildrenTables.empty().tables().items() if name in TABLES}
     )
     plans = _tables_of(walks, {name: frame.lazy() for name, frame in stored.items()})
     tables = dict(zip(plans, pl.collect_all(plans.values()), strict=True))

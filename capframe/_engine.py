@@ -581,6 +581,8 @@ async def pull(
         notices += store.notices
         store.notices = []
     missing = _missing(units, held["unit"]) if held.height else units
+    read = held.height
+    del held  # a rerun's index rows of every unit asked: not needed past here
     if len(missing) and client is None:
         if store is not None and store.foreign:
             raise SnapshotError(
@@ -595,7 +597,7 @@ async def pull(
             )
         raise ConfigurationError(
             f"{len(missing)} of {len(units)} {words} are not in the snapshot{where}"
-            f"{_held_instead(store, host, source) if not held.height else f' for {host} and source {source}'}: "
+            f"{_held_instead(store, host, source) if not read else f' for {host} and source {source}'}: "
             f"to fetch them, {_TO_FETCH}"
         )
     if len(missing) and store is not None:
@@ -636,7 +638,6 @@ async def pull(
         run.bar.close()
     failed_units = [u for units_, _ in run.failed for u in units_]
     unanswered = _left_out(run, missing).to_list() if ask_again else []
-    read = held.height
     scans: dict[str, pl.LazyFrame] | None = None
     if store is None:
         now = _now()
@@ -678,11 +679,10 @@ def stored_tables(pulled: Pulled, notices: list[Notice]) -> dict[str, pl.LazyFra
     then those kept in memory (failed units' rows, groups the snapshot could not take). Adds the
     warnings a fetch gives to ``notices``: those of the answers, and of values the snapshot's tables
     list as unread (a few rows of its errors table; the rest is never read)."""
-    assert pulled.scans is not None
     names, kept = pulled.spec.write_order, pulled.chunks
-    stored = {
-        name: pl.concat([pulled.scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in names
-    }
+    # No scans: no unit was asked (parents none of which was found), so the snapshot has no rows to give.
+    scans = pulled.scans or {name: pl.LazyFrame(schema=pulled.spec.table_schemas()[name]) for name in names}
+    stored = {name: pl.concat([scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in names}
     errors = stored["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
     unread = {name: pl.DataFrame(schema=frame.collect_schema()) for name, frame in stored.items()}
     unread["errors"] = errors.collect()
