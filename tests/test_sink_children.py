@@ -126,3 +126,12 @@ def test_one_unknown_parent_is_parent_not_found_and_a_sink_needs_a_folder(tmp_pa
         capframe.sink_children(("email", "nobody@example.invalid"), tmp_path, client=sandbox())
     with pytest.raises(capframe.InvalidArgumentError, match="pass cache_dir"):
         capframe.sink_children(PARENTS[1], None, client=sandbox())  # type: ignore[arg-type]
+
+
+def test_parents_none_of_which_is_found_are_parents_rows_and_empty_tables(tmp_path: Path) -> None:
+    # Customer ids Get Customers Bulk does not know: no walk is asked at all.
+    unknown: list[Any] = list(ORG.unknown_ids(2))
+    want = quietly(lambda: capframe.fetch_children_tables(unknown, client=sandbox()))
+    got = collected(quietly(lambda: capframe.sink_children_tables(unknown, tmp_path, client=sandbox())))
+    assert_equal(got, want)
+    assert got["parents"]["found"].to_list() == [False, False]
