@@ -32,16 +32,30 @@ from typing import Any
 import polars as pl
 
 from capframe import _args, _tidy, _wire
-from capframe._answers import Answer, Tidied, answer, combine, in_order, tidy_answers
+from capframe._answers import Answer, Tidied, answer, combine, tidy_answers
 from capframe._classify import server_text
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
-from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, pull, scan, snapshot_of
+from capframe._engine import (
+    Delivery,
+    Notice,
+    Pulled,
+    Reply,
+    Unit,
+    check_streaming,
+    connect,
+    in_order_lazily,
+    pull,
+    scan,
+    snapshot_of,
+    stored_tables,
+)
 from capframe._http import Session, call, redaction
 from capframe._snapshot import max_age_of
 from capframe._tables import ChildrenTables, CustomerTables, Provenance
 from capframe.errors import (
     ArgumentTypeError,
+    CapframeError,
     CapframeWarning,
     FetchError,
     InvalidArgumentError,
@@ -53,6 +67,7 @@ __all__ = [
     "CustomersById",
     "Parent",
     "pull_children",
+    "pull_children_scans",
     "scan_children",
 ]
 
@@ -392,7 +407,22 @@ def _identifiers_of(tables: CustomerTables) -> dict[int, _Parent | Refusal]:
     return found
 
 
-async def pull_children(
+@dataclass
+class _Walks:
+    """A children pull done: what its fetch and its sink both make their tables from."""
+
+    parents: list[_Parent]  # each parent once, as first asked
+    ready: list[_Parent]  # those with a walk to read (found, or given as an identifier)
+    walks: dict[str, _Parent]  # a walk's unit -> the parent it walks
+    asked: pl.DataFrame  # one row per parent asked (see _asked)
+    errors: pl.DataFrame  # an errors row per parent without children to show
+    not_found: int  # parents the API (or Get Customers Bulk) does not know
+    pulled: Pulled
+    provenance: Provenance
+    notices: list[Notice]
+
+
+async def _pull_walks(
     parent: Parent | Sequence[Parent],
     source: str,
     client: Client | None,
@@ -402,10 +432,12 @@ async def pull_children(
     progress: bool | None,
     cache_dir: str | os.PathLike[str] | None,
     max_age: timedelta | float | None,
-    *,
     customers_by_id: CustomersById,
-) -> Delivery[ChildrenTables]:
-    """The pull behind the fetch_children functions; ``customers_by_id`` looks up parents given as ids."""
+    *,
+    read_back: bool,
+) -> _Walks:
+    """Resolve the parents, walk those the snapshot lacks (``read_back``: see ``_engine.pull``), and
+    account for every parent asked; a single parent the API does not know is ParentNotFoundError."""
     asked, single = _parents(parent)
     parents = _distinct(asked)
     source = _args.source(source)
@@ -430,6 +462,7 @@ async def pull_children(
         max_age=age,
         progress=progress,
         keep=TABLES,
+        read_back=read_back,
     )
     notices += adapter.notices + pulled.notices
     outcomes = _outcomes(walked, association, pulled)
@@ -443,18 +476,86 @@ async def pull_children(
             code=code,
         )
     provenance = pulled.provenance(host, source, len(parents), len(outcomes))
-    errors = _error_rows(parents, outcomes)
-    bundle = _bundle(pulled.chunks, errors, ready, _asked(asked, parents, walked, outcomes), provenance, notices)
-    if not_found:
-        notices.append(
+    table_of_asked = _asked(asked, parents, walked, outcomes)
+    return _Walks(
+        parents,
+        ready,
+        walks,
+        table_of_asked,
+        _error_rows(parents, outcomes),
+        len(not_found),
+        pulled,
+        provenance,
+        notices,
+    )
+
+
+def _not_found_notice(walks: _Walks) -> None:
+    if walks.not_found:
+        walks.notices.append(
             (
-                f"{len(not_found)} of {len(parents)} parents were not found: fetch_children_tables(...)"
+                f"{walks.not_found} of {len(walks.parents)} parents were not found: fetch_children_tables(...)"
                 ".failed_parents lists each, with the API's reason",
                 CapframeWarning,
             )
         )
-    error = pulled.error(len(parents), bundle, cached=snapshot is not None, label=lambda u: walks[str(u)].label())
-    return bundle, notices, error
+
+
+async def pull_children(
+    parent: Parent | Sequence[Parent],
+    source: str,
+    client: Client | None,
+    association: str,
+    page_size: int | None,
+    sort_order: str,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str] | None,
+    max_age: timedelta | float | None,
+    *,
+    customers_by_id: CustomersById,
+) -> Delivery[ChildrenTables]:
+    """The pull behind the fetch_children functions; ``customers_by_id`` looks up parents given as ids."""
+    arguments = (parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    walks = await _pull_walks(*arguments, customers_by_id, read_back=True)
+    stored = (
+        combine(walks.pulled.chunks, TABLES, "children", walks.notices)
+        if any(c.tables for c in walks.pulled.chunks)
+        else {name: frame for name, frame in ChildrenTables.empty().tables().items() if name in TABLES}
+    )
+    plans = _tables_of(walks, {name: frame.lazy() for name, frame in stored.items()})
+    tables = dict(zip(plans, pl.collect_all(plans.values()), strict=True))
+    bundle = ChildrenTables.of(tables, walks.provenance).checked()
+    _not_found_notice(walks)
+    return bundle, walks.notices, _error(walks, bundle, cache_dir is not None)
+
+
+async def pull_children_scans(
+    parent: Parent | Sequence[Parent],
+    source: str,
+    client: Client | None,
+    association: str,
+    page_size: int | None,
+    sort_order: str,
+    progress: bool | None,
+    cache_dir: str | os.PathLike[str],
+    max_age: timedelta | float | None,
+    *,
+    customers_by_id: CustomersById,
+) -> Delivery[dict[str, pl.LazyFrame]]:
+    """The pull behind the sink_children functions: into the snapshot, then every table (children
+    first) as a LazyFrame over its files, holding the walks of the parents asked only, in their
+    order, with failed parents as rows: what :func:`pull_children` would give, not yet read."""
+    arguments = (parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
+    walks = await _pull_walks(*arguments, customers_by_id, read_back=False)
+    tables = _tables_of(walks, stored_tables(walks.pulled, walks.notices))
+    check_streaming(tables, ChildrenTables.contracts(), read=walks.pulled.read > 0)
+    _not_found_notice(walks)
+    ordered = {name: tables[name] for name in ChildrenTables.NAMES}
+    return ordered, walks.notices, _error(walks, ordered, cached=True)
+
+
+def _error(walks: _Walks, partial: ChildrenTables | dict[str, pl.LazyFrame], cached: bool) -> CapframeError | None:
+    return walks.pulled.error(len(walks.parents), partial, cached=cached, label=lambda u: walks.walks[str(u)].label())
 
 
 def _asked(
@@ -500,61 +601,55 @@ def _asked(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _parents_table(asked: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
+def _parents_table(asked: pl.DataFrame, children: pl.LazyFrame) -> pl.LazyFrame:
     """The ``parents`` table: ``asked`` with each found parent's children counted (0 included) and
     its customer id where only the API's ``parentCustomer`` states it."""
-    families = children.group_by("parent_type", "parent_value").agg(
-        pl.len().cast(pl.Int64).alias("no_of_children"),
-        # Server text: a userId that is no customer id is not taken.
-        pl.col("parent_customer")
-        .str.json_path_match("$.profiles[0].userId")
-        .cast(pl.Int64, strict=False)
-        .drop_nulls()
-        .first()
-        .alias("stated_id"),
+    families = (
+        children.lazy()
+        .group_by("parent_type", "parent_value")
+        .agg(
+            pl.len().cast(pl.Int64).alias("no_of_children"),
+            # Server text: a userId that is no customer id is not taken.
+            pl.col("parent_customer")
+            .str.json_path_match("$.profiles[0].userId")
+            .cast(pl.Int64, strict=False)
+            .drop_nulls()
+            .first()
+            .alias("stated_id"),
+        )
     )
-    return asked.join(families, on=["parent_type", "parent_value"], how="left", maintain_order="left").select(
-        "parent_number",
-        "given_as",
-        "given_value",
-        pl.coalesce("customer_id", pl.when(pl.col("stated_id") > 0).then("stated_id")).alias("customer_id"),
-        "found",
-        pl.when("found").then(pl.col("no_of_children").fill_null(0)).alias("no_of_children"),
-        "error_code",
-        "error_message",
+    return (
+        asked.lazy()
+        .join(families, on=["parent_type", "parent_value"], how="left", maintain_order="left")
+        .select(
+            "parent_number",
+            "given_as",
+            "given_value",
+            pl.coalesce("customer_id", pl.when(pl.col("stated_id") > 0).then("stated_id")).alias("customer_id"),
+            "found",
+            pl.when("found").then(pl.col("no_of_children").fill_null(0)).alias("no_of_children"),
+            "error_code",
+            "error_message",
+        )
     )
 
 
-def _bundle(
-    chunks: list[Tidied],
-    errors: pl.DataFrame,
-    parents: list[_Parent],
-    asked: pl.DataFrame,
-    provenance: Provenance,
-    notices: list[Notice],
-) -> ChildrenTables:
-    tables = (
-        combine(chunks, TABLES, "children", notices)
-        if any(c.tables for c in chunks)
-        else ChildrenTables.empty().tables()
-    )
+def _tables_of(walks: _Walks, stored: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
+    """The bundle's tables (``parents`` made) from the stored tables of the walks, in walk order: the
+    same plan for a fetch (which collects it) and a sink (which hands it out)."""
     # A child of two parents is one row per parent in `children`, but one customer in the others.
-    tables = {
-        name: frame if name == "children" else frame.unique(maintain_order=True) for name, frame in tables.items()
-    }
-    tables = {"children": _with_parent_ids(tables["children"], parents)} | in_order(
-        {name: frame for name, frame in tables.items() if name != "children"},
-        tables["children"]["customer_id"].unique(maintain_order=True),
-    )
-    tables["errors"] = pl.concat([tables["errors"], errors])
-    tables["parents"] = _parents_table(asked, tables["children"])
-    bundle = ChildrenTables.of(tables, provenance)
-    return bundle.checked()
+    others = {name: frame.unique(maintain_order=True) for name, frame in stored.items() if name != "children"}
+    ids = stored["children"].select(pl.col("customer_id").unique(maintain_order=True))
+    children = _with_parent_ids(stored["children"], walks.ready)
+    tables = {"children": children, **in_order_lazily(others, ids)}
+    tables["errors"] = pl.concat([tables["errors"], walks.errors.lazy()])
+    tables["parents"] = _parents_table(walks.asked, children)
+    return {name: tables[name] for name in ChildrenTables.NAMES}
 
 
-def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataFrame:
+def _with_parent_ids(children: pl.LazyFrame, parents: list[_Parent]) -> pl.LazyFrame:
     """The customer id a parent was given as, beside its identifier (null for a parent given by identifier)."""
-    given = pl.DataFrame(
+    given = pl.LazyFrame(
         [(p.type, p.value, p.customer_id) for p in parents if p.customer_id is not None],
         schema={"parent_type": pl.String, "parent_value": pl.String, "parent_customer_id": pl.Int64},
         orient="row",
@@ -562,9 +657,9 @@ def _with_parent_ids(children: pl.DataFrame, parents: list[_Parent]) -> pl.DataF
     joined = children.drop("parent_customer_id", strict=False).join(
         given, on=["parent_type", "parent_value"], how="left", maintain_order="left"
     )
-    at = joined.columns.index("customer_id") + 1
-    order = [*joined.columns[:at], "parent_customer_id", *[c for c in joined.columns[at:] if c != "parent_customer_id"]]
-    return joined.select(order)
+    columns = joined.collect_schema().names()
+    at = columns.index("customer_id") + 1
+    return joined.select(*columns[:at], "parent_customer_id", *[c for c in columns[at:] if c != "parent_customer_id"])
 
 
 def scan_children(

@@ -19,7 +19,7 @@ from typing import TypeVar, cast
 
 import polars as pl
 
-from capframe import _args, _contract, _tidy, _wire
+from capframe import _args, _tidy, _wire
 from capframe._answers import (
     NO_UNKNOWN,
     Answer,
@@ -33,10 +33,24 @@ from capframe._answers import (
 )
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
-from capframe._engine import Delivery, Notice, Pulled, Reply, Unit, connect, deliver, pull, scan, snapshot_of
+from capframe._engine import (
+    Delivery,
+    Notice,
+    Pulled,
+    Reply,
+    Unit,
+    check_streaming,
+    connect,
+    deliver,
+    in_order_lazily,
+    pull,
+    scan,
+    snapshot_of,
+    stored_tables,
+)
 from capframe._http import Session, call, dumps
 from capframe._snapshot import max_age_of
-from capframe._tables import CustomerTables, Provenance, failed_checks
+from capframe._tables import CustomerTables, Provenance
 from capframe.errors import InvalidArgumentError
 
 __all__ = [
@@ -333,33 +347,11 @@ async def pull_customer_scans(
     )
     if pulled is None:
         return {name: frame.lazy() for name, frame in CustomerTables.empty().tables().items()}, [], None
-    assert pulled.scans is not None
-    # In memory: failed ids' rows, and the tables of groups the snapshot could not take.
-    kept = pulled.chunks
-    unordered = {
-        name: pl.concat([pulled.scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in TABLES
-    }
-    # The warnings fetch_customers gives: those of the answers, and of values the snapshot's tables
-    # list as unread (a few rows of its errors table; the rest is never read).
-    errors = unordered["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
-    schemas = {name: frame.collect_schema() for name, frame in unordered.items()}
-    unread = {name: pl.DataFrame(schema=schema) for name, schema in schemas.items()} | {"errors": errors.collect()}
     notices = pulled.notices
-    combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], TABLES, "customers", notices)
-    # Checked as a fetch's tables are, against the models' rules, in batches (memory stays flat): a
-    # folder someone else wrote may hold values capframe's models refuse, with checksums to match.
-    contracts = CustomerTables.contracts()
-    for name, frame in unordered.items():
-        if not _contract.holds({name: frame}, contracts, streaming=True):
-            raise failed_checks(f"the {name} table", read=pulled.read > 0)
-    position = pl.LazyFrame({"customer_id": wanted}, schema={"customer_id": pl.Int64}).with_row_index("_position")
-    tables = {
-        name: unordered[name]
-        .join(position, on="customer_id", how="left", maintain_order="left")
-        .sort("_position", maintain_order=True, nulls_last=True)
-        .drop("_position")
-        for name in CustomerTables.NAMES
-    }
+    unordered = stored_tables(pulled, notices)
+    check_streaming(unordered, CustomerTables.contracts(), read=pulled.read > 0)
+    ordered = in_order_lazily(unordered, pl.LazyFrame({"customer_id": wanted}, schema={"customer_id": pl.Int64}))
+    tables = {name: ordered[name] for name in CustomerTables.NAMES}
     return tables, notices, pulled.error(len(wanted), tables, cached=True, ids=_failed_ids(pulled))
 
 

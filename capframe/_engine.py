@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import ctypes
 import logging
 import os
+import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import version
@@ -49,13 +51,14 @@ from typing import Protocol, TypeVar, overload
 import polars as pl
 
 from capframe import _args, _wire
-from capframe._answers import Answer, Tidied, Unread, read_group
+from capframe._answers import Answer, Tidied, Unread, combine, read_group
 from capframe._client import Client, resolve_host
+from capframe._contract import Contract, holds
 from capframe._endpoints import Spec
 from capframe._http import RetriesExhausted, Session, advice, lasting
 from capframe._progress import Progress, progress_bar
 from capframe._snapshot import Notice, Snapshot, Store, _now, by_part, cannot_write, damaged_or_missing, named
-from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run
+from capframe._tables import ChildrenTables, CustomerTables, Provenance, RunCount, describe_run, failed_checks
 from capframe.errors import (
     ArgumentTypeError,
     CapframeError,
@@ -72,13 +75,16 @@ __all__ = [
     "Pulled",
     "Reply",
     "Unit",
+    "check_streaming",
     "connect",
     "deliver",
     "group_numbers",
+    "in_order_lazily",
     "in_progress_limit",
     "pull",
     "scan",
     "snapshot_of",
+    "stored_tables",
 ]
 
 log = logging.getLogger("capframe")
@@ -566,7 +572,7 @@ async def pull(
         now = _now()
         return Pulled(spec, [], [], [], {}, 0, 0, 0, now, now, notices)
     units = pl.Series("unit", units, dtype=dtype)  # a million units as Python objects, each: 36 bytes
-    held = pl.DataFrame(schema={"unit": dtype, "part": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
+    held = pl.DataFrame(schema={"unit": dtype, "part": pl.Categorical, "fetched_at": pl.Datetime("us", "UTC")})
     damaged: list[Path] = []
     if snapshot is not None:
         snapshot.check(create=client is not None, notices=notices)
@@ -575,6 +581,8 @@ async def pull(
         notices += store.notices
         store.notices = []
     missing = _missing(units, held["unit"]) if held.height else units
+    read = held.height
+    del held  # a rerun's index rows of every unit asked: not needed past here
     if len(missing) and client is None:
         if store is not None and store.foreign:
             raise SnapshotError(
@@ -589,7 +597,7 @@ async def pull(
             )
         raise ConfigurationError(
             f"{len(missing)} of {len(units)} {words} are not in the snapshot{where}"
-            f"{_held_instead(store, host, source) if not held.height else f' for {host} and source {source}'}: "
+            f"{_held_instead(store, host, source) if not read else f' for {host} and source {source}'}: "
             f"to fetch them, {_TO_FETCH}"
         )
     if len(missing) and store is not None:
@@ -630,12 +638,13 @@ async def pull(
         run.bar.close()
     failed_units = [u for units_, _ in run.failed for u in units_]
     unanswered = _left_out(run, missing).to_list() if ask_again else []
-    read = held.height
     scans: dict[str, pl.LazyFrame] | None = None
     if store is None:
         now = _now()
         chunks, first, last = [*run.chunks, *run.noticed], now, now
     else:
+        if requests:
+            _give_back_freed_memory()
         chunks, scans, first, last = await asyncio.to_thread(
             _read_back, run, store, units, [*failed_units, *unanswered], dtype, read_back
         )
@@ -665,6 +674,55 @@ async def pull(
     )
 
 
+def stored_tables(pulled: Pulled, notices: list[Notice]) -> dict[str, pl.LazyFrame]:
+    """A sink's tables, not yet ordered: the snapshot's rows of the units answered (``pulled.scans``),
+    then those kept in memory (failed units' rows, groups the snapshot could not take). Adds the
+    warnings a fetch gives to ``notices``: those of the answers, and of values the snapshot's tables
+    list as unread (a few rows of its errors table; the rest is never read)."""
+    names, kept = pulled.spec.write_order, pulled.chunks
+    # No scans: no unit was asked (parents none of which was found), so the snapshot has no rows to give.
+    scans = pulled.scans or {name: pl.LazyFrame(schema=pulled.spec.table_schemas()[name]) for name in names}
+    stored = {name: pl.concat([scans[name], *(c.tables[name].lazy() for c in kept if c.tables)]) for name in names}
+    errors = stored["errors"].filter((pl.col("origin") == "capframe") & (pl.col("level") == "warning"))
+    unread = {name: pl.DataFrame(schema=frame.collect_schema()) for name, frame in stored.items()}
+    unread["errors"] = errors.collect()
+    combine([*(Tidied({}, c.unexpected, c.drift) for c in kept), Tidied(unread)], names, names[0], notices)
+    return stored
+
+
+def check_streaming(tables: dict[str, pl.LazyFrame], contracts: Mapping[str, Contract], *, read: bool) -> None:
+    """Check a sink's tables as a fetch's are, against the models' rules, in batches (memory stays
+    flat): a folder someone else wrote may hold values capframe's models refuse, with checksums to match."""
+    for name, frame in tables.items():
+        if not holds({name: frame}, contracts, streaming=True):
+            raise failed_checks(f"the {name} table", read=read)
+
+
+def in_order_lazily(tables: dict[str, pl.LazyFrame], ids: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`capframe._answers.in_order`, for LazyFrames: rows grouped by customer in the order of
+    ``ids`` (a frame of distinct ``customer_id``; stable within a customer, rows tied to no customer last)."""
+    position = ids.select(pl.col("customer_id").cast(pl.Int64)).with_row_index("_position")
+    return {
+        name: frame.join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name, frame in tables.items()
+    }
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim). The fetch's bodies and
+    Python objects, freed, stay in the process otherwise, and what the read-back allocates comes on
+    top: at 300,000 ids the read-back peaked 45 MB lower with it (benchmarks/bench_memory.py)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl): it keeps its free pages
+        return
+    trim(0)
+
+
 def _in_unit_order(
     failed: list[tuple[tuple[Unit, ...], RetriesExhausted]], units: pl.Series
 ) -> list[tuple[tuple[Unit, ...], RetriesExhausted]]:
@@ -682,7 +740,7 @@ def _held_instead(store: Store | None, host: str, source: str) -> str:
     other than the author's makes every unit missing, and "set CAPILLARY_HOST" alone does not say so."""
     if store is None:
         return ""
-    held = [f"{h} {s}" for h, s in store.units().select("host", "source").unique().sort("host", "source").iter_rows()]
+    held = [f"{h} {s}" for h, s in sorted(store.units().select("host", "source").unique().iter_rows())]
     return f" for {host} and source {source}" + (f" (it holds {named(held)})" if held else "")
 
 
@@ -709,24 +767,27 @@ def _read_back(
     with store.snapshot.lock(exclusive=False):
         index, files = store.view()
     # Only the columns read back, and no sort of every row: at a million units the index, the
-    # matched rows and a sorted copy alive at once were the pull's peak.
-    rows = (  # lazily: the filter copies only the columns kept
+    # matched rows and a sorted copy alive at once were the pull's peak. Matched three times, each
+    # keeping what it needs: the refusals' text (16 bytes a row, null or not) and the times were 32
+    # of a matched row's 48 bytes.
+    matched = (
         index.lazy()
         .filter((pl.col("host") == run.host) & (pl.col("source") == run.source) & store.current())
-        # A part's name is 25 bytes a row as text, 4 as a category: a million units' rows held 25 MB less.
-        .select("unit", pl.col("part").cast(pl.Categorical), "fetched_at", "code", "message")
         .join(wanted.to_frame().lazy().with_row_index("_position"), on="unit", how="inner")
+    )
+    rows = matched.select("unit", "part", "_position").collect()
+    refused = matched.filter(pl.col("message").is_not_null()).select("unit", "code", "message", "_position").collect()
+    first, last = (
+        matched.select(pl.col("fetched_at").min().alias("first"), pl.col("fetched_at").max().alias("last"))
         .collect()
+        .row(0)
     )
     del index
-    refused = rows.filter(pl.col("message").is_not_null()).sort("_position")
-    run.refused |= {u: (c, m) for u, c, m in refused.select("unit", "code", "message").iter_rows()}
+    run.refused |= {u: (c, m) for u, c, m in refused.sort("_position").select("unit", "code", "message").iter_rows()}
     now = _now()
-    first = rows["fetched_at"].min() if rows.height else now
-    last = rows["fetched_at"].max() if rows.height else now
+    first, last = first or now, last or now
     assert isinstance(first, datetime)
     assert isinstance(last, datetime)
-    rows = rows.select("unit", "part", "_position")  # what is left to do needs no more
     part_order = rows.group_by("part").agg(pl.col("_position").min()).sort("_position")["part"].to_list()
     files = files.filter(pl.col("part").is_in(part_order))
     kept = [*run.chunks, *run.noticed]  # kept in memory when the snapshot could not be written

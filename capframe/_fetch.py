@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from capframe import _args, _sync
-from capframe._children import Parent, pull_children
+from capframe._children import Parent, pull_children, pull_children_scans
 from capframe._client import Client
 from capframe._customers import TABLES, pull_customer_scans, pull_customers
 from capframe._engine import Delivery, connect, deliver, snapshot_of
@@ -37,6 +37,8 @@ __all__ = [
     "afetch_customer_tables",
     "afetch_customers",
     "alookup_customer_ids",
+    "asink_children",
+    "asink_children_tables",
     "asink_customer_tables",
     "asink_customers",
     "fetch_children",
@@ -44,6 +46,8 @@ __all__ = [
     "fetch_customer_tables",
     "fetch_customers",
     "lookup_customer_ids",
+    "sink_children",
+    "sink_children_tables",
     "sink_customer_tables",
     "sink_customers",
 ]
@@ -529,3 +533,118 @@ def fetch_children(
         _children(parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age)
     )
     return deliver(delivery, 2).children
+
+
+_children_scans = functools.partial(pull_children_scans, customers_by_id=_customers_by_id)
+
+
+async def _sink_children(
+    parent: Parent | Sequence[Parent],
+    cache_dir: str | os.PathLike[str],
+    source: str,
+    client: Client | None,
+    association: str,
+    page_size: int | None,
+    sort_order: str,
+    progress: bool | None,
+    max_age: timedelta | float | None,
+) -> Delivery[dict[str, pl.LazyFrame]]:
+    if cache_dir is None:
+        raise InvalidArgumentError(
+            "sink_children fetches into a snapshot: pass cache_dir, a folder (fetch_children returns the tables in memory)"
+        )
+    return await _children_scans(
+        parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age
+    )
+
+
+async def asink_children_tables(
+    parent: Parent | Sequence[Parent],
+    cache_dir: str | os.PathLike[str],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> dict[str, pl.LazyFrame]:
+    """The async twin of :func:`sink_children_tables`."""
+    arguments = (parent, cache_dir, source, client, association, page_size, sort_order, progress, max_age)
+    return deliver(await _sink_children(*arguments), 2)
+
+
+async def asink_children(
+    parent: Parent | Sequence[Parent],
+    cache_dir: str | os.PathLike[str],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.LazyFrame:
+    """The async twin of :func:`sink_children`."""
+    arguments = (parent, cache_dir, source, client, association, page_size, sort_order, progress, max_age)
+    return deliver(await _sink_children(*arguments), 2)["children"]
+
+
+def sink_children_tables(
+    parent: Parent | Sequence[Parent],
+    cache_dir: str | os.PathLike[str],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> dict[str, pl.LazyFrame]:
+    """:func:`fetch_children_tables` for results larger than memory: each parent's walk goes to the
+    snapshot ``cache_dir`` only, and each table comes back as a LazyFrame over its files (table name
+    -> LazyFrame, ``children`` first, then ``parents``), read when collected.
+
+    The LazyFrames hold the walks of the parents asked only, in their order, and ``parents`` one row
+    per parent asked (failed ones too); collected, they equal what ``fetch_children_tables`` gives
+    (checked against the models' rules before this returns). Warnings and errors are those of the
+    fetch: a :class:`FetchError`'s ``.partial`` holds these LazyFrames. A later pull into the same
+    folder that fetches some of these walks again may replace the files: collect, or
+    ``sink_parquet``, first.
+
+    >>> import capframe, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> tables = capframe.sink_children_tables([("mobile", "917799889933")], folder, client=capframe.Client.sandbox())
+    >>> tables["parents"].select("parent_number", "found", "no_of_children").collect().rows()
+    [(1, True, 2)]
+    """
+    arguments = (parent, cache_dir, source, client, association, page_size, sort_order, progress, max_age)
+    return deliver(_sync.run(_sink_children(*arguments)), 2)
+
+
+def sink_children(
+    parent: Parent | Sequence[Parent],
+    cache_dir: str | os.PathLike[str],
+    *,
+    source: str = "INSTORE",
+    client: Client | None = None,
+    association: str = "parentCustomer",
+    page_size: int | None = None,
+    sort_order: str = "DESC",
+    progress: bool | None = None,
+    max_age: timedelta | float | None = None,
+) -> pl.LazyFrame:
+    """:func:`fetch_children` for results larger than memory: the walks go to the snapshot
+    ``cache_dir`` only, and the children table comes back as a LazyFrame over its files (see
+    :func:`sink_children_tables`). Stream it on with ``.sink_parquet(...)``, or filter and collect.
+
+    >>> import capframe, tempfile
+    >>> frame = capframe.sink_children(("mobile", "917799889933"), tempfile.mkdtemp(), client=capframe.Client.sandbox())
+    >>> frame.select("first_name", "role_code").collect().rows()
+    [('Lalit', 'Manager'), ('tom', 'Senior_Manager')]
+    """
+    arguments = (parent, cache_dir, source, client, association, page_size, sort_order, progress, max_age)
+    return deliver(_sync.run(_sink_children(*arguments)), 2)["children"]

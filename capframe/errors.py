@@ -100,8 +100,8 @@ class FetchError(_HTTPError):
     """A batch still failed after every retry.
 
     ``ids`` are the customer ids of the failed batch (or batches); ``partial`` holds the tables
-    fetched before the failure, so nothing already paid for is lost (from ``sink_customer_tables``:
-    its LazyFrames, failed ids as rows).
+    fetched before the failure, so nothing already paid for is lost (from a sink, such as
+    ``sink_customer_tables``: its LazyFrames, failed ids or parents as rows).
     """
 
     def __init__(

@@ -129,6 +129,7 @@ def test_the_public_surface_is_pinned() -> None:
         "lookup_customer_ids", "scan_children",
         "scan_customers", "schemas", "tidy_customers",
         "asink_customer_tables", "asink_customers", "sink_customer_tables", "sink_customers",
+        "asink_children", "asink_children_tables", "sink_children", "sink_children_tables",
     }  # fmt: skip
     for name in capframe.__all__:
         assert hasattr(capframe, name), name

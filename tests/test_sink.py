@@ -149,3 +149,28 @@ def test_lazy_tables_whose_files_a_later_pull_replaced_are_an_error_that_says_wh
     capframe.Snapshot(tmp_path).prune(older_than=0)
     with pytest.raises(capframe.SnapshotError, match="or a prune removed it"):
         tables["customers"].collect()
+
+
+def test_handing_freed_memory_back_is_skipped_where_malloc_trim_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a fetch into a snapshot, glibc's free pages go back to the system; elsewhere (musl,
+    macOS, Windows) nothing is called and nothing fails."""
+    import ctypes
+
+    from capframe import _engine
+
+    trimmed: list[int] = []
+
+    class Glibc:
+        def malloc_trim(self, pad: int) -> None:
+            trimmed.append(pad)
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Glibc())
+    monkeypatch.setattr(_engine.sys, "platform", "linux")
+    _engine._give_back_freed_memory()
+    assert trimmed == [0]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # a libc without it
+    _engine._give_back_freed_memory()
+    monkeypatch.setattr(_engine.sys, "platform", "darwin")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Glibc())
+    _engine._give_back_freed_memory()
+    assert trimmed == [0]
