@@ -42,6 +42,7 @@ __all__ = [
     "answer",
     "combine",
     "in_order",
+    "no_customer_last",
     "read_group",
     "synthetic_entities",
     "tidy_answers",
@@ -276,6 +277,18 @@ def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) ->
     }
     gathered = pl.collect_all(tables[name].lazy().select(pl.all().gather(order)) for name, order in moved.items())
     return {**tables, **dict(zip(moved, gathered, strict=True))}
+
+
+def no_customer_last(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Every table's rows tied to no customer (request-level errors, unknown page-level keys) moved
+    last, the others' order kept: chunks each in :func:`in_order`, stacked, are then in order as one."""
+    moved = {}
+    for name, frame in tables.items():
+        nulls = frame["customer_id"].null_count()
+        if nulls and frame["customer_id"].tail(nulls).null_count() < nulls:
+            tied = pl.col("customer_id").is_not_null()
+            moved[name] = pl.concat([frame.filter(tied), frame.filter(~tied)])
+    return {**tables, **moved}
 
 
 def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:

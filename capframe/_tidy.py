@@ -468,15 +468,19 @@ def customer_table(entities: pl.LazyFrame) -> pl.LazyFrame:
 
 def child_table(entities: pl.LazyFrame) -> pl.LazyFrame:
     """One row per child customer of a parent."""
-    return entities.pipe(_with_first_profile).pipe(_as_text, "parentCustomer").select(
-        "parent_type",
-        "parent_value",
-        "customer_id",
-        *_profile_columns(),
-        pl.col("roleCode").alias("role_code"),
-        pl.col("createdDate").pipe(utc).alias("created_date"),
-        pl.col("noOfChildren").alias("no_of_children"),
-        pl.col("defaultChild").alias("default_child"),
-        pl.col(_FIRST).struct.field("autoUpdateTime").pipe(utc).alias("auto_update_time"),
-        pl.col("parentCustomer").alias("parent_customer"),
+    return (
+        entities.pipe(_with_first_profile)
+        .pipe(_as_text, "parentCustomer")
+        .select(
+            "parent_type",
+            "parent_value",
+            "customer_id",
+            *_profile_columns(),
+            pl.col("roleCode").alias("role_code"),
+            pl.col("createdDate").pipe(utc).alias("created_date"),
+            pl.col("noOfChildren").alias("no_of_children"),
+            pl.col("defaultChild").alias("default_child"),
+            pl.col(_FIRST).struct.field("autoUpdateTime").pipe(utc).alias("auto_update_time"),
+            pl.col("parentCustomer").alias("parent_customer"),
+        )
     )
