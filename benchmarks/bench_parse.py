@@ -429,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
     steps = phases(pages, args.repeat)
     print(
         f"where tidy_customers' time goes: its steps one after the other on one thread, best of {args.repeat} each "
-        f"(tidy_customers itself reads and tidies pages in even reads of up to about 8 MB on {pl.thread_pool_size()} thread(s)):"
+        f"(tidy_customers itself reads and tidies pages in even reads of up to about {_customers._READ_BYTES >> 20} MB on {pl.thread_pool_size()} thread(s)):"
     )
     total = sum(step for _, step in steps[:4])
     print(

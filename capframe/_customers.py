@@ -162,7 +162,7 @@ def _bundle(
 def tidy_customers(pages: Iterable[bytes]) -> CustomerTables:
     """Raw Get Customers Bulk response bodies (saved earlier) -> the same tables a fetch returns.
 
-    Pages are read together, up to about 8 MB at a time: where a key of JSON kept as text has values of
+    Pages are read together, up to about 16 MB at a time: where a key of JSON kept as text has values of
     different types across those pages, the text takes their common type (a fetch, each response's).
 
     >>> import capframe
@@ -197,7 +197,7 @@ def _tidied_in_page_order(pages: Sequence[bytes]) -> Tidied:
     return tidied
 
 
-_READ_BYTES = 8 << 20  # pages read and tidied together: per-call costs amortised, memory bounded
+_READ_BYTES = 16 << 20  # pages read and tidied together: per-read costs (about 15 ms) amortised, memory bounded
 # The least a read is split down to, to use another thread: a read's fixed costs are about 10 ms, as
 # much as reading 1 MB (on the sandbox's pages).
 _MIN_READ_BYTES = 1 << 20
