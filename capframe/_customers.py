@@ -144,9 +144,10 @@ def _bundle(
     provenance: Provenance | None = None,
     keep: tuple[str, ...] = TABLES,
 ) -> CustomerTables:
-    """Tidied chunks -> one validated bundle, in the order of ``order`` (None: chunks of saved pages, each in
-    page order already); tables not in ``keep`` were emptied as they came (memory): not validated. ``provenance`` gets the count of failed ids (and says, when a table fails its
-    checks, whether it was read from a snapshot)."""
+    """Tidied chunks -> one validated bundle, in the order of ``order`` (None: chunks of saved pages, each
+    in page order already); tables not in ``keep`` were emptied as they came (memory): not validated.
+    ``provenance`` gets the count of failed ids (and says, when a table fails its checks, whether it
+    was read from a snapshot)."""
     if not any(chunk.tables for chunk in chunks):
         return CustomerTables.empty()
     tables = combine(chunks, TABLES, "customers", notices)
@@ -202,7 +203,7 @@ def _tidied_in_page_order(pages: Sequence[bytes]) -> Tidied:
     return tidied
 
 
-_READ_BYTES = 16 << 20  # pages read and tidied together: per-read costs (about 15 ms) amortised, memory bounded
+_READ_BYTES = 16 << 20  # pages read and tidied together: a read's fixed costs (below) amortised, memory bounded
 # The least a read is split down to, to use another thread: a read's fixed costs are about 10 ms, as
 # much as reading 1 MB (on the sandbox's pages).
 _MIN_READ_BYTES = 1 << 20
