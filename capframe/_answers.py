@@ -266,8 +266,11 @@ def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) ->
     every column and then sorting copied each twice); tables already in order are not copied.
     """
     position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
-    keys = pl.concat([frame.select(pl.col("customer_id").cast(pl.Int64)) for frame in tables.values()])
-    positions = keys.join(position, on="customer_id", how="left", maintain_order="left")["_position"]
+    positions = (
+        pl.concat([frame.select(pl.col("customer_id").cast(pl.Int64)) for frame in tables.values()])
+        .join(position, on="customer_id", how="left", maintain_order="left")
+        .get_column("_position")
+    )
     ends = itertools.accumulate(frame.height for frame in tables.values())
     at = {name: positions[end - frame.height : end] for (name, frame), end in zip(tables.items(), ends, strict=True)}
     moved = [name for name, rows in at.items() if not rows.is_sorted(nulls_last=True)]
