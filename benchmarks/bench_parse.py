@@ -63,6 +63,7 @@ from _report import add_write_flag, report
 
 import capframe
 from capframe import _customers, _wire
+from capframe._answers import in_order
 from capframe._prototype import _chunks
 
 # -- (b) pandas, written the way an analyst would ---------------------------------------------------
@@ -276,7 +277,7 @@ def phases(pages: list[bytes], repeat: int) -> list[tuple[str, float]]:
     """tidy_customers' steps one after the other on one thread, best of ``repeat`` each: where its time goes.
 
     The same calls tidy_customers makes per read of pages (capframe._customers), and the check of the
-    result against the models' rules; the ordering and concatenation of reads are not timed apart.
+    result against the models' rules; the concatenation of reads is not timed apart.
     """
     reads = _customers._reads(pages)
     capframe.tidy_customers(pages)  # the prototype learns these pages' open-ended fields
@@ -288,12 +289,14 @@ def phases(pages: list[bytes], repeat: int) -> list[tuple[str, float]]:
     ]
     read_json, _ = best_of(lambda: [pl.read_json(array, infer_schema_length=1) for array in arrays], repeat)
     read, answers = best_of(lambda: [_customers.read_customers(pages_read) for pages_read in reads], repeat)
-    tidy, _ = best_of(lambda: [_customers.tidy_customer_answers([answer]) for answer in answers], repeat)
+    tidy, tidied = best_of(lambda: [_customers.tidy_customer_answers([answer]) for answer in answers], repeat)
+    order, _ = best_of(lambda: [in_order(t.tables, t.tables["customers"]["customer_id"]) for t in tidied], repeat)
     tables = capframe.tidy_customers(pages)
     check, _ = best_of(tables.checked, repeat)
     return [
         ("read: the wire read (capframe._wire), per read of pages", read),
         ("tidy: eight tables from the entities", tidy),
+        ("order: each read's tables in page order (capframe._answers.in_order)", order),
         ("check: the models' rules (capframe._contract), eight tables", check),
         ("(of the read) pl.read_json alone, with the learnt prototype", read_json),
     ]
@@ -426,15 +429,15 @@ def run(args: argparse.Namespace) -> int:
     steps = phases(pages, args.repeat)
     print(
         f"where tidy_customers' time goes: its steps one after the other on one thread, best of {args.repeat} each "
-        f"(tidy_customers itself reads and tidies pages in even reads of up to about 8 MB on {pl.thread_pool_size()} thread(s)):"
+        f"(tidy_customers itself reads and tidies pages in even reads of up to about {_customers._READ_BYTES >> 20} MB on {pl.thread_pool_size()} thread(s)):"
     )
-    total = sum(step for _, step in steps[:3])
+    total = sum(step for _, step in steps[:4])
     print(
         fmt_table(
             ["step", "seconds", "x floor", "share"],
             [
                 (name, f"{step:.3f}", f"{step / floor:.2f}", f"{step / total:.0%}")
-                for name, step in [*steps[:3], ("sum of the three", total), steps[3]]
+                for name, step in [*steps[:4], ("sum of the four", total), steps[4]]
             ],
         )
     )

@@ -25,6 +25,7 @@ The guarantee of a read at arrival is kept: a request is answered only by a body
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ __all__ = [
     "answer",
     "combine",
     "in_order",
+    "no_customer_last",
     "read_group",
     "synthetic_entities",
     "tidy_answers",
@@ -259,23 +261,39 @@ def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) ->
     """Every table's rows grouped by customer, in the order of ``ids`` (stable within a customer;
     rows tied to no customer last): the same answers give the same tables however they were requested.
 
-    Only the key is joined, so rows are copied once, by a gather (joining every column and then
-    sorting copied each twice); tables already in order (saved pages tidied in page order) are not
-    copied. Each step is one polars call over every table, run on all cores.
+    Only the keys are joined, every table's at once (a join's fixed costs, a hash table of the ids each,
+    were most of the cost of ordering a read's tables), so rows are copied once, by a gather (joining
+    every column and then sorting copied each twice); tables already in order are not copied.
     """
-    position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position").lazy()
-    orders = pl.collect_all(
-        frame.lazy()
-        .select("customer_id")
+    position = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.Int64}).with_row_index("_position")
+    positions = (
+        pl.concat([frame.select(pl.col("customer_id").cast(pl.Int64)) for frame in tables.values()])
         .join(position, on="customer_id", how="left", maintain_order="left")
-        .select(pl.arg_sort_by("_position", maintain_order=True, nulls_last=True).alias("_order"))
-        for frame in tables.values()
+        .get_column("_position")
     )
-    moved = {
-        name: order["_order"] for (name, order) in zip(tables, orders, strict=True) if not order["_order"].is_sorted()
-    }
-    gathered = pl.collect_all(tables[name].lazy().select(pl.all().gather(order)) for name, order in moved.items())
+    ends = itertools.accumulate(frame.height for frame in tables.values())
+    at = {name: positions[end - frame.height : end] for (name, frame), end in zip(tables.items(), ends, strict=True)}
+    moved = [name for name, rows in at.items() if not rows.is_sorted(nulls_last=True)]
+    orders = [
+        at[name].to_frame().select(pl.arg_sort_by("_position", maintain_order=True, nulls_last=True)).to_series()
+        for name in moved
+    ]
+    gathered = pl.collect_all(
+        tables[name].lazy().select(pl.all().gather(order)) for name, order in zip(moved, orders, strict=True)
+    )
     return {**tables, **dict(zip(moved, gathered, strict=True))}
+
+
+def no_customer_last(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Every table's rows tied to no customer (request-level errors, unknown page-level keys) moved
+    last, the others' order kept: chunks each in :func:`in_order`, stacked, are then in order as one."""
+    moved = {}
+    for name, frame in tables.items():
+        nulls = frame["customer_id"].null_count()
+        if nulls and frame["customer_id"].tail(nulls).null_count() < nulls:
+            tied = pl.col("customer_id").is_not_null()
+            moved[name] = pl.concat([frame.filter(tied), frame.filter(~tied)])
+    return {**tables, **moved}
 
 
 def _first_answers(frame: pl.DataFrame, main: pl.DataFrame, key: list[str]) -> pl.DataFrame:

@@ -152,6 +152,37 @@ def test_a_customer_in_two_saved_pages_keeps_the_first_pages_answer(monkeypatch:
     assert tables.identifiers.select("customer_id", "value").rows() == [(7, "911")]
 
 
+@pytest.mark.parametrize("second", [[9, 3], [9, 4]])  # a customer in two pages, or none
+def test_saved_pages_ordered_read_by_read_give_the_tables_ordered_as_one(
+    monkeypatch: pytest.MonkeyPatch, second: list[int]
+) -> None:
+    """Each read's tables are put in page order by the thread that tidied them, and stacked (rows tied
+    to no customer moved last): the same tables as ordering the whole stack at once, the way before."""
+    from capframe import _answers, _customers
+
+    monkeypatch.setattr(_customers, "_READ_BYTES", 1)  # one page a read
+
+    def page(ids: list[int], warning: str) -> bytes:
+        def profile(i: int) -> dict[str, object]:
+            identifier = {"type": "mobile", "value": f"9{i}"}
+            extra = {"type": "email", "value": f"{i}@x"}
+            return {"identifiers": [identifier], "identifiersAll": [identifier, extra], "fields": {"b": "1", "a": "2"}}
+
+        errors = [{"code": 8015, "message": "an item's error"}]
+        items = [{"entity": {"id": i, "profiles": [profile(i), profile(i + 100)]}, "errors": errors} for i in ids]
+        return json.dumps({"data": items, "warnings": [warning], "errors": [{"code": 1, "message": warning}]}).encode()
+
+    pages = [page([5, 3], "first"), page(second, "second"), page([1], "third")]
+    tables = capframe.tidy_customers(pages).tables()
+    chunks = [_customers.tidy_customer_answers([_customers.read_customers([body])]) for body in pages]
+    stacked = _answers.combine(chunks, _customers.TABLES, "customers", [])
+    expected = _answers.in_order(stacked, stacked["customers"]["customer_id"])
+    assert tables["customers"]["customer_id"].to_list() == list(dict.fromkeys([5, 3, *second, 1]))
+    assert tables["errors"]["customer_id"].to_list()[-6:] == [None] * 6
+    for name in _customers.TABLES:
+        assert tables[name].equals(expected[name]), name
+
+
 @pytest.mark.parametrize(
     ("sizes", "cpus", "reads"),
     [

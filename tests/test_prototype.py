@@ -362,3 +362,26 @@ def test_bodies_that_are_no_json_alone_are_refused_though_together_they_make_one
     its_end = b'{"},"errors":[],"success":true}]}'
     with pytest.raises(capframe.InvalidArgumentError, match="page 0"):
         capframe.tidy_customers([two_objects, cut_in_a_string, its_end])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "warnings"),
+    [
+        (pl.List(pl.String), [["a warning", None], None, []]),
+        (pl.List(pl.Null), [[None], None, []]),
+        (pl.List(pl.Struct({"code": pl.Int64})), [[{"code": 5}, None], None, []]),
+    ],
+)
+def test_request_level_warnings_are_text_as_python_writes_them(dtype: pl.DataType, warnings: list[Any]) -> None:
+    """Warnings read as text or nulls are taken as read (no Python per page); others are written by
+    Python: either way, each warning as compact_json writes it, and a missing list empty."""
+    frame = pl.DataFrame(
+        {"errors": [[], None, []], "warnings": warnings},
+        schema={"errors": _wire.CUSTOMERS_PAGE["errors"], "warnings": dtype},
+    )
+    written = [
+        [w if w is None or isinstance(w, str) else _wire.compact_json(w) for w in page or ()]
+        for page in frame["warnings"].to_list()
+    ]
+    expected = frame.select("errors", pl.Series("warnings", written, dtype=pl.List(pl.String)))
+    assert_frame_equal(_wire._request_level(frame), expected)
