@@ -18,6 +18,7 @@ from capframe.sandbox import Sandbox, SandboxServer, serve
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 _SCRATCH = pytest.StashKey[str]()
 _SET_REPORT_DIR = pytest.StashKey[bool]()
+_SCRATCH_INPUT = "capframe_scratch"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,13 +26,25 @@ def pytest_configure(config: pytest.Config) -> None:
     - the report notebook, run by nbmake where it lies, keeps its snapshot and output in the folder
       ``CAPFRAME_REPORT_DIR`` names (a snapshot left in ``notebooks/`` would be read by the next
       manual run of the report);
-    - hypothesis keeps its files (example database, caches) there instead of ``.hypothesis/``."""
-    config.stash[_SCRATCH] = scratch = tempfile.mkdtemp(prefix="capframe-tests-")
+    - hypothesis keeps its files (example database, caches) there instead of ``.hypothesis/``.
+    The xdist workers share the controller's folder: hypothesis parses every local module for the
+    constants it draws, and caches them there, so one worker parses them for all."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[_SCRATCH] = scratch = tempfile.mkdtemp(prefix="capframe-tests-")
+    else:
+        scratch = workerinput[_SCRATCH_INPUT]
     set_hypothesis_home_dir(os.path.join(scratch, "hypothesis"))
     if "CAPFRAME_REPORT_DIR" not in os.environ:
         os.environ["CAPFRAME_REPORT_DIR"] = os.path.join(scratch, "report")
         os.mkdir(os.environ["CAPFRAME_REPORT_DIR"])
         config.stash[_SET_REPORT_DIR] = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Each xdist worker is handed the controller's temporary folder (``pytest_configure``)."""
+    node.workerinput[_SCRATCH_INPUT] = node.config.stash[_SCRATCH]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
