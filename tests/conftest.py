@@ -17,7 +17,8 @@ from capframe.sandbox import Sandbox, SandboxServer, serve
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 _SCRATCH = pytest.StashKey[str]()
-_SET_REPORT_DIR = pytest.StashKey[bool]()
+_SET_VARIABLES = pytest.StashKey[list[str]]()  # environment variables pytest_configure set
+_SCRATCH_INPUT = "capframe_scratch"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,13 +26,33 @@ def pytest_configure(config: pytest.Config) -> None:
     - the report notebook, run by nbmake where it lies, keeps its snapshot and output in the folder
       ``CAPFRAME_REPORT_DIR`` names (a snapshot left in ``notebooks/`` would be read by the next
       manual run of the report);
-    - hypothesis keeps its files (example database, caches) there instead of ``.hypothesis/``."""
-    config.stash[_SCRATCH] = scratch = tempfile.mkdtemp(prefix="capframe-tests-")
+    - hypothesis keeps its files (example database, caches) there instead of ``.hypothesis/``.
+    The xdist workers share the controller's folder: hypothesis parses every local module for the
+    constants it draws, and caches them there, so one worker parses them for all.
+
+    Polars runs on one thread in each process the suite starts (unless ``POLARS_MAX_THREADS`` is set):
+    the workers are the suite's parallelism, and a pool of a thread a core in each of them, on 2 cores,
+    spent a fifth of the suite's system time handing work between idle threads (sched_yield, futex)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[_SCRATCH] = scratch = tempfile.mkdtemp(prefix="capframe-tests-")
+    else:
+        scratch = workerinput[_SCRATCH_INPUT]
     set_hypothesis_home_dir(os.path.join(scratch, "hypothesis"))
+    set_here = config.stash[_SET_VARIABLES] = []
     if "CAPFRAME_REPORT_DIR" not in os.environ:
         os.environ["CAPFRAME_REPORT_DIR"] = os.path.join(scratch, "report")
         os.mkdir(os.environ["CAPFRAME_REPORT_DIR"])
-        config.stash[_SET_REPORT_DIR] = True
+        set_here.append("CAPFRAME_REPORT_DIR")
+    if "POLARS_MAX_THREADS" not in os.environ:
+        os.environ["POLARS_MAX_THREADS"] = "1"
+        set_here.append("POLARS_MAX_THREADS")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Each xdist worker is handed the controller's temporary folder (``pytest_configure``)."""
+    node.workerinput[_SCRATCH_INPUT] = node.config.stash[_SCRATCH]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -44,8 +65,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SCRATCH in config.stash:
         shutil.rmtree(config.stash[_SCRATCH], ignore_errors=True)
-    if config.stash.get(_SET_REPORT_DIR, False):
-        del os.environ["CAPFRAME_REPORT_DIR"]
+    for name in config.stash.get(_SET_VARIABLES, []):
+        del os.environ[name]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -35,7 +35,6 @@ _FORKER = textwrap.dedent(
     f"""
     import json, os, signal, sys
     import capframe
-    import capframe.schemas  # pandera, imported once here rather than in every child
     from capframe._snapshot import Snapshot, Store
     from capframe.sandbox import Sandbox
 
