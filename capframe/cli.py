@@ -125,20 +125,21 @@ def _read_values(source: str, stdin: TextIO, column: str | None) -> list[str]:
     lines = [(number, line.strip()) for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1)]
     lines = [(number, line) for number, line in lines if line and not line.startswith("#")]
     if column is None:
-        values = [line for _, line in lines]
+        numbered = lines
     else:
         names = _cells(lines[0][1], _delimiter(lines[0][1])) if lines else []
         if column not in names:
             raise InvalidArgumentError(
                 f"{source}: its header names the columns {', '.join(names)}: no column {column!r}"
             )
-        cells = [_cells(line, _delimiter(lines[0][1])) for _, line in lines[1:]]
-        values = [row[names.index(column)] if names.index(column) < len(row) else "" for row in cells]
-    if not values:
-        raise InvalidArgumentError(
-            f"{'stdin' if source == '-' else source} holds no identifier values: give one a line"
-        )
-    return values
+        at = names.index(column)
+        cells = [(number, _cells(line, _delimiter(lines[0][1]))) for number, line in lines[1:]]
+        numbered = [(number, row[at] if at < len(row) else "") for number, row in cells]
+    where = "stdin" if source == "-" else source
+    if not numbered:
+        raise InvalidArgumentError(f"{where} holds no identifier values: give one a line")
+    # The library's rule, checked here so that a bad value is named by its line (never shown: personal data).
+    return [_args.identifier_value(value, f"{where}: line {number}") for number, value in numbered]
 
 
 def _delimiter(header: str) -> str:

@@ -556,3 +556,24 @@ def test_account_id_looks_identifiers_up_in_a_multi_account_source(
     assert "capframe: error: --account-id goes with --identifier" in capsys.readouterr().err
     assert main([*argv, "--account-id", " "]) == 2
     assert "None" not in capsys.readouterr().err  # no Python value in a command line's remedy
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "said"),
+    [
+        ("name,mobile\nA,912726093529\nB,\n", "mobile", "3 is empty"),
+        ("912726093529\n# a comment\n" + "9" * 600 + "\n", None, "3 is 600 characters long"),
+    ],
+)
+def test_a_bad_identifier_value_is_named_by_its_line_and_not_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, column: str | None, said: str
+) -> None:
+    """As a bad customer id is: the library named it "value #2", a position the analyst had to map
+    back to the file by hand (comments and the header make it another number)."""
+    values = tmp_path / "values.txt"
+    values.write_text(text)
+    argv = ["customers", "--sandbox", "--ids", str(values), "--identifier", "mobile", "--no-progress"]
+    assert main([*argv, *(["--column", column] if column else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"capframe: error: {values}: line {said}" in err
+    assert "9" * 20 not in err
