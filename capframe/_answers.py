@@ -43,6 +43,7 @@ __all__ = [
     "answer",
     "combine",
     "in_order",
+    "in_order_lazily",
     "no_customer_last",
     "read_group",
     "synthetic_entities",
@@ -282,6 +283,19 @@ def in_order(tables: dict[str, pl.DataFrame], ids: Sequence[int] | pl.Series) ->
         tables[name].lazy().select(pl.all().gather(order)) for name, order in zip(moved, orders, strict=True)
     )
     return {**tables, **dict(zip(moved, gathered, strict=True))}
+
+
+def in_order_lazily(tables: dict[str, pl.LazyFrame], ids: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`in_order`, for LazyFrames (a sink's tables, read when collected): rows grouped by
+    customer in the order of ``ids`` (a frame of distinct ``customer_id``; stable within a customer,
+    rows tied to no customer last)."""
+    position = ids.select(pl.col("customer_id").cast(pl.Int64)).with_row_index("_position")
+    return {
+        name: frame.join(position, on="customer_id", how="left", maintain_order="left")
+        .sort("_position", maintain_order=True, nulls_last=True)
+        .drop("_position")
+        for name, frame in tables.items()
+    }
 
 
 def no_customer_last(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

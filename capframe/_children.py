@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from capframe import _args, _tidy, _wire
-from capframe._answers import Answer, Tidied, answer, combine, tidy_answers
+from capframe._answers import Answer, Tidied, answer, combine, in_order_lazily, tidy_answers
 from capframe._classify import server_text
 from capframe._client import Client
 from capframe._endpoints import Spec, Words, model_rules, model_schemas, register
@@ -44,7 +44,6 @@ from capframe._engine import (
     Unit,
     check_streaming,
     connect,
-    in_order_lazily,
     pull,
     scan,
     snapshot_of,

@@ -79,7 +79,6 @@ __all__ = [
     "connect",
     "deliver",
     "group_numbers",
-    "in_order_lazily",
     "in_progress_limit",
     "pull",
     "scan",
@@ -696,18 +695,6 @@ def check_streaming(tables: dict[str, pl.LazyFrame], contracts: Mapping[str, Con
     for name, frame in tables.items():
         if not holds({name: frame}, contracts, streaming=True):
             raise failed_checks(f"the {name} table", read=read)
-
-
-def in_order_lazily(tables: dict[str, pl.LazyFrame], ids: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
-    """:func:`capframe._answers.in_order`, for LazyFrames: rows grouped by customer in the order of
-    ``ids`` (a frame of distinct ``customer_id``; stable within a customer, rows tied to no customer last)."""
-    position = ids.select(pl.col("customer_id").cast(pl.Int64)).with_row_index("_position")
-    return {
-        name: frame.join(position, on="customer_id", how="left", maintain_order="left")
-        .sort("_position", maintain_order=True, nulls_last=True)
-        .drop("_position")
-        for name, frame in tables.items()
-    }
 
 
 def _give_back_freed_memory() -> None:
