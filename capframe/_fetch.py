@@ -337,6 +337,15 @@ def lookup_customer_ids(
     )
 
 
+def _sink_folder(cache_dir: object, endpoint: str) -> None:
+    """A sink's tables live in the snapshot: without a folder there is nowhere to put them."""
+    if cache_dir is None:
+        raise InvalidArgumentError(
+            f"sink_{endpoint} fetches into a snapshot: pass cache_dir, a folder (fetch_{endpoint} returns the "
+            "tables in memory)"
+        )
+
+
 async def _sink(
     ids: Any,
     source: str,
@@ -352,10 +361,7 @@ async def _sink(
             "sink_customers takes customer ids, not identifiers: look them up first with "
             "lookup_customer_ids(..., cache_dir=...), then pass its customer_id column"
         )
-    if cache_dir is None:
-        raise InvalidArgumentError(
-            "sink_customers fetches into a snapshot: pass cache_dir, a folder (fetch_customers returns the tables in memory)"
-        )
+    _sink_folder(cache_dir, "customers")
     return await pull_customer_scans(given, source, client, batch_size, progress, cache_dir, max_age)
 
 
@@ -549,10 +555,7 @@ async def _sink_children(
     progress: bool | None,
     max_age: timedelta | float | None,
 ) -> Delivery[dict[str, pl.LazyFrame]]:
-    if cache_dir is None:
-        raise InvalidArgumentError(
-            "sink_children fetches into a snapshot: pass cache_dir, a folder (fetch_children returns the tables in memory)"
-        )
+    _sink_folder(cache_dir, "children")
     return await _children_scans(
         parent, source, client, association, page_size, sort_order, progress, cache_dir, max_age
     )
